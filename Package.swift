@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// hyperglass supervisor: a systemd-first process supervisor for web-application workers.
+// No third-party packages: the toolchain, Glibc, our C target and libsystemd.
+let package = Package(
+    name: "hyperglass",
+    products: [
+        .executable(name: "hyperglass", targets: ["Supervisor"]),
+        .executable(name: "hyperglassctl", targets: ["Control"]),
+        .executable(name: "hyperglass-worker", targets: ["Worker"]),
+        .library(name: "WorkerKit", targets: ["WorkerKit"]),
+    ],
+    targets: [
+        // libsystemd's sd-daemon API (sd_notify), from Debian's libsystemd-dev.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // The Linux calls Swift's Glibc module lacks, and the fork/exec path (C only between fork and exec).
+        .target(name: "CHyperglass"),
+        // The pure policy core: config, pool state machine, backoff. No syscalls, no clock.
+        .target(name: "SupervisorCore"),
+        // The control protocol shared by the supervisor and hyperglassctl: JSON lines over a Unix socket.
+        .target(name: "ControlProtocol"),
+        // The worker side of the protocol (inherited sockets, readiness, watchdog, drain), for any Swift server.
+        .target(name: "WorkerKit", dependencies: ["CHyperglass"]),
+        .executableTarget(
+            name: "Supervisor",
+            dependencies: ["SupervisorCore", "ControlProtocol", "CHyperglass", "CSystemd"]
+        ),
+        .executableTarget(name: "Control", dependencies: ["ControlProtocol", "CHyperglass"]),
+        .executableTarget(name: "Worker", dependencies: ["WorkerKit", "CHyperglass"]),
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "ControlProtocol"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

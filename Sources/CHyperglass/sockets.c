@@ -1,0 +1,221 @@
+// Socket set-up the Swift side would otherwise do with sockaddr casts.
+#define _GNU_SOURCE
+#include "chyperglass.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int hg_listen_tcp(const char *host, int port, int backlog, int *fds, int max, int *gai_error) {
+    struct addrinfo hints, *list, *ai;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    *gai_error = getaddrinfo(host, service, &hints, &list);
+    if (*gai_error != 0) {
+        // AI_ADDRCONFIG ignores loopback-only machines; ask again without it.
+        hints.ai_flags = AI_PASSIVE;
+        *gai_error = getaddrinfo(host, service, &hints, &list);
+        if (*gai_error != 0) return -1;
+    }
+    int count = 0;
+    for (ai = list; ai && count < max; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+            int saved = errno;
+            close(fd);
+            for (int i = 0; i < count; i++) close(fds[i]);
+            freeaddrinfo(list);
+            errno = saved;
+            *gai_error = 0;
+            return -1;
+        }
+        fds[count++] = fd;
+    }
+    freeaddrinfo(list);
+    return count;
+}
+
+const char *hg_gai_strerror(int code) { return gai_strerror(code); }
+
+static socklen_t unix_address(const char *path, struct sockaddr_un *addr) {
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    size_t len = strlen(path);
+    if (len >= sizeof addr->sun_path) { errno = ENAMETOOLONG; return 0; }
+    memcpy(addr->sun_path, path, len);
+    if (path[0] == '@') addr->sun_path[0] = '\0';  // the abstract namespace
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '@' ? 0 : 1));
+}
+
+int hg_listen_unix(const char *path, int backlog) {
+    struct sockaddr_un addr;
+    socklen_t len = unix_address(path, &addr);
+    if (len == 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&addr, len) < 0 || listen(fd, backlog) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int hg_connect_unix(const char *path) {
+    struct sockaddr_un addr;
+    socklen_t len = unix_address(path, &addr);
+    if (len == 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int rc;
+    do { rc = connect(fd, (struct sockaddr *)&addr, len); } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int hg_unix_socket_alive(const char *path) {
+    int fd = hg_connect_unix(path);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
+}
+
+int hg_accept(int fd) {
+    int client;
+    do { client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); } while (client < 0 && errno == EINTR);
+    return client;
+}
+
+int hg_sockname(int fd, char *buf, int len) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) return -1;
+    char host[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(buf, (size_t)len, "%s:%d", host, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(buf, (size_t)len, "[%s]:%d", host, ntohs(in6->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        if (sl <= offsetof(struct sockaddr_un, sun_path)) snprintf(buf, (size_t)len, "unix:(unnamed)");
+        else if (un->sun_path[0] == '\0') snprintf(buf, (size_t)len, "unix:@%.*s",
+            (int)(sl - offsetof(struct sockaddr_un, sun_path) - 1), un->sun_path + 1);
+        else snprintf(buf, (size_t)len, "unix:%s", un->sun_path);
+    } else {
+        snprintf(buf, (size_t)len, "family %d", ss.ss_family);
+    }
+    return 0;
+}
+
+int hg_socket_type(int fd) {
+    int type;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return -1;
+    return type;
+}
+
+int hg_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -1;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
+
+int hg_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int hg_set_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+int hg_notify_listen(const char *abstract_name) {
+    struct sockaddr_un addr;
+    char name[108];
+    snprintf(name, sizeof name, "@%s", abstract_name);
+    socklen_t len = unix_address(name, &addr);
+    if (len == 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&addr, len) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid) {
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    union { struct cmsghdr align; char space[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)]; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                          .msg_controllen = sizeof control.space };
+    ssize_t n;
+    do { n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return (errno == EAGAIN) ? 0 : -1;
+    *pid = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cred;
+            memcpy(&cred, CMSG_DATA(c), sizeof cred);
+            *pid = cred.pid;
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            // Workers have no business passing fds (FDSTORE is not supported): close them.
+            int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < count; i++) {
+                int passed;
+                memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+                close(passed);
+            }
+        }
+    }
+    if ((size_t)n > len) n = (ssize_t)len;  // truncated: the caller sees the first len bytes
+    return n == 0 ? 0 : n;
+}
+
+int hg_notify_send(const char *address, const char *message, size_t len) {
+    struct sockaddr_un addr;
+    socklen_t alen = unix_address(address, &addr);
+    if (alen == 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    ssize_t n;
+    do { n = sendto(fd, message, len, MSG_NOSIGNAL, (struct sockaddr *)&addr, alen); } while (n < 0 && errno == EINTR);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n < 0 ? -1 : 0;
+}
