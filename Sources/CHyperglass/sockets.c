@@ -30,6 +30,11 @@ int hg_listen_tcp(const char *host, int port, int backlog, int *fds, int max, in
     }
     int count = 0;
     for (ai = list; ai && count < max; ai = ai->ai_next) {
+        // /etc/hosts may list one address twice ("localhost" on two lines); bind each once.
+        int duplicate = 0;
+        for (struct addrinfo *seen = list; seen != ai; seen = seen->ai_next)
+            if (seen->ai_addrlen == ai->ai_addrlen && memcmp(seen->ai_addr, ai->ai_addr, ai->ai_addrlen) == 0) duplicate = 1;
+        if (duplicate) continue;
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
         if (fd < 0) continue;
         int one = 1;

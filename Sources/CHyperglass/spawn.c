@@ -10,6 +10,9 @@
 
 int hg_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 
+extern char **environ;
+char **hg_environ(void) { return environ; }
+
 pid_t hg_reap_any(int *status) { return waitpid(-1, status, WNOHANG); }
 int hg_wifexited(int status) { return WIFEXITED(status); }
 int hg_wexitstatus(int status) { return WEXITSTATUS(status); }

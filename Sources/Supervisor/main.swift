@@ -1,1 +1,39 @@
-print("todo")
+import CHyperglass
+import Glibc
+import SupervisorCore
+
+// signalfd only sees blocked signals, and every thread must block them: do it before anything else.
+hg_block_signals(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count))
+hg_ignore_sigpipe()
+
+let version = "0.1.0"
+
+func fail(_ message: String, code: Int32) -> Never {
+    var line = Array("hyperglass: \(message)\n".utf8)
+    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    exit(code)
+}
+
+let invocation: Invocation
+do {
+    invocation = try Arguments.parse(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    fail("error: \(error)\n\(Arguments.usage)\nSee 'hyperglass --help'.", code: 2)
+}
+
+switch invocation.subcommand {
+case .help:
+    print(Arguments.help, terminator: "")
+case .version:
+    print("hyperglass \(version)")
+case .checkConfig:
+    do {
+        let loaded = try Configuration.load(invocation, environment: Sys.environmentDictionary())
+        let workers = loaded.settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: loaded.settings.debug)
+        print(Configuration.describe(loaded, resolvedWorkers: workers), terminator: "")
+    } catch {
+        fail("\(error)", code: 78)
+    }
+case .start:
+    exit(Start.run(invocation))
+}

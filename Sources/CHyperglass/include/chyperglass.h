@@ -37,6 +37,8 @@ void hg_timerfd_drain(int fd);
 
 // MARK: processes
 int hg_set_child_subreaper(void);
+/// The process environment (glibc's `environ`), which Swift 6 cannot read as a global safely.
+char **hg_environ(void);
 /// waitpid(-1, WNOHANG): returns the pid (0 when none, -1 when no children); *status gets the raw status.
 pid_t hg_reap_any(int *status);
 int hg_wifexited(int status);

@@ -1,0 +1,132 @@
+import CHyperglass
+import Glibc
+import SupervisorCore
+
+/// The thin shell: one thread, one epoll over the signalfd, the timerfd and the notify socket.
+/// It turns readiness into `Event`s for the pool and the pool's `Action`s into system calls.
+/// When nothing is due it sleeps in epoll_wait with no timeout: zero wake-ups while idle.
+final class EventLoop {
+    private var pool: Pool
+    private let spawner: Spawner
+    private let listeners: [Listener]
+    private let notifier: SystemdNotifier
+    private let notifySocket: WorkerNotifySocket
+    private let log: Log
+    private let epoll: Int32
+    private let signals: Int32
+    private let timer: Int32
+    private var armedDeadline: Instant? = nil
+    private var exitCode: Int32? = nil
+
+    private enum Source: UInt64 { case signal = 1, timer, notify }
+
+    /// The signals the loop handles; they must be blocked before any thread exists.
+    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
+
+    init(pool: Pool, spawner: Spawner, listeners: [Listener], notifier: SystemdNotifier,
+         notifySocket: WorkerNotifySocket, log: Log) throws(SystemError) {
+        self.pool = pool
+        self.spawner = spawner
+        self.listeners = listeners
+        self.notifier = notifier
+        self.notifySocket = notifySocket
+        self.log = log
+        epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
+        signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
+        timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
+        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify)] {
+            try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, source.rawValue) }
+        }
+    }
+
+    /// Runs until the pool says exit; returns the exit code.
+    func run() -> Int32 {
+        dispatch(.started)
+        var events = [hg_event](repeating: hg_event(), count: 16)
+        while exitCode == nil {
+            let n = hg_epoll_wait(epoll, &events, Int32(events.count), -1)
+            if n < 0 {
+                precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
+                continue
+            }
+            for event in events.prefix(Int(n)) {
+                switch Source(rawValue: event.data) {
+                case .signal: readSignals()
+                case .timer:
+                    hg_timerfd_drain(timer)
+                    armedDeadline = nil
+                    dispatch(.deadlineReached)
+                case .notify:
+                    for (pid, message) in notifySocket.receiveAll() { dispatch(.notified(pid: pid, message: message)) }
+                case nil: preconditionFailure("epoll returned an unknown source \(event.data)")
+                }
+                if exitCode != nil { break }
+            }
+        }
+        Listeners.close(listeners)
+        return exitCode ?? 1
+    }
+
+    private func readSignals() {
+        while true {
+            let signo = hg_signalfd_read(signals)
+            if signo <= 0 { return }
+            if signo == SIGCHLD {
+                reapChildren()
+            } else if let signal = Signal(rawValue: signo) {
+                dispatch(.signalReceived(signal))
+            }
+        }
+    }
+
+    /// SIGCHLD coalesces, so one signal may stand for many exits: reap until none is left.
+    private func reapChildren() {
+        while true {
+            var status: Int32 = 0
+            let pid = hg_reap_any(&status)
+            if pid <= 0 { return }
+            let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+            dispatch(.exited(pid: pid, status: exit))
+        }
+    }
+
+    /// Feeds one event to the pool and performs what it asks, including the events spawning produces.
+    private func dispatch(_ event: Event) {
+        var pending = pool.handle(event, at: Sys.now)
+        var index = 0
+        while index < pending.count {
+            if let followUp = perform(pending[index]) { pending += pool.handle(followUp, at: Sys.now) }
+            index += 1
+        }
+        armTimer()
+    }
+
+    private func perform(_ action: Action) -> Event? {
+        switch action {
+        case let .spawn(slot, generation):
+            do {
+                let pid = try spawner.spawn(slot: slot)
+                return .spawned(slot: slot, generation: generation, pid: pid)
+            } catch {
+                return .spawnFailed(slot: slot, generation: generation, reason: error.description)
+            }
+        case let .signal(pid, signal):
+            Sys.signalGroup(pid, signal.rawValue)
+        case let .notifySystemd(assignments):
+            notifier.send(assignments)
+        case let .log(level, message):
+            log(level, message)
+        case let .exit(code):
+            exitCode = code
+        }
+        return nil
+    }
+
+    private func armTimer() {
+        let deadline = pool.nextDeadline
+        guard deadline != armedDeadline else { return }
+        armedDeadline = deadline
+        // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".
+        _ = hg_timerfd_set(timer, deadline.map { max($0.nanoseconds, 1) } ?? 0)
+    }
+}

@@ -1,0 +1,42 @@
+import CHyperglass
+import Glibc
+import SupervisorCore
+
+/// `hyperglass start`: set up sockets and the pool, then hand over to the event loop.
+enum Start {
+    static func run(_ invocation: Invocation) -> Int32 {
+        let environment = Sys.environmentDictionary()
+        let loaded: Configuration.Loaded
+        do {
+            loaded = try Configuration.load(invocation, environment: environment)
+        } catch {
+            fail("\(error)", code: 78)
+        }
+        let settings = loaded.settings
+        let log = Log(verbose: settings.debug)
+        let desired = settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: settings.debug)
+        guard desired <= settings.maxWorkers else {
+            fail("workers: \(desired) (auto) exceed max_workers (\(settings.maxWorkers)); set workers or raise max_workers", code: 78)
+        }
+        do {
+            let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
+            let notifySocket = try WorkerNotifySocket()
+            let notifier = SystemdNotifier()
+            let spawner = Spawner(command: settings.command, listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address,
+                                  inherited: Sys.environment(), configured: settings.environment)
+            // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
+            _ = hg_set_child_subreaper()
+            let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
+            let pool = Pool(desired: desired, policy: policy, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns())
+            let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
+                ? " (from systemd socket activation)" : ""
+            log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
+            let loop = try EventLoop(pool: pool, spawner: spawner, listeners: listeners, notifier: notifier,
+                                     notifySocket: notifySocket, log: log)
+            return loop.run()
+        } catch {
+            log(.error, "\(error)")
+            return 1
+        }
+    }
+}

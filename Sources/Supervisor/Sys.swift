@@ -1,0 +1,86 @@
+import CHyperglass
+import Glibc
+import SupervisorCore
+
+/// A failed system call, with what we were doing, in words an operator can act on.
+struct SystemError: Error, CustomStringConvertible {
+    let operation: String
+    let errno: Int32
+
+    var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}
+
+/// The one door to the kernel for the supervisor: every call that can fail goes through `check`,
+/// which retries EINTR in one place and turns failures into `SystemError`.
+enum Sys {
+    @discardableResult
+    static func check(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(SystemError) -> Int32 {
+        while true {
+            let result = call()
+            if result >= 0 { return result }
+            let error = Glibc.errno
+            if error == EINTR { continue }
+            // A bad descriptor is our bug, not the environment's.
+            precondition(error != EBADF, "\(operation()): bad file descriptor")
+            throw SystemError(operation: operation(), errno: error)
+        }
+    }
+
+    static var now: Instant { Instant(nanoseconds: hg_monotonic_ns()) }
+
+    /// Sends a signal to a worker's process group; a group already gone is not an error.
+    static func signalGroup(_ pid: Int32, _ signal: Int32) {
+        if kill(-pid, signal) < 0 && errno == ESRCH { _ = kill(pid, signal) }
+    }
+
+    static func onlineCPUs() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    static func environment() -> [String] {
+        var result: [String] = []
+        guard var cursor = hg_environ() else { return result }
+        while let entry = cursor.pointee {
+            result.append(String(cString: entry))
+            cursor += 1
+        }
+        return result
+    }
+
+    static func environmentDictionary() -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in environment() {
+            guard let eq = entry.firstIndex(of: "=") else { continue }
+            result[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
+        }
+        return result
+    }
+
+    static func readFile(_ path: String, limit: Int = 1 << 20) throws(SystemError) -> String {
+        let fd = try check("open \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count < limit {
+            let n = try check("read \(path)") { Int32(read(fd, &chunk, chunk.count)) }
+            if n == 0 { break }
+            bytes += chunk[0..<Int(n)]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func isExecutableFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
+    }
+
+    static func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The directory holding this executable, to find the bundled hyperglass-worker beside it.
+    static func executableDirectory() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        return String(path[..<slash])
+    }
+}

@@ -1,0 +1,19 @@
+/// What the shell must do next. Imperative.
+public enum Action: Equatable, Sendable {
+    /// Start a worker in this slot (fork/exec), then report `spawned` or `spawnFailed`.
+    case spawn(slot: Int, generation: Int)
+    /// Send a signal to a worker's whole process group.
+    case signal(pid: Int32, Signal)
+    /// Send these assignments to systemd ("READY=1\nSTATUS=4/4 workers ready"); a no-op outside systemd.
+    case notifySystemd(String)
+    case log(LogLevel, String)
+    /// All workers are gone: close sockets and exit with this code.
+    case exit(code: Int32)
+}
+
+/// Levels map onto syslog priorities so journald can tell them apart.
+public enum LogLevel: Int, Sendable, Comparable {
+    case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue > b.rawValue }
+}

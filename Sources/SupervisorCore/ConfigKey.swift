@@ -1,0 +1,75 @@
+/// Every configuration key: its section, and how its value is parsed into `Settings`.
+/// The same name serves the file (`ready_timeout`), the flag (`--ready-timeout`) and the
+/// environment (`HYPERGLASS_READY_TIMEOUT`).
+public struct ConfigKey: Sendable {
+    public let name: String
+    public let section: String
+    public let repeatable: Bool
+    public let accepts: String
+    let apply: @Sendable (inout Settings, String) throws(ConfigValueError) -> Void
+
+    public var flag: String { "--" + name.replacingUnderscores(with: "-") }
+    public var environmentVariable: String { "HYPERGLASS_" + name.uppercased() }
+
+    public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }
+
+    public static let all: [ConfigKey] = [
+        ConfigKey(name: "workers", section: "supervisor", repeatable: false, accepts: "'auto' or a number from 1 to max_workers") {
+            s, v throws(ConfigValueError) in
+            if v == "auto" { s.workers = .auto } else { s.workers = .fixed(try ValueParser.integer(v, in: 1...1_000_000)) }
+        },
+        ConfigKey(name: "max_workers", section: "supervisor", repeatable: false, accepts: "a number from 1 to 1024") {
+            s, v throws(ConfigValueError) in s.maxWorkers = try ValueParser.integer(v, in: 1...1024)
+        },
+        ConfigKey(name: "bind", section: "supervisor", repeatable: true, accepts: "HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH") {
+            s, v throws(ConfigValueError) in s.bind.append(try ValueParser.bindAddress(v))
+        },
+        ConfigKey(name: "graceful_timeout", section: "supervisor", repeatable: false, accepts: "a duration such as 30s, 500ms or 2m") {
+            s, v throws(ConfigValueError) in s.gracefulTimeout = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "control_socket", section: "supervisor", repeatable: false, accepts: "an absolute path") {
+            s, v throws(ConfigValueError) in s.controlSocket = try ValueParser.absolutePath(v)
+        },
+        ConfigKey(name: "control_group", section: "supervisor", repeatable: false, accepts: "a group name") {
+            s, v throws(ConfigValueError) in s.controlGroup = try ValueParser.word(v)
+        },
+        ConfigKey(name: "debug", section: "supervisor", repeatable: false, accepts: "true or false") {
+            s, v throws(ConfigValueError) in s.debug = try ValueParser.boolean(v)
+        },
+        ConfigKey(name: "crash_loop", section: "supervisor", repeatable: false, accepts: "keep-trying or exit") {
+            s, v throws(ConfigValueError) in s.crashLoop = try ValueParser.choice(v, CrashLoopPolicy.self)
+        },
+        ConfigKey(name: "command", section: "worker", repeatable: false, accepts: "a command line, quoted like a shell's") {
+            s, v throws(ConfigValueError) in s.command = try ValueParser.commandLine(v)
+        },
+        ConfigKey(name: "environment", section: "worker", repeatable: true, accepts: "KEY=VALUE") {
+            s, v throws(ConfigValueError) in s.environment.append(try ValueParser.environmentEntry(v))
+        },
+        ConfigKey(name: "readiness", section: "worker", repeatable: false, accepts: "exec or notify") {
+            s, v throws(ConfigValueError) in s.readiness = try ValueParser.choice(v, Readiness.self)
+        },
+        ConfigKey(name: "ready_timeout", section: "worker", repeatable: false, accepts: "a duration such as 60s") {
+            s, v throws(ConfigValueError) in s.readyTimeout = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "backoff_initial", section: "restart", repeatable: false, accepts: "a duration such as 1s") {
+            s, v throws(ConfigValueError) in s.backoff.initial = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "backoff_max", section: "restart", repeatable: false, accepts: "a duration such as 30s") {
+            s, v throws(ConfigValueError) in s.backoff.maximum = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "backoff_reset", section: "restart", repeatable: false, accepts: "a duration such as 60s") {
+            s, v throws(ConfigValueError) in s.backoff.reset = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "crash_loop_threshold", section: "restart", repeatable: false, accepts: "a number from 1 to 1000") {
+            s, v throws(ConfigValueError) in s.crashLoopThreshold = try ValueParser.integer(v, in: 1...1000)
+        },
+    ]
+
+    public static let sections = ["supervisor", "worker", "restart"]
+}
+
+extension String {
+    func replacingUnderscores(with replacement: Character) -> String {
+        String(map { $0 == "_" ? replacement : $0 })
+    }
+}

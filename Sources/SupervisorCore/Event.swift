@@ -1,0 +1,49 @@
+/// Something that happened, as the shell observed it. Past tense.
+public enum Event: Equatable, Sendable {
+    /// The supervisor has its sockets and starts the pool.
+    case started
+    /// A `spawn` action succeeded: exec ran.
+    case spawned(slot: Int, generation: Int, pid: Int32)
+    /// A `spawn` action failed before exec (fork failed, command missing...).
+    case spawnFailed(slot: Int, generation: Int, reason: String)
+    /// waitpid reported a child's end.
+    case exited(pid: Int32, status: ExitStatus)
+    /// A datagram on the workers' NOTIFY_SOCKET, attributed by SCM_CREDENTIALS.
+    case notified(pid: Int32, message: NotifyMessage)
+    /// The deadline the core asked for (`nextDeadline`) has passed.
+    case deadlineReached
+    case signalReceived(Signal)
+    /// An operator asked for a different number of workers (control socket, TTIN/TTOU).
+    case desiredCountChanged(Int)
+}
+
+/// A parsed sd_notify datagram: newline-separated KEY=VALUE assignments.
+public struct NotifyMessage: Equatable, Sendable {
+    public var ready = false
+    public var stopping = false
+    public var watchdog = false
+    public var status: String? = nil
+
+    public init(ready: Bool = false, stopping: Bool = false, watchdog: Bool = false, status: String? = nil) {
+        self.ready = ready
+        self.stopping = stopping
+        self.watchdog = watchdog
+        self.status = status
+    }
+
+    /// Unknown assignments are ignored, as systemd does.
+    public init(parsing text: String) {
+        for line in text.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let key = line[..<eq]
+            let value = line[line.index(after: eq)...]
+            switch key {
+            case "READY": ready = ready || value == "1"
+            case "STOPPING": stopping = stopping || value == "1"
+            case "WATCHDOG": watchdog = watchdog || value == "1"
+            case "STATUS": status = String(value.prefix(200))
+            default: break
+            }
+        }
+    }
+}

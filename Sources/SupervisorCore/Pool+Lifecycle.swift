@@ -1,0 +1,108 @@
+/// Exits, restarts, scaling and the stop sequence.
+extension Pool {
+    mutating func workerExited(pid: Int32, status: ExitStatus, at now: Instant) -> [Action] {
+        guard let worker = workers.removeValue(forKey: pid) else {
+            return [.log(.debug, "reaped pid \(pid) (\(status)), not a worker")]
+        }
+        // Whatever the worker left behind in its process group goes with it.
+        var actions: [Action] = [.signal(pid: pid, .kill)]
+        let current = slots.indices.contains(worker.slot) && slots[worker.slot].pid == pid
+        if current { slots[worker.slot].pid = nil; slots[worker.slot].lastExit = status }
+
+        if worker.killAt != nil, worker.killReason == nil {
+            actions.append(.log(.info, "worker \(worker.slot) (pid \(pid)) stopped: \(status)"))
+        } else if case .stopping = phase {
+            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited while draining: \(status)"))
+        } else if current {
+            let when = worker.readyAt == nil ? "before ready" : "after \((now - worker.startedAt).spoken)"
+            let reason = worker.killReason ?? "\(status)"
+            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason) \(when)"))
+            if let readyAt = worker.readyAt, now - readyAt >= policy.backoff.reset { slots[worker.slot].failures = 0 }
+            actions += slotFailed(worker.slot, reason: worker.readyAt == nil ? "\(reason) before ready" : reason, at: now)
+        }
+        if case .stopping(let code) = phase, workers.isEmpty {
+            phase = .exited
+            actions.append(.log(.notice, "all workers stopped; exiting with status \(code)"))
+            actions.append(.exit(code: code))
+        }
+        return actions
+    }
+
+    /// Counts a failure against the slot and restarts it after the backoff, or gives up per `crash_loop`.
+    mutating func slotFailed(_ slot: Int, reason: String, at now: Instant) -> [Action] {
+        slots[slot].failures += 1
+        slots[slot].lastFailure = reason
+        let failures = slots[slot].failures
+        var actions: [Action] = []
+        if failures >= policy.crashLoopThreshold {
+            if policy.crashLoop == .exit {
+                actions.append(.log(.error, "worker \(slot) failed \(failures) times in a row (last: \(reason)); crash_loop = exit, so the supervisor stops and leaves the restart to systemd"))
+                return actions + beginStop(exitCode: 1, reason: "crash loop in worker \(slot)", at: now)
+            }
+            if failures == policy.crashLoopThreshold {
+                actions.append(.log(.error, "crash loop: worker \(slot) failed \(failures) times in a row (last: \(reason)); retrying with backoff up to \(policy.backoff.maximum.spoken)"))
+            }
+        }
+        let delay = policy.backoff.delay(afterFailures: failures, unit: random.nextUnit())
+        slots[slot].restarts += 1
+        if delay == .zero {
+            actions.append(.spawn(slot: slot, generation: slots[slot].generation + 1))
+        } else {
+            slots[slot].restartAt = now + delay
+            actions.append(.log(.notice, "restarting worker \(slot) in \(delay.spoken)"))
+        }
+        return actions
+    }
+
+    mutating func scale(to count: Int, at now: Instant) -> [Action] {
+        if case .stopping = phase { return [.log(.warning, "not scaling to \(count): the supervisor is stopping")] }
+        guard count != desired, count >= 1, count <= policy.maxWorkers else { return [] }
+        var actions: [Action] = [.log(.notice, "scaling \(desired) → \(count)")]
+        scalingFrom = desired
+        allReadyLogged = false
+        if count > desired {
+            for id in desired..<count {
+                slots.append(Slot(id: id))
+                actions.append(.spawn(slot: id, generation: 1))
+            }
+        } else {
+            for slot in slots[count...].reversed() {
+                if let pid = slot.pid { actions += stop(pid, at: now) }
+            }
+            slots.removeSubrange(count...)
+        }
+        return actions
+    }
+
+    /// Asks one worker to stop gracefully: SIGTERM now, SIGKILL after the graceful timeout.
+    mutating func stop(_ pid: Int32, at now: Instant) -> [Action] {
+        guard var worker = workers[pid], worker.killAt == nil, !worker.killed else { return [] }
+        worker.killAt = now + policy.gracefulTimeout
+        workers[pid] = worker
+        return [.signal(pid: pid, .terminate)]
+    }
+
+    mutating func beginStop(exitCode: Int32, reason: String, at now: Instant) -> [Action] {
+        phase = .stopping(exitCode: exitCode)
+        for index in slots.indices { slots[index].restartAt = nil }
+        var actions: [Action] = [
+            .log(.notice, "\(reason): draining \(workers.count) workers (graceful timeout \(policy.gracefulTimeout.spoken))"),
+            .notifySystemd("STOPPING=1\nEXTEND_TIMEOUT_USEC=\((policy.gracefulTimeout + .seconds(5)).nanoseconds / 1000)"),
+        ]
+        for pid in workers.keys.sorted() { actions += stop(pid, at: now) }
+        if workers.isEmpty {
+            phase = .exited
+            actions.append(.exit(code: exitCode))
+        }
+        return actions
+    }
+
+    mutating func killAll(reason: String) -> [Action] {
+        var actions: [Action] = [.log(.warning, "\(reason): killing \(workers.values.count { !$0.killed }) workers now")]
+        for pid in workers.keys.sorted() where !(workers[pid]?.killed ?? true) {
+            workers[pid]?.killed = true
+            actions.append(.signal(pid: pid, .kill))
+        }
+        return actions
+    }
+}

@@ -1,0 +1,54 @@
+/// What the pool tells systemd and the log about itself.
+extension Pool {
+    /// READY=1 once every desired worker has been ready; a log line whenever the pool becomes whole again.
+    mutating func poolReadiness() -> [Action] {
+        guard isSettled, phase == .starting || phase == .running else {
+            allReadyLogged = false
+            return []
+        }
+        var actions: [Action] = []
+        if !allReadyLogged {
+            allReadyLogged = true
+            scalingFrom = nil
+            actions.append(.log(.notice, "\(readyCount)/\(desired) workers ready"))
+        }
+        if phase == .starting {
+            phase = .running
+            actions.append(.notifySystemd("READY=1"))
+        }
+        return actions
+    }
+
+    /// A STATUS= line when the words changed since the last one.
+    mutating func statusUpdate(at now: Instant) -> [Action] {
+        let text = statusText(at: now)
+        guard text != lastStatus else { return [] }
+        lastStatus = text
+        return [.notifySystemd("STATUS=\(text)")]
+    }
+
+    /// The one-line state an operator sees in `systemctl status`: "3/4 workers ready; restarting worker 2 in 4s (exit status 1)".
+    public func statusText(at now: Instant) -> String {
+        switch phase {
+        case .stopping, .exited:
+            let n = workers.count
+            return n == 0 ? "stopped" : "draining \(n) worker\(n == 1 ? "" : "s")"
+        case .starting, .running:
+            var text = "\(readyCount)/\(desired) workers ready"
+            if let from = scalingFrom { text = "scaling \(from) → \(desired): " + text }
+            if let looping = crashLoopingSlots.first {
+                text += "; crash loop in worker \(looping.id) (\(looping.failures) failures in a row, last: \(looping.lastFailure ?? "unknown"))"
+            } else if let next = slots.filter({ $0.restartAt != nil }).min(by: { $0.restartAt! < $1.restartAt! }),
+                      let due = next.restartAt {
+                let wait = due > now ? (due - now) : .zero
+                text += "; restarting worker \(next.id) in \(wait.roundedUpSeconds)s (\(next.lastFailure ?? "failed"))"
+            }
+            return text
+        }
+    }
+}
+
+extension Duration {
+    /// Whole seconds, rounded up, for countdowns ("in 4s").
+    var roundedUpSeconds: Int64 { (nanoseconds + 999_999_999) / 1_000_000_000 }
+}

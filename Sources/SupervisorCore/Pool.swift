@@ -1,0 +1,158 @@
+/// The pool's policy: what to do when something happens. Pure: no fds, no syscalls, no clock.
+/// The shell feeds every event through `handle(_:at:)`, performs the returned actions in order,
+/// and arms one timer for `nextDeadline`.
+public struct Pool: Sendable {
+    public let policy: PoolPolicy
+    public internal(set) var slots: [Slot]
+    public internal(set) var workers: [Int32: WorkerProcess] = [:]
+    public internal(set) var phase: Phase = .starting
+    /// The count before the last scaling, shown until the pool has reached the new one.
+    public internal(set) var scalingFrom: Int? = nil
+    var random: SplitMix64
+    var nextWatchdogPing: Instant? = nil
+    var lastStatus = ""
+    var allReadyLogged = false
+
+    public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED) {
+        precondition(desired >= 1 && desired <= policy.maxWorkers, "the desired count was validated by the caller")
+        self.policy = policy
+        self.slots = (0..<desired).map(Slot.init(id:))
+        self.random = SplitMix64(seed: seed)
+    }
+
+    public var desired: Int { slots.count }
+    public var readyCount: Int { slots.count { $0.pid.flatMap { workers[$0] }?.isReady ?? false } }
+    /// Whether every slot has a ready worker and no removed worker is still draining.
+    public var isSettled: Bool { readyCount == desired && workers.count == desired }
+    public var crashLoopingSlots: [Slot] {
+        slots.filter { $0.failures >= policy.crashLoopThreshold && !(($0.pid.flatMap { workers[$0] })?.isReady ?? false) }
+    }
+
+    public mutating func handle(_ event: Event, at now: Instant) -> [Action] {
+        var actions: [Action] = []
+        switch event {
+        case .started:
+            if let interval = policy.systemdWatchdogInterval { nextWatchdogPing = now + interval }
+            actions += slots.map { .spawn(slot: $0.id, generation: $0.generation + 1) }
+        case let .spawned(slot, generation, pid):
+            actions += workerSpawned(slot: slot, generation: generation, pid: pid, at: now)
+        case let .spawnFailed(slot, generation, reason):
+            guard slots.indices.contains(slot), slots[slot].generation < generation else { break }
+            slots[slot].generation = generation
+            actions.append(.log(.error, "worker \(slot) could not start: \(reason)"))
+            actions += slotFailed(slot, reason: reason, at: now)
+        case let .exited(pid, status):
+            actions += workerExited(pid: pid, status: status, at: now)
+        case let .notified(pid, message):
+            actions += workerNotified(pid: pid, message: message, at: now)
+        case .deadlineReached:
+            actions += deadlinesPassed(at: now)
+        case let .signalReceived(signal):
+            actions += signalReceived(signal, at: now)
+        case let .desiredCountChanged(count):
+            actions += scale(to: count, at: now)
+        }
+        actions += poolReadiness()
+        actions += statusUpdate(at: now)
+        return actions
+    }
+
+    /// The earliest instant at which the core wants a `deadlineReached`; nil means sleep until an event.
+    public var nextDeadline: Instant? {
+        var earliest = nextWatchdogPing
+        func consider(_ instant: Instant?) {
+            if let instant, earliest.map({ instant < $0 }) ?? true { earliest = instant }
+        }
+        for worker in workers.values where !worker.killed {
+            consider(worker.killAt)
+            if readyTimeoutApplies(worker) { consider(worker.startedAt + policy.readyTimeout) }
+        }
+        if case .stopping = phase {} else {
+            for slot in slots { consider(slot.restartAt) }
+        }
+        return earliest
+    }
+
+    // MARK: - Events
+
+    private mutating func workerSpawned(slot: Int, generation: Int, pid: Int32, at now: Instant) -> [Action] {
+        guard slots.indices.contains(slot), slots[slot].pid == nil, slots[slot].generation < generation else {
+            // Nothing in the shell can produce this; a stray worker is killed rather than left unsupervised.
+            return [.log(.error, "internal: unexpected worker \(slot) generation \(generation) (pid \(pid)); killing it"),
+                    .signal(pid: pid, .kill)]
+        }
+        slots[slot].pid = pid
+        slots[slot].generation = generation
+        slots[slot].restartAt = nil
+        var worker = WorkerProcess(pid: pid, slot: slot, generation: generation, startedAt: now)
+        if policy.readiness == .exec { worker.readyAt = now }
+        workers[pid] = worker
+        var actions: [Action] = [.log(.info, "worker \(slot) started (pid \(pid))")]
+        if case .stopping = phase {
+            actions += stop(pid, at: now)
+        }
+        return actions
+    }
+
+    private mutating func workerNotified(pid: Int32, message: NotifyMessage, at now: Instant) -> [Action] {
+        guard var worker = workers[pid] else {
+            return [.log(.debug, "ignored a notification from pid \(pid), which is not a worker")]
+        }
+        var actions: [Action] = []
+        if let status = message.status { worker.status = status }
+        if message.ready, policy.readiness == .notify, worker.readyAt == nil, !worker.isStopping {
+            worker.readyAt = now
+            actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)"))
+        }
+        workers[pid] = worker
+        return actions
+    }
+
+    private mutating func deadlinesPassed(at now: Instant) -> [Action] {
+        var actions: [Action] = []
+        for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where !worker.killed {
+            if let killAt = worker.killAt, killAt <= now {
+                workers[pid]?.killed = true
+                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived the graceful timeout (\(policy.gracefulTimeout.spoken)); killing it"))
+                actions.append(.signal(pid: pid, .kill))
+            } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
+                workers[pid]?.killed = true
+                workers[pid]?.killReason = "not ready within \(policy.readyTimeout.spoken)"
+                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it"))
+                actions.append(.signal(pid: pid, .kill))
+            }
+        }
+        if case .stopping = phase {} else {
+            for slot in slots where slot.pid == nil {
+                if let due = slot.restartAt, due <= now {
+                    actions.append(.spawn(slot: slot.id, generation: slot.generation + 1))
+                }
+            }
+        }
+        if let ping = nextWatchdogPing, ping <= now, let interval = policy.systemdWatchdogInterval {
+            actions.append(.notifySystemd("WATCHDOG=1"))
+            nextWatchdogPing = now + interval
+        }
+        return actions
+    }
+
+    private mutating func signalReceived(_ signal: Signal, at now: Instant) -> [Action] {
+        switch signal {
+        case .terminate, .interrupt:
+            if case .stopping = phase { return killAll(reason: "second \(SignalName.of(signal.rawValue))") }
+            return beginStop(exitCode: 0, reason: "\(SignalName.of(signal.rawValue)) received", at: now)
+        case .ttin:
+            guard desired < policy.maxWorkers else { return [.log(.warning, "SIGTTIN: already at max_workers (\(policy.maxWorkers))")] }
+            return scale(to: desired + 1, at: now)
+        case .ttou:
+            guard desired > 1 else { return [.log(.warning, "SIGTTOU: already at 1 worker, the minimum")] }
+            return scale(to: desired - 1, at: now)
+        case .hangup, .abort, .kill:
+            return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored: this version has no reload")]
+        }
+    }
+
+    private func readyTimeoutApplies(_ worker: WorkerProcess) -> Bool {
+        policy.readiness != .exec && worker.readyAt == nil && worker.killAt == nil
+    }
+}

@@ -1,0 +1,25 @@
+/// The part of `Settings` the pool's policy reads, plus what systemd told the supervisor.
+public struct PoolPolicy: Equatable, Sendable {
+    public var readiness: Readiness = .exec
+    public var readyTimeout: Duration = .seconds(60)
+    public var gracefulTimeout: Duration = .seconds(30)
+    public var backoff = BackoffPolicy()
+    public var crashLoop: CrashLoopPolicy = .keepTrying
+    public var crashLoopThreshold = 5
+    public var maxWorkers = 1024
+    /// How often to send WATCHDOG=1 upwards: half of the supervisor's own WATCHDOG_USEC, if set.
+    public var systemdWatchdogInterval: Duration? = nil
+
+    public init() {}
+
+    public init(settings: Settings, systemdWatchdog: Duration?) {
+        readiness = settings.readiness
+        readyTimeout = settings.readyTimeout
+        gracefulTimeout = settings.gracefulTimeout
+        backoff = settings.backoff
+        crashLoop = settings.crashLoop
+        crashLoopThreshold = settings.crashLoopThreshold
+        maxWorkers = settings.maxWorkers
+        systemdWatchdogInterval = systemdWatchdog.map { $0 / 2 }
+    }
+}

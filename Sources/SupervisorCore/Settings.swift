@@ -1,0 +1,73 @@
+/// How many workers to run: a fixed number, or derived from the machine.
+public enum WorkerCount: Equatable, Sendable, CustomStringConvertible {
+    case auto
+    case fixed(Int)
+
+    /// 2 × online CPUs (hyperthreads counted), exactly 1 in debug mode.
+    public func resolve(onlineCPUs: Int, debug: Bool) -> Int {
+        switch self {
+        case .fixed(let n): return n
+        case .auto: return debug ? 1 : max(1, 2 * onlineCPUs)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .auto: return "auto"
+        case .fixed(let n): return String(n)
+        }
+    }
+}
+
+/// When a freshly started worker counts as ready.
+public enum Readiness: String, Equatable, Sendable, CaseIterable {
+    /// As soon as exec succeeded.
+    case exec
+    /// When the worker sends READY=1 on NOTIFY_SOCKET.
+    case notify
+}
+
+/// What to do when a slot keeps failing: retry at the maximum backoff, or give up so that
+/// systemd's `Restart=` (or the orchestrator) takes over.
+public enum CrashLoopPolicy: String, Equatable, Sendable, CaseIterable {
+    case keepTrying = "keep-trying"
+    case exit
+}
+
+/// Where to listen: the supervisor binds each once and keeps it for its whole life.
+public enum BindAddress: Equatable, Sendable, CustomStringConvertible {
+    /// host is nil for "all interfaces" (":8001"); IPv6 literals are stored without brackets.
+    case tcp(host: String?, port: Int)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .unix(let path): return "unix:\(path)"
+        case .tcp(let host?, let port) where host.contains(":"): return "[\(host)]:\(port)"
+        case .tcp(let host?, let port): return "\(host):\(port)"
+        case .tcp(nil, let port): return ":\(port)"
+        }
+    }
+}
+
+/// The effective configuration: defaults, then the file, then HYPERGLASS_* variables, then flags.
+public struct Settings: Equatable, Sendable {
+    public var workers: WorkerCount = .auto
+    public var maxWorkers: Int = 1024
+    public var bind: [BindAddress] = [.tcp(host: "localhost", port: 8001)]
+    public var gracefulTimeout: Duration = .seconds(30)
+    public var controlSocket: String? = nil
+    public var controlGroup: String? = nil
+    public var debug: Bool = false
+    public var crashLoop: CrashLoopPolicy = .keepTrying
+    /// The worker command; empty means the bundled hyperglass-worker.
+    public var command: [String] = []
+    public var environment: [String] = []
+    public var readiness: Readiness = .exec
+    public var readyTimeout: Duration = .seconds(60)
+    public var backoff = BackoffPolicy()
+    /// Consecutive failures of one slot that make a crash loop.
+    public var crashLoopThreshold: Int = 5
+
+    public init() {}
+}
