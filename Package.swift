@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "Control", dependencies: ["ControlProtocol", "CHyperglass"]),
         .executableTarget(name: "Worker", dependencies: ["WorkerKit", "CHyperglass"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "ControlProtocol"]),
-        .testTarget(name: "IntegrationTests", dependencies: []),
+        .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,12 +20,6 @@ def record(line):
         with open(args.record, "a") as f:
             f.write(line + "\n")
 
-record(f"{os.getpid()} started listen_pid={os.environ.get('LISTEN_PID')} fds={os.environ.get('LISTEN_FDS')} "
-       f"names={os.environ.get('LISTEN_FDNAMES')} id={os.environ.get('HYPERGLASS_WORKER_ID')} "
-       f"pgid={os.getpgid(0)} notify={os.environ.get('NOTIFY_SOCKET')}")
-if args.exit is not None:
-    sys.exit(args.exit)
-
 def notify(message):
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
@@ -42,6 +36,12 @@ def on_term(signum, frame):
     if not args.ignore_term:
         stopping = True
 signal.signal(signal.SIGTERM, on_term)
+# Recorded only now, so a test that saw 'started' knows the SIGTERM handler is in place.
+record(f"{os.getpid()} started listen_pid={os.environ.get('LISTEN_PID')} fds={os.environ.get('LISTEN_FDS')} "
+       f"names={os.environ.get('LISTEN_FDNAMES')} id={os.environ.get('HYPERGLASS_WORKER_ID')} "
+       f"pgid={os.getpgid(0)} notify={os.environ.get('NOTIFY_SOCKET')}")
+if args.exit is not None:
+    sys.exit(args.exit)
 
 listener = socket.socket(fileno=3)
 listener.settimeout(0.2)

@@ -1,0 +1,68 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A `hyperglass start` under test: a real process, its log in a file, killed by pid when the test ends.
+final class SupervisorProcess {
+    let process = Process()
+    let directory: String
+    let logPath: String
+    /// The test worker appends "PID started ..." and "PID signal N" lines here.
+    let recordPath: String
+    let port: Int
+    private var reaped = false
+
+    /// Starts `hyperglass start --bind 127.0.0.1:PORT ARGS...`; `worker` nil means no `--` command.
+    init(_ arguments: [String], worker: [String]? = [], environment: [String: String] = [:], directory: String? = nil) throws {
+        self.directory = directory ?? Paths.temporaryDirectory()
+        logPath = self.directory + "/supervisor.log"
+        recordPath = self.directory + "/workers.log"
+        port = freePort()
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Paths.hyperglass)
+        var argv = ["start", "--bind", "127.0.0.1:\(port)"] + arguments
+        if let worker {
+            argv += ["--", Paths.testWorker, "--record", recordPath] + worker
+        }
+        process.arguments = argv
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HYPERGLASS_") && $0.key != "NOTIFY_SOCKET" }
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardOutput = FileHandle(forWritingAtPath: logPath)
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var records: [String] { ((try? String(contentsOfFile: recordPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+    /// Every worker pid that ever started.
+    var startedWorkers: [Int32] { records.filter { $0.contains(" started ") }.compactMap { Int32($0.prefix { $0 != " " }) } }
+    var liveWorkers: [Int32] { ProcFS.children(of: pid) }
+
+    func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Waits for the supervisor to exit; its status, or nil if it is still running after `timeout`.
+    func waitForExit(timeout: Double) -> Int32? {
+        guard eventually(timeout: timeout, { !process.isRunning }) else { return nil }
+        reaped = true
+        return process.terminationStatus
+    }
+
+    /// True when no worker that ever started, nor anything in its process group, is alive.
+    var noWorkerLeft: Bool {
+        let workers = Set(startedWorkers)
+        return workers.allSatisfy { !ProcFS.isAlive($0) } && ProcFS.members(ofGroups: workers).isEmpty
+    }
+
+    deinit {
+        if process.isRunning {
+            let workers = liveWorkers
+            kill(pid, SIGKILL)
+            for worker in workers { kill(-worker, SIGKILL); kill(worker, SIGKILL) }
+            process.waitUntilExit()
+        }
+        for worker in startedWorkers where ProcFS.isAlive(worker) { kill(-worker, SIGKILL); kill(worker, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
