@@ -1,0 +1,166 @@
+/// One client connection: its buffers, its protocol state and its deadline. The protocol logic is
+/// here; the syscalls and the bookkeeping of many connections are the server's.
+final class Connection {
+    enum Mode: Equatable {
+        case http
+        /// A `/sleep` response is due at `modeDeadline`; later pipelined requests wait behind it.
+        case sleeping
+        case webSocket
+        /// We sent our FIN and discard input until the client's, or `modeDeadline`.
+        case lingering
+    }
+
+    let fd: Int32
+    let serial: UInt32
+    var mode = Mode.http
+    var input: [UInt8] = []
+    var output: [UInt8] = []
+    /// Bytes of `output` already written.
+    var sent = 0
+    var session = WebSocketSession()
+    /// The last response said `Connection: close`, or the session ended: close once flushed.
+    var closeAfterFlush = false
+    /// The client sent its FIN.
+    var peerClosed = false
+    /// When bytes last moved either way; the base of the idle and write timeouts.
+    var lastActivity: UInt64
+    /// When the first byte of a still incomplete request arrived, or 0.
+    var requestStartedAt: UInt64 = 0
+    /// The sleep's end, the linger's end, or the close handshake's end, by mode.
+    var modeDeadline: UInt64 = 0
+    var sleepMilliseconds = 0
+    var sleepPersistence = HTTPResponse.Persistence.keepAlive
+    var sleepHeadOnly = false
+    /// The epoll events currently registered.
+    var interest: UInt32
+    /// The deadline of this connection's entry in the timer queue, or 0 when it has none.
+    var queuedDeadline: UInt64 = 0
+
+    init(fd: Int32, serial: UInt32, now: UInt64, interest: UInt32) {
+        self.fd = fd
+        self.serial = serial
+        self.lastActivity = now
+        self.interest = interest
+    }
+
+    var pendingOutput: Int { output.count - sent }
+
+    /// Parses and answers whatever complete requests or frames the input holds.
+    func process(router: Router, limits: Limits, draining: Bool, now: UInt64) {
+        if mode == .http { processHTTP(router: router, limits: limits, draining: draining, now: now) }
+        if mode == .webSocket { processWebSocket() }
+    }
+
+    private func processHTTP(router: Router, limits: Limits, draining: Bool, now: UInt64) {
+        var consumed = 0
+        while mode == .http, !closeAfterFlush, consumed < input.count, pendingOutput <= limits.maxPendingOutput {
+            let parsed = input.withUnsafeBufferPointer { HTTPParser.parse($0, from: consumed, maxHeadLength: limits.maxHeadLength) }
+            guard case .complete(let head) = parsed else {
+                if case .failure(let status) = parsed {
+                    HTTPResponse.appendError(status, to: &output)
+                    closeAfterFlush = true
+                } else if requestStartedAt == 0 {
+                    requestStartedAt = now
+                }
+                break
+            }
+            if head.contentLength > limits.maxBodyLength {
+                HTTPResponse.appendError(.contentTooLarge, to: &output)
+                closeAfterFlush = true
+                break
+            }
+            let total = head.headLength + head.contentLength
+            guard input.count - consumed >= total else {
+                if requestStartedAt == 0 { requestStartedAt = now }
+                break
+            }
+            let outcome = input.withUnsafeBufferPointer { router.route(head, $0, draining: draining) }
+            let keepAlive = head.keepAlive && !draining
+            let persistence: HTTPResponse.Persistence = keepAlive ? (head.minorVersion == 1 ? .keepAlive : .keepAliveHTTP10) : .close
+            let headOnly = head.method == .head
+            switch outcome {
+            case .respond(let status, let body, let contentType):
+                HTTPResponse.append(status: status, contentType: contentType, body: body, persistence: persistence,
+                                    headOnly: headOnly, to: &output)
+            case .reject(let status):
+                let extra: StaticString = switch status {
+                case .methodNotAllowed: "Allow: GET, HEAD\r\n"
+                case .upgradeRequired: "Sec-WebSocket-Version: 13\r\n"
+                default: ""
+                }
+                HTTPResponse.appendError(status, persistence: persistence, extraHeaders: extra, to: &output)
+            case .sleep(let milliseconds):
+                mode = .sleeping
+                modeDeadline = now + UInt64(milliseconds) * 1_000_000
+                sleepMilliseconds = milliseconds
+                sleepPersistence = persistence
+                sleepHeadOnly = headOnly
+            case .upgrade(let accept):
+                HTTPResponse.appendSwitchingProtocols(accept: accept, to: &output)
+                mode = .webSocket
+                session = WebSocketSession(maxMessage: limits.maxWebSocketMessage)
+            }
+            consumed += total
+            requestStartedAt = 0
+            if !keepAlive, mode != .webSocket {
+                if mode == .http { closeAfterFlush = true }
+                consumed = input.count  // nothing after a closing request is answered
+            }
+        }
+        if closeAfterFlush { consumed = input.count }
+        discardInput(consumed)
+    }
+
+    private func processWebSocket() {
+        guard !input.isEmpty else { return }
+        let consumed = input.withUnsafeMutableBufferPointer { session.consume($0, from: 0, into: &output) }
+        discardInput(consumed)
+        if session.state == .closed { closeAfterFlush = true }
+    }
+
+    /// Answers a `/sleep` whose time has come, then carries on with any pipelined requests.
+    func finishSleep(router: Router, limits: Limits, draining: Bool, now: UInt64) {
+        precondition(mode == .sleeping, "finishSleep on a connection that is not sleeping")
+        let persistence = draining ? .close : sleepPersistence
+        HTTPResponse.append(status: .ok, contentType: "text/plain; charset=utf-8",
+                            body: Array("slept \(sleepMilliseconds) ms\n".utf8), persistence: persistence,
+                            headOnly: sleepHeadOnly, to: &output)
+        mode = .http
+        if case .close = persistence {
+            closeAfterFlush = true
+            input.removeAll()
+        }
+        process(router: router, limits: limits, draining: draining, now: now)
+    }
+
+    /// Begins the WebSocket closing handshake with 1001; returns whether this connection is one.
+    func goAway(now: UInt64, limits: Limits) -> Bool {
+        guard mode == .webSocket, session.state == .open else { return false }
+        session.goAway(into: &output)
+        modeDeadline = now + limits.closeHandshakeTimeout
+        return true
+    }
+
+    /// Whether nothing is in progress: no partial request, no pending response.
+    var isIdleHTTP: Bool { mode == .http && input.isEmpty && pendingOutput == 0 && !closeAfterFlush }
+
+    /// The moment this connection next needs attention, or 0 for never (an open WebSocket).
+    func deadline(_ limits: Limits) -> UInt64 {
+        switch mode {
+        case .sleeping, .lingering: return modeDeadline
+        case .http, .webSocket: break
+        }
+        if pendingOutput > 0 { return lastActivity + limits.writeTimeout }
+        if mode == .webSocket { return session.state == .closeSent ? modeDeadline : 0 }
+        return requestStartedAt != 0 ? requestStartedAt + limits.requestTimeout : lastActivity + limits.idleTimeout
+    }
+
+    private func discardInput(_ count: Int) {
+        if count >= input.count {
+            // Give back a buffer a large message grew; keep a small one for the next request.
+            input.removeAll(keepingCapacity: input.capacity <= 64 * 1024)
+        } else if count > 0 {
+            input.removeFirst(count)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+/// Parses one HTTP/1.1 request head (RFC 9112) from the start of a buffer. Pure and allocation-free:
+/// the connection calls it again on the bytes after each request, which makes pipelining safe.
+enum HTTPParser {
+    enum Result: Equatable {
+        /// More bytes are needed.
+        case incomplete
+        case complete(RequestHead)
+        /// The head is malformed or over a limit; answer with this status and close.
+        case failure(HTTPStatus)
+    }
+
+    /// Parses `buffer[start...]`; ranges in the result index `buffer`.
+    static func parse(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int, maxHeadLength: Int) -> Result {
+        var p = start
+        let end = buffer.count
+        // RFC 9112 §2.2: ignore empty lines before the request line (some clients send one after a body).
+        while p + 1 < end, buffer[p] == cr, buffer[p + 1] == lf { p += 2 }
+        let headStart = p
+        guard let headEnd = findHeadEnd(buffer, from: headStart, limit: headStart + maxHeadLength) else {
+            return end - headStart > maxHeadLength ? .failure(.headersTooLarge) : .incomplete
+        }
+        var head = RequestHead()
+        head.headLength = headEnd - start
+
+        // Request line: method SP target SP HTTP/1.x CRLF
+        let methodStart = p
+        while p < headEnd, isToken(buffer[p]) { p += 1 }
+        guard p > methodStart, p < headEnd, buffer[p] == sp else { return .failure(.badRequest) }
+        head.method = method(buffer, methodStart..<p)
+        p += 1
+        let targetStart = p
+        while p < headEnd, buffer[p] > sp, buffer[p] != 0x7F { p += 1 }
+        guard p > targetStart, p < headEnd, buffer[p] == sp else { return .failure(.badRequest) }
+        // Only origin form ("/path?query"): we are an origin server, not a proxy.
+        guard buffer[targetStart] == UInt8(ascii: "/") else { return .failure(.badRequest) }
+        head.target = targetStart..<p
+        p += 1
+        guard p + 10 <= headEnd, matches(buffer, p, "HTTP/1."), buffer[p + 8] == cr, buffer[p + 9] == lf else {
+            if p + 5 <= headEnd, matches(buffer, p, "HTTP/") { return .failure(.versionNotSupported) }
+            return .failure(.badRequest)
+        }
+        switch buffer[p + 7] {
+        case UInt8(ascii: "1"): head.minorVersion = 1
+        case UInt8(ascii: "0"): head.minorVersion = 0
+        default: return .failure(.versionNotSupported)
+        }
+        p += 10
+
+        var connection = ConnectionTokens()
+        var upgradeWebSocket = false
+        var sawContentLength = false
+        var sawTransferEncoding = false
+        var hosts = 0
+        // Header fields until the blank line that ends the head.
+        while !(buffer[p] == cr && buffer[p + 1] == lf) {
+            let nameStart = p
+            while isToken(buffer[p]) { p += 1 }
+            // No whitespace between name and colon (§5.1), no obsolete line folding (§5.2).
+            guard p > nameStart, buffer[p] == UInt8(ascii: ":") else { return .failure(.badRequest) }
+            let name = nameStart..<p
+            p += 1
+            while buffer[p] == sp || buffer[p] == tab { p += 1 }
+            let valueStart = p
+            while buffer[p] != cr {
+                let c = buffer[p]
+                guard c >= sp || c == tab, c != 0x7F else { return .failure(.badRequest) }
+                p += 1
+            }
+            guard buffer[p + 1] == lf else { return .failure(.badRequest) }
+            var valueEnd = p
+            while valueEnd > valueStart, buffer[valueEnd - 1] == sp || buffer[valueEnd - 1] == tab { valueEnd -= 1 }
+            let value = valueStart..<valueEnd
+            p += 2
+
+            switch name.count {
+            case 4 where equalsIgnoringCase(buffer, name, "host"):
+                hosts += 1
+            case 7 where equalsIgnoringCase(buffer, name, "upgrade"):
+                if containsToken(buffer, value, "websocket") { upgradeWebSocket = true }
+            case 10 where equalsIgnoringCase(buffer, name, "connection"):
+                connection.add(buffer, value)
+            case 14 where equalsIgnoringCase(buffer, name, "content-length"):
+                guard let length = decimal(buffer, value) else { return .failure(.badRequest) }
+                // Repeated Content-Length must agree (§6.3), else the message framing is ambiguous.
+                guard !sawContentLength || length == head.contentLength else { return .failure(.badRequest) }
+                sawContentLength = true
+                head.contentLength = length
+            case 17 where equalsIgnoringCase(buffer, name, "transfer-encoding"):
+                sawTransferEncoding = true
+            case 17 where equalsIgnoringCase(buffer, name, "sec-websocket-key"):
+                head.webSocketKey = value
+            case 21 where equalsIgnoringCase(buffer, name, "sec-websocket-version"):
+                head.webSocketVersion = value
+            default:
+                break
+            }
+        }
+        // Both framings at once is a request-smuggling shape (§6.3): refuse it.
+        if sawTransferEncoding { return .failure(sawContentLength ? .badRequest : .notImplemented) }
+        // A second Host is ambiguous about which site is meant (§3.2).
+        if hosts > 1 { return .failure(.badRequest) }
+        head.keepAlive = head.minorVersion == 1 ? !connection.close : connection.keepAlive && !connection.close
+        head.upgradeWebSocket = upgradeWebSocket && connection.upgrade
+        return .complete(head)
+    }
+
+    /// The index just past the CRLFCRLF that ends the head, searched below `limit`.
+    private static func findHeadEnd(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int, limit: Int) -> Int? {
+        let end = min(buffer.count, limit)
+        var i = start
+        while i + 3 < end {
+            if buffer[i + 3] != lf { i += buffer[i + 3] == cr ? 1 : 4; continue }
+            if buffer[i] == cr, buffer[i + 1] == lf, buffer[i + 2] == cr { return i + 4 }
+            i += 1
+        }
+        return nil
+    }
+
+    private static func method(_ buffer: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> RequestHead.Method {
+        switch range.count {
+        case 3: return equals(buffer, range, "GET") ? .get : equals(buffer, range, "PUT") ? .put : .other
+        case 4: return equals(buffer, range, "HEAD") ? .head : equals(buffer, range, "POST") ? .post : .other
+        case 5: return equals(buffer, range, "PATCH") ? .patch : .other
+        case 6: return equals(buffer, range, "DELETE") ? .delete : .other
+        case 7: return equals(buffer, range, "OPTIONS") ? .options : .other
+        default: return .other
+        }
+    }
+
+    /// The value of a non-empty run of digits, or nil (signs, spaces, lists and overflow are malformed).
+    static func decimal(_ buffer: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 15 else { return nil }
+        var value = 0
+        for i in range {
+            let digit = buffer[i] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int(digit)
+        }
+        return value
+    }
+}
+
+/// The tokens of `Connection` headers that change what we do.
+private struct ConnectionTokens {
+    var close = false, keepAlive = false, upgrade = false
+
+    mutating func add(_ buffer: UnsafeBufferPointer<UInt8>, _ value: Range<Int>) {
+        if containsToken(buffer, value, "close") { close = true }
+        if containsToken(buffer, value, "keep-alive") { keepAlive = true }
+        if containsToken(buffer, value, "upgrade") { upgrade = true }
+    }
+}

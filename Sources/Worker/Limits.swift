@@ -1,0 +1,22 @@
+/// The bounds that keep one client from holding memory or a drain open forever.
+struct Limits {
+    /// Request line plus headers; more is answered with 431.
+    var maxHeadLength = 16 * 1024
+    /// Content-Length above this is answered with 413.
+    var maxBodyLength = 1 << 20
+    /// A keep-alive connection with no request in progress is closed after this.
+    var idleTimeout: UInt64 = 60 * nanosecondsPerSecond
+    /// A request must arrive completely within this of its first byte (slow-loris), else 408.
+    var requestTimeout: UInt64 = 30 * nanosecondsPerSecond
+    /// Output that makes no progress for this long means the reader is gone.
+    var writeTimeout: UInt64 = 60 * nanosecondsPerSecond
+    /// How long we read and discard after our FIN, so the client sees our last response, not a reset.
+    var lingerTimeout: UInt64 = 2 * nanosecondsPerSecond
+    /// How long we wait for the client's close frame after sending ours.
+    var closeHandshakeTimeout: UInt64 = 5 * nanosecondsPerSecond
+    /// Unsent output above this stops reading from the client (backpressure on pipelining).
+    var maxPendingOutput = 1 << 20
+    var maxWebSocketMessage = WebSocketSession.defaultMaxMessage
+}
+
+let nanosecondsPerSecond: UInt64 = 1_000_000_000

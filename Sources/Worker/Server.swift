@@ -1,0 +1,333 @@
+import CHyperglass
+import Glibc
+import WorkerKit
+
+/// The worker's single-threaded event loop: one epoll set over the listening sockets, the drain
+/// signalfd and the connections. It sleeps until an fd is ready or a deadline is due: with no
+/// connection and no watchdog it never wakes.
+final class Server {
+    struct Configuration {
+        var listeners: [Int32]
+        var drainTimeout: UInt64
+        var limits = Limits()
+        /// Unix socket paths we created ourselves with --bind, removed on exit.
+        var ownedPaths: [String] = []
+    }
+
+    private let configuration: Configuration
+    private let limits: Limits
+    private let router: Router
+    private let notifier: Notifier
+    private let drainSignal: DrainSignal
+    private let watchdogInterval: UInt64?
+    private let epoll: Int32
+    private var listeners: [Int32]
+    /// Connections indexed by fd: the kernel hands out the lowest free fd, so the table stays dense.
+    private var connections: [Connection?] = []
+    private var openConnections = 0
+    private var nextSerial: UInt32 = 1
+    private var timers = TimerQueue()
+    private var nextWatchdog: UInt64 = 0
+    private var draining = false
+    private var drainDeadline: UInt64 = 0
+    /// Set while accept() fails for lack of fds, so a readable listener does not spin the loop.
+    private var acceptResumesAt: UInt64 = 0
+    private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private let events = UnsafeMutablePointer<hg_event>.allocate(capacity: 64)
+    private var now: UInt64 = hg_monotonic_ns()
+
+    init(configuration: Configuration, router: Router, notifier: Notifier, drainSignal: DrainSignal, watchdogInterval: UInt64?) {
+        self.configuration = configuration
+        self.limits = configuration.limits
+        self.router = router
+        self.notifier = notifier
+        self.drainSignal = drainSignal
+        self.watchdogInterval = watchdogInterval
+        self.listeners = configuration.listeners
+        epoll = hg_epoll_create()
+        precondition(epoll >= 0, "epoll_create1 failed: errno \(errno)")
+    }
+
+    /// Serves until drained; never returns.
+    func run() -> Never {
+        Epoll.add(epoll, drainSignal.fd, HG_EPOLLIN, UInt64(UInt32(bitPattern: drainSignal.fd)))
+        addListeners()
+        notifier.ready()
+        notifier.status("serving")
+        if let watchdogInterval {
+            notifier.watchdog()
+            nextWatchdog = now + watchdogInterval
+        }
+        while true {
+            let count = hg_epoll_wait(epoll, events, 64, timeout())
+            if count < 0 {
+                precondition(errno == EINTR, "epoll_wait failed: errno \(errno)")
+                continue
+            }
+            now = hg_monotonic_ns()
+            for i in 0..<Int(count) { dispatch(events[i]) }
+            runDueTimers()
+        }
+    }
+
+    // MARK: events
+
+    private func dispatch(_ event: hg_event) {
+        let fd = Int32(truncatingIfNeeded: event.data & 0xFFFF_FFFF)
+        let serial = UInt32(truncatingIfNeeded: event.data >> 32)
+        if serial == 0 {
+            if fd == drainSignal.fd { handleSignals() } else if !draining { accept(from: fd) }
+            return
+        }
+        // A stale event for an fd closed earlier in this batch (and perhaps reused) is dropped.
+        guard let connection = connection(fd, serial) else { return }
+        if event.events & (HG_EPOLLIN | HG_EPOLLHUP | HG_EPOLLERR) != 0, connection.interest & HG_EPOLLIN != 0 {
+            guard read(connection) else { return close(connection) }
+        }
+        settle(connection)
+    }
+
+    private func handleSignals() {
+        while let signal = drainSignal.next() {
+            if draining {
+                log("second \(signal == SIGINT ? "SIGINT" : "SIGTERM"): exiting now, cutting \(openConnections) connection(s)")
+                finish(status: 0)
+            }
+            beginDrain(signal)
+        }
+    }
+
+    private func accept(from listener: Int32) {
+        for _ in 0..<64 {
+            let fd = hg_accept(listener)
+            if fd < 0 {
+                switch errno {
+                case EAGAIN, EWOULDBLOCK: return
+                case ECONNABORTED, EPROTO, EPERM: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Out of fds: pause accepting briefly; the connection waits in the backlog.
+                    log("accept: \(String(cString: strerror(errno))); pausing accepts for 100 ms")
+                    removeListeners(close: false)
+                    acceptResumesAt = now + 100_000_000
+                    return
+                default:
+                    precondition(errno != EBADF && errno != ENOTSOCK, "accept on a bad listener fd \(listener)")
+                    return
+                }
+            }
+            Sys.setNoDelay(fd)
+            let serial = nextSerial
+            nextSerial = nextSerial == UInt32.max ? 1 : nextSerial + 1
+            let connection = Connection(fd: fd, serial: serial, now: now, interest: HG_EPOLLIN)
+            if Int(fd) >= connections.count { connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 64 - connections.count)) }
+            connections[Int(fd)] = connection
+            openConnections += 1
+            Epoll.add(epoll, fd, HG_EPOLLIN, key(connection))
+            schedule(connection)
+        }
+    }
+
+    /// Reads once into the shared buffer; returns false when the connection must close now.
+    private func read(_ connection: Connection) -> Bool {
+        switch Sys.read(connection.fd, readBuffer.baseAddress!, readBuffer.count) {
+        case .bytes(let n):
+            connection.lastActivity = now
+            if connection.mode == .lingering { return true }
+            connection.input.append(contentsOf: UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+            connection.process(router: router, limits: limits, draining: draining, now: now)
+            return true
+        case .wouldBlock:
+            return true
+        case .endOfFile:
+            connection.peerClosed = true
+            return true
+        case .failed:
+            return false
+        }
+    }
+
+    /// Writes what is pending, then decides the connection's next step: close, linger, or wait
+    /// for the right events until its deadline.
+    private func settle(_ connection: Connection) {
+        if connection.pendingOutput > 0 {
+            guard flush(connection) else { return close(connection) }
+        }
+        if connection.pendingOutput == 0 {
+            switch connection.mode {
+            case .sleeping:
+                break
+            case .lingering:
+                if connection.peerClosed { return close(connection) }
+            case .http, .webSocket:
+                if connection.closeAfterFlush {
+                    if connection.peerClosed { return close(connection) }
+                    // Our FIN, then read until theirs: closing with unread input would send a reset
+                    // that can destroy the response we just sent.
+                    Sys.shutdownWrite(connection.fd)
+                    connection.mode = .lingering
+                    connection.input = []
+                    connection.modeDeadline = now + limits.lingerTimeout
+                } else if connection.peerClosed || (draining && connection.isIdleHTTP) {
+                    return close(connection)
+                }
+            }
+        }
+        var wanted: UInt32 = 0
+        let backlogged = connection.pendingOutput > limits.maxPendingOutput
+            || (connection.mode == .sleeping && connection.input.count > limits.maxHeadLength + limits.maxBodyLength)
+        if !connection.peerClosed && !backlogged { wanted |= HG_EPOLLIN }
+        if connection.pendingOutput > 0 { wanted |= HG_EPOLLOUT }
+        if wanted != connection.interest {
+            connection.interest = wanted
+            Epoll.modify(epoll, connection.fd, wanted, key(connection))
+        }
+        schedule(connection)
+    }
+
+    /// Writes until done or the socket is full; false when the peer is gone.
+    private func flush(_ connection: Connection) -> Bool {
+        while connection.pendingOutput > 0 {
+            let result = connection.output.withUnsafeBytes { raw in
+                Sys.write(connection.fd, raw.baseAddress! + connection.sent, connection.pendingOutput)
+            }
+            switch result {
+            case .bytes(let n):
+                connection.sent += n
+                connection.lastActivity = now
+            case .wouldBlock:
+                return true
+            case .endOfFile, .failed:
+                return false
+            }
+        }
+        connection.output.removeAll(keepingCapacity: connection.output.capacity <= 64 * 1024)
+        connection.sent = 0
+        return true
+    }
+
+    private func close(_ connection: Connection) {
+        Sys.close(connection.fd)
+        connections[Int(connection.fd)] = nil
+        openConnections -= 1
+        if draining && openConnections == 0 {
+            log("drained: all connections closed; exiting")
+            finish(status: 0)
+        }
+    }
+
+    // MARK: time
+
+    /// Queues the connection's deadline unless an entry at or before it is already queued.
+    private func schedule(_ connection: Connection) {
+        let deadline = connection.deadline(limits)
+        guard deadline != 0, connection.queuedDeadline == 0 || deadline < connection.queuedDeadline else { return }
+        connection.queuedDeadline = deadline
+        timers.push(.init(deadline: deadline, fd: connection.fd, serial: connection.serial))
+    }
+
+    private func runDueTimers() {
+        while let entry = timers.popDue(now) {
+            guard let connection = connection(entry.fd, entry.serial), connection.queuedDeadline == entry.deadline else { continue }
+            connection.queuedDeadline = 0
+            let deadline = connection.deadline(limits)
+            if deadline == 0 { continue }
+            if deadline > now {
+                schedule(connection)
+                continue
+            }
+            expire(connection)
+        }
+        if let watchdogInterval, now >= nextWatchdog {
+            notifier.watchdog()
+            nextWatchdog = now + watchdogInterval
+        }
+        if draining, now >= drainDeadline {
+            log("drain deadline passed: cutting \(openConnections) connection(s); exiting")
+            finish(status: 0)
+        }
+        if acceptResumesAt != 0, now >= acceptResumesAt {
+            acceptResumesAt = 0
+            if !draining { addListeners() }
+        }
+    }
+
+    /// A connection's deadline passed: what that means depends on what it was waiting for.
+    private func expire(_ connection: Connection) {
+        switch connection.mode {
+        case .sleeping:
+            connection.finishSleep(router: router, limits: limits, draining: draining, now: now)
+            settle(connection)
+        case .lingering:
+            close(connection)
+        case .http where connection.pendingOutput == 0 && connection.requestStartedAt != 0:
+            HTTPResponse.appendError(.requestTimeout, to: &connection.output)
+            connection.closeAfterFlush = true
+            connection.input = []
+            settle(connection)
+        case .http, .webSocket:
+            close(connection)  // idle, a reader that stopped reading, or no answer to our close frame
+        }
+    }
+
+    /// The epoll_wait timeout: until the earliest deadline, or forever when nothing is due.
+    private func timeout() -> Int32 {
+        var next = timers.next ?? UInt64.max
+        if watchdogInterval != nil { next = min(next, nextWatchdog) }
+        if draining { next = min(next, drainDeadline) }
+        if acceptResumesAt != 0 { next = min(next, acceptResumesAt) }
+        if next == UInt64.max { return -1 }
+        let current = hg_monotonic_ns()
+        if next <= current { return 0 }
+        return Int32(clamping: (next - current + 999_999) / 1_000_000)
+    }
+
+    // MARK: drain
+
+    private func beginDrain(_ signal: Int32) {
+        draining = true
+        drainDeadline = now + configuration.drainTimeout
+        removeListeners(close: true)
+        notifier.stopping()
+        notifier.status("draining")
+        var webSockets = 0
+        for case let connection? in connections {
+            if connection.goAway(now: now, limits: limits) { webSockets += 1 }
+        }
+        log("\(signal == SIGINT ? "SIGINT" : "SIGTERM"): draining \(openConnections) connection(s) (\(webSockets) WebSocket(s) sent 1001), deadline \(configuration.drainTimeout / nanosecondsPerSecond) s")
+        if openConnections == 0 {
+            log("drained: no connections open; exiting")
+            finish(status: 0)
+        }
+        for case let connection? in connections { settle(connection) }
+    }
+
+    private func addListeners() {
+        for fd in listeners { Epoll.add(epoll, fd, HG_EPOLLIN | Epoll.exclusive, UInt64(UInt32(bitPattern: fd))) }
+    }
+
+    /// Stops accepting. On drain the fds are closed too: the supervisor holds its own copies, so
+    /// connections still arriving are served by other workers rather than refused.
+    private func removeListeners(close: Bool) {
+        for fd in listeners {
+            Epoll.remove(epoll, fd)
+            if close { Sys.close(fd) }
+        }
+        if close { listeners = [] }
+    }
+
+    private func finish(status: Int32) -> Never {
+        for path in configuration.ownedPaths { unlink(path) }
+        exit(status)
+    }
+
+    // MARK: bookkeeping
+
+    private func key(_ connection: Connection) -> UInt64 {
+        UInt64(connection.serial) << 32 | UInt64(UInt32(bitPattern: connection.fd))
+    }
+
+    private func connection(_ fd: Int32, _ serial: UInt32) -> Connection? {
+        guard Int(fd) < connections.count, let connection = connections[Int(fd)], connection.serial == serial else { return nil }
+        return connection
+    }
+}
