@@ -1,1 +1,100 @@
-print("todo")
+import CHyperglass
+import ControlProtocol
+import Glibc
+
+/// hyperglassctl: the operator's view of a running `hyperglass start`, over its control socket.
+let usage = """
+    Usage: hyperglassctl [--socket PATH] COMMAND
+
+    Commands:
+      status [--json]          supervisor and per-worker state (a table, or JSON for scripts)
+      workers                  print the desired worker count
+      workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it
+      ping                     check that the supervisor answers
+      version                  the supervisor's version and protocol
+
+    The socket is --socket PATH, else $HYPERGLASS_CONTROL_SOCKET, else $RUNTIME_DIRECTORY/control.sock,
+    else /run/hyperglass/control.sock (root) or $XDG_RUNTIME_DIR/hyperglass/control.sock.
+
+    Exit status: 0 success, 1 the supervisor refused (message on stderr), 2 usage error,
+    3 no supervisor is listening at the socket path.
+    """
+
+func stderrLine(_ text: String) {
+    var bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+func usageError(_ message: String) -> Never {
+    stderrLine("hyperglassctl: error: \(message)\nSee 'hyperglassctl --help'.")
+    exit(2)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+var socketPath: String? = getenv("HYPERGLASS_CONTROL_SOCKET").map { String(cString: $0) }
+var json = false
+var wait = false
+var words: [String] = []
+var index = 0
+while index < arguments.count {
+    let argument = arguments[index]
+    index += 1
+    switch argument {
+    case "-h", "--help", "help": print(usage); exit(0)
+    case "--json": json = true
+    case "--wait": wait = true
+    case "--socket":
+        guard index < arguments.count else { usageError("--socket needs a path") }
+        socketPath = arguments[index]
+        index += 1
+    default:
+        if argument.hasPrefix("--socket=") { socketPath = String(argument.dropFirst(9)) }
+        else if argument.hasPrefix("--") { usageError("unknown option '\(argument)'") }
+        else { words.append(argument) }
+    }
+}
+
+guard let command = words.first else { usageError("missing command (status, workers, ping, version)") }
+let request: ControlRequest
+switch (command, words.count) {
+case ("status", 1): request = .status
+case ("ping", 1): request = .ping
+case ("version", 1): request = .version
+case ("workers", 1): request = .getWorkers
+case ("workers", 2):
+    guard let change = WorkerCountChange(argument: words[1]) else {
+        usageError("'\(words[1])' is not a worker count; use N, +N or -N (e.g. 'workers 16', 'workers +1')")
+    }
+    request = .setWorkers(change, wait: wait)
+case ("status", _), ("ping", _), ("version", _), ("workers", _):
+    usageError("too many arguments for '\(command)'")
+default:
+    usageError("unknown command '\(command)' (status, workers, ping, version)")
+}
+if json && request != .status { usageError("--json goes with 'status'") }
+if wait, case .setWorkers = request {} else if wait { usageError("--wait goes with 'workers N'") }
+
+let path = socketPath ?? ControlClient.defaultPath()
+let reply: JSON
+do {
+    reply = try ControlClient.send(request, to: path, timeoutSeconds: wait ? 900 : 10)
+} catch {
+    stderrLine("hyperglassctl: \(error)")
+    exit(error.exitCode)
+}
+guard reply["ok"]?.bool == true else {
+    stderrLine("hyperglassctl: \(reply["error"]?.string ?? "the supervisor refused without a reason")")
+    exit(1)
+}
+switch request {
+case .status: print(json ? reply.serialized : StatusTable.render(reply), terminator: json ? "\n" : "")
+case .ping: print("pong")
+case .version: print("hyperglass \(reply["version"]?.string ?? "?") (control protocol \(reply["protocol"]?.int ?? 0))")
+case .getWorkers: print(reply["desired"]?.int ?? 0)
+case .setWorkers:
+    if wait {
+        print("\(reply["ready"]?.int ?? 0)/\(reply["desired"]?.int ?? 0) workers ready")
+    } else {
+        print("workers: \(reply["previous"]?.int ?? 0) → \(reply["desired"]?.int ?? 0)")
+    }
+}

@@ -1,4 +1,5 @@
 import CHyperglass
+import ControlProtocol
 import Glibc
 import SupervisorCore
 
@@ -15,16 +16,23 @@ final class EventLoop {
     private let epoll: Int32
     private let signals: Int32
     private let timer: Int32
+    private let control: ControlServer
+    private let startedAt = Sys.now
+    /// `workers N --wait` requests answered once the pool has reached N.
+    private var waiters: [(fd: Int32, target: Int)] = []
     private var armedDeadline: Instant? = nil
     private var exitCode: Int32? = nil
 
-    private enum Source: UInt64 { case signal = 1, timer, notify }
+    private enum Source: UInt64 { case signal = 1, timer, notify, control }
+    /// epoll data for a control client: this bit plus its fd.
+    private static let clientTag: UInt64 = 1 << 32
 
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
 
     init(pool: Pool, spawner: Spawner, listeners: [Listener], notifier: SystemdNotifier,
-         notifySocket: WorkerNotifySocket, log: Log) throws(SystemError) {
+         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log) throws(SystemError) {
+        self.control = control
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
@@ -34,7 +42,7 @@ final class EventLoop {
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
-        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify)] {
+        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify), (control.fd, .control)] {
             try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, source.rawValue) }
         }
     }
@@ -50,20 +58,32 @@ final class EventLoop {
                 continue
             }
             for event in events.prefix(Int(n)) {
+                if event.data & EventLoop.clientTag != 0 {
+                    controlClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
+                    continue
+                }
                 switch Source(rawValue: event.data) {
                 case .signal: readSignals()
                 case .timer:
                     hg_timerfd_drain(timer)
                     armedDeadline = nil
                     dispatch(.deadlineReached)
+                    control.expire(at: Sys.now)
+                    armTimer()
                 case .notify:
                     for (pid, message) in notifySocket.receiveAll() { dispatch(.notified(pid: pid, message: message)) }
+                case .control:
+                    for fd in control.acceptAll(at: Sys.now) {
+                        _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
+                    }
+                    armTimer()
                 case nil: preconditionFailure("epoll returned an unknown source \(event.data)")
                 }
                 if exitCode != nil { break }
             }
         }
         Listeners.close(listeners)
+        control.close()
         return exitCode ?? 1
     }
 
@@ -123,10 +143,76 @@ final class EventLoop {
     }
 
     private func armTimer() {
-        let deadline = pool.nextDeadline
+        let deadline = [pool.nextDeadline, control.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".
         _ = hg_timerfd_set(timer, deadline.map { max($0.nanoseconds, 1) } ?? 0)
+    }
+
+    // MARK: - Control requests
+
+    private func controlClientReady(_ fd: Int32, events: UInt32) {
+        if events & HG_EPOLLOUT != 0 { _ = control.writable(fd) }
+        if events & (HG_EPOLLIN | HG_EPOLLHUP | HG_EPOLLRDHUP | HG_EPOLLERR) != 0 {
+            for line in control.readable(fd, at: Sys.now) where control.isOpen(fd) {
+                if let reply = answer(line, from: fd) { control.reply(to: fd, reply) }
+            }
+        }
+        if control.isOpen(fd) {
+            let interest = HG_EPOLLIN | HG_EPOLLRDHUP | (control.wantsWrite(fd) ? HG_EPOLLOUT : 0)
+            _ = hg_epoll_mod(epoll, fd, interest, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
+        } else {
+            waiters.removeAll { $0.fd == fd }
+        }
+        armTimer()
+    }
+
+    /// The reply to one request line, or nil when it comes later (`--wait`).
+    private func answer(_ line: String, from fd: Int32) -> JSON? {
+        let request: ControlRequest
+        do { request = try ControlRequest(line: line) } catch { return ControlReply.failure(error.message) }
+        guard request.isReadOnly || control.role(of: fd) == .admin else {
+            return ControlReply.failure("permission denied: members of control_group may only read status")
+        }
+        switch request {
+        case .ping: return ControlReply.success([("pong", .bool(true))])
+        case .version: return ControlReply.success([("version", .string(version)), ("protocol", .number(Double(ControlRequest.protocolVersion)))])
+        case .status: return StatusReport.json(pool: pool, startedAt: startedAt, now: Sys.now)
+        case .getWorkers:
+            return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
+        case let .setWorkers(change, wait):
+            if case .stopping = pool.phase { return ControlReply.failure("the supervisor is stopping") }
+            let previous = pool.desired
+            let target = change.applied(to: previous)
+            guard (1...pool.policy.maxWorkers).contains(target) else {
+                return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to max_workers (\(pool.policy.maxWorkers))")
+            }
+            dispatch(.desiredCountChanged(target))
+            if wait {
+                control.markAwaiting(fd, until: Sys.now + ControlServer.waitTimeout)
+                waiters.append((fd, target))
+                answerWaiters()
+                return nil
+            }
+            return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
+        }
+    }
+
+    private func answerWaiters() {
+        guard !waiters.isEmpty else { return }
+        waiters.removeAll { waiter in
+            guard control.isOpen(waiter.fd) else { return true }
+            if case .stopping = pool.phase {
+                control.reply(to: waiter.fd, ControlReply.failure("the supervisor is stopping"))
+            } else if pool.desired != waiter.target {
+                control.reply(to: waiter.fd, ControlReply.failure("the worker count was changed to \(pool.desired) by another request"))
+            } else if pool.isSettled {
+                control.reply(to: waiter.fd, ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))]))
+            } else {
+                return false
+            }
+            return true
+        }
     }
 }

@@ -31,8 +31,11 @@ enum Start {
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
                 ? " (from systemd socket activation)" : ""
             log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
+            let control = try ControlServer(path: settings.controlSocket ?? ControlServer.defaultPath(environment: environment),
+                                            group: settings.controlGroup)
+            log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, listeners: listeners, notifier: notifier,
-                                     notifySocket: notifySocket, log: log)
+                                     notifySocket: notifySocket, control: control, log: log)
             return loop.run()
         } catch {
             log(.error, "\(error)")

@@ -1,0 +1,51 @@
+import ControlProtocol
+
+/// The `hyperglassctl status` table: what an operator reads at a glance.
+enum StatusTable {
+    static func render(_ reply: JSON) -> String {
+        let s = reply["supervisor"] ?? .null
+        var out = "supervisor  pid \(int(s["pid"]))  \(s["state"]?.string ?? "?")  up \(duration(s["uptime_seconds"]))"
+        out += "  \(int(s["ready"]))/\(int(s["desired"])) workers ready  rss \(bytes(s["rss_bytes"]))\n"
+        out += "status      \(s["status"]?.string ?? "")\n\n"
+        var rows = [["ID", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT", "RSS"]]
+        for worker in reply["workers"]?.array ?? [] {
+            rows.append([
+                String(int(worker["id"])),
+                worker["pid"]?.int.map { String($0) } ?? "-",
+                (worker["state"]?.string ?? "?") + (worker["restart_in_seconds"]?.number.map { " (in \(Int($0.rounded(.up)))s)" } ?? ""),
+                worker["uptime_seconds"].map { duration($0) } ?? "-",
+                worker["restarts"]?.int.map { String($0) } ?? "-",
+                worker["last_exit"]?.string ?? "-",
+                bytes(worker["rss_bytes"]),
+            ])
+        }
+        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            let cells = row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count + 2)
+            }
+            out += cells.joined() + "\n"
+        }
+        return out
+    }
+
+    private static func int(_ value: JSON?) -> Int { value?.int ?? 0 }
+
+    static func duration(_ value: JSON?) -> String {
+        guard let seconds = value?.number else { return "-" }
+        let total = Int(seconds)
+        if total < 60 { return "\(total)s" }
+        if total < 3600 { return "\(total / 60)m\(twoDigits(total % 60))s" }
+        if total < 86400 { return "\(total / 3600)h\(twoDigits(total % 3600 / 60))m" }
+        return "\(total / 86400)d\(total % 86400 / 3600)h"
+    }
+
+    static func bytes(_ value: JSON?) -> String {
+        guard let n = value?.number else { return "-" }
+        let mib = n / 1_048_576
+        return mib >= 10 ? "\(Int(mib.rounded())) MiB" : "\((mib * 10).rounded() / 10) MiB"
+    }
+}
+
+/// Two digits, zero-padded, for "1m05s".
+func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }

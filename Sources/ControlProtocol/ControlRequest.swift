@@ -1,0 +1,105 @@
+/// The control protocol, version 1: one JSON object per line each way, every request gets one reply.
+///
+///     → {"v":1,"cmd":"status"}
+///     ← {"ok":true,"supervisor":{...},"workers":[...]}
+///     → {"v":1,"cmd":"workers","set":16,"wait":true}
+///     ← {"ok":false,"error":"16 is above max_workers (8)"}
+public enum ControlRequest: Equatable, Sendable {
+    case ping
+    case version
+    case status
+    case getWorkers
+    /// `workers N`, `workers +N`, `workers -N`; with `wait` the reply comes once the pool has reached the count.
+    case setWorkers(WorkerCountChange, wait: Bool)
+
+    public static let protocolVersion = 1
+
+    /// Whether a read-only (control_group) client may make this request.
+    public var isReadOnly: Bool {
+        switch self {
+        case .ping, .version, .status, .getWorkers: return true
+        case .setWorkers: return false
+        }
+    }
+
+    public var json: JSON {
+        var members: [(String, JSON)] = [("v", .number(Double(ControlRequest.protocolVersion)))]
+        switch self {
+        case .ping: members.append(("cmd", .string("ping")))
+        case .version: members.append(("cmd", .string("version")))
+        case .status: members.append(("cmd", .string("status")))
+        case .getWorkers: members.append(("cmd", .string("workers")))
+        case let .setWorkers(change, wait):
+            members.append(("cmd", .string("workers")))
+            switch change {
+            case .to(let n): members.append(("set", .number(Double(n))))
+            case .by(let delta): members.append(("add", .number(Double(delta))))
+            }
+            if wait { members.append(("wait", .bool(true))) }
+        }
+        return .object(members)
+    }
+
+    /// Parses one request line; the error is the message for the `{"ok":false}` reply.
+    public init(line: String) throws(ControlError) {
+        let json: JSON
+        do { json = try JSON.parse(line) } catch { throw ControlError("malformed request: \(error)") }
+        guard case .object = json else { throw ControlError("a request must be a JSON object") }
+        if let version = json["v"], version.int != ControlRequest.protocolVersion {
+            throw ControlError("unsupported protocol version \(version.serialized); this supervisor speaks \(ControlRequest.protocolVersion)")
+        }
+        guard let command = json["cmd"]?.string else { throw ControlError("missing \"cmd\"") }
+        switch command {
+        case "ping": self = .ping
+        case "version": self = .version
+        case "status": self = .status
+        case "workers":
+            let wait = json["wait"]?.bool ?? false
+            if let set = json["set"] {
+                guard let n = set.int else { throw ControlError("\"set\" must be a whole number") }
+                self = .setWorkers(.to(n), wait: wait)
+            } else if let add = json["add"] {
+                guard let n = add.int else { throw ControlError("\"add\" must be a whole number") }
+                self = .setWorkers(.by(n), wait: wait)
+            } else {
+                self = .getWorkers
+            }
+        default:
+            throw ControlError("unknown command '\(command)' (ping, version, status, workers)")
+        }
+    }
+}
+
+/// A new worker count: absolute, or relative to the current one.
+public enum WorkerCountChange: Equatable, Sendable {
+    case to(Int)
+    case by(Int)
+
+    public func applied(to current: Int) -> Int {
+        switch self {
+        case .to(let n): return n
+        case .by(let delta): return current + delta
+        }
+    }
+
+    /// Parses the `hyperglassctl workers` argument: "16", "+2", "-1".
+    public init?(argument: String) {
+        if argument.hasPrefix("+"), let n = Int(argument.dropFirst()), n >= 0 { self = .by(n) }
+        else if argument.hasPrefix("-"), let n = Int(argument.dropFirst()), n >= 0 { self = .by(-n) }
+        else if let n = Int(argument) { self = .to(n) }
+        else { return nil }
+    }
+}
+
+/// A refusal, sent as `{"ok":false,"error":message}`.
+public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Replies: `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
+public enum ControlReply {
+    public static func success(_ members: [(String, JSON)] = []) -> JSON { .object([("ok", .bool(true))] + members) }
+    public static func failure(_ message: String) -> JSON { .object([("ok", .bool(false)), ("error", .string(message))]) }
+}

@@ -1,0 +1,71 @@
+import ControlProtocol
+import Glibc
+import SupervisorCore
+
+/// `hyperglassctl status` data: the pool as the core sees it, plus what /proc says of each process.
+enum StatusReport {
+    static func json(pool: Pool, startedAt: Instant, now: Instant) -> JSON {
+        let supervisor: JSON = .object([
+            ("pid", .number(Double(getpid()))),
+            ("version", .string(version)),
+            ("uptime_seconds", .number(seconds(now - startedAt))),
+            ("state", .string(state(of: pool))),
+            ("status", .string(pool.statusText(at: now))),
+            ("desired", .number(Double(pool.desired))),
+            ("ready", .number(Double(pool.readyCount))),
+            ("rss_bytes", rss(getpid())),
+        ])
+        var workers: [JSON] = []
+        for slot in pool.slots {
+            let worker = slot.pid.flatMap { pool.workers[$0] }
+            workers.append(entry(slot: slot.id, worker: worker, slotInfo: slot, now: now))
+        }
+        // Workers still draining after a scale-down have no slot any more; they are shown too.
+        for worker in pool.workers.values.sorted(by: { $0.pid < $1.pid }) where pool.slots.first(where: { $0.pid == worker.pid }) == nil {
+            workers.append(entry(slot: worker.slot, worker: worker, slotInfo: nil, now: now))
+        }
+        return ControlReply.success([("supervisor", supervisor), ("workers", .array(workers))])
+    }
+
+    static func state(of pool: Pool) -> String {
+        switch pool.phase {
+        case .stopping, .exited: return "draining"
+        case .starting: return pool.crashLoopingSlots.isEmpty ? "starting" : "crash-looping"
+        case .running:
+            if !pool.crashLoopingSlots.isEmpty { return "crash-looping" }
+            return pool.scalingFrom != nil ? "scaling" : "running"
+        }
+    }
+
+    private static func entry(slot id: Int, worker: WorkerProcess?, slotInfo: Slot?, now: Instant) -> JSON {
+        var members: [(String, JSON)] = [("id", .number(Double(id)))]
+        if let worker {
+            members += [
+                ("pid", .number(Double(worker.pid))),
+                ("state", .string(worker.state)),
+                ("generation", .number(Double(worker.generation))),
+                ("uptime_seconds", .number(seconds(now - worker.startedAt))),
+                ("rss_bytes", rss(worker.pid)),
+            ]
+            if let status = worker.status { members.append(("worker_status", .string(status))) }
+        } else {
+            members += [("pid", .null), ("state", .string(slotInfo?.restartAt != nil ? "backoff" : "starting"))]
+        }
+        if let slotInfo {
+            members.append(("restarts", .number(Double(slotInfo.restarts))))
+            members.append(("last_exit", slotInfo.lastExit.map { .string($0.description) } ?? .null))
+            if let due = slotInfo.restartAt, due > now { members.append(("restart_in_seconds", .number(seconds(due - now)))) }
+        }
+        return .object(members)
+    }
+
+    private static func seconds(_ d: Duration) -> Double { (d.seconds * 10).rounded() / 10 }
+
+    /// VmRSS from /proc/PID/status, in bytes.
+    static func rss(_ pid: Int32) -> JSON {
+        guard let text = try? Sys.readFile("/proc/\(pid)/status", limit: 8192),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return .null }
+        return .number(Double(kib * 1024))
+    }
+}
