@@ -34,6 +34,7 @@ let package = Package(
         .executableTarget(name: "Worker", dependencies: ["WorkerKit", "CHyperglass"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "ControlProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["Fixtures"]),
+        .testTarget(name: "WorkerTests", dependencies: ["WorkerKit", "Worker"], exclude: ["drain_client.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,6 +11,9 @@ private let tokenTable: [Bool] = (0..<128).map { (c: Int) -> Bool in
 @inline(__always)
 func isToken(_ c: UInt8) -> Bool { c < 128 && tokenTable[Int(c)] }
 
+@inline(__always)
+func isDigit(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 }
+
 /// Whether the bytes at `offset` spell `literal` exactly.
 func matches(_ buffer: UnsafeBufferPointer<UInt8>, _ offset: Int, _ literal: StaticString) -> Bool {
     let n = literal.utf8CodeUnitCount

@@ -35,15 +35,11 @@ enum HTTPParser {
         guard buffer[targetStart] == UInt8(ascii: "/") else { return .failure(.badRequest) }
         head.target = targetStart..<p
         p += 1
-        guard p + 10 <= headEnd, matches(buffer, p, "HTTP/1."), buffer[p + 8] == cr, buffer[p + 9] == lf else {
-            if p + 5 <= headEnd, matches(buffer, p, "HTTP/") { return .failure(.versionNotSupported) }
-            return .failure(.badRequest)
-        }
-        switch buffer[p + 7] {
-        case UInt8(ascii: "1"): head.minorVersion = 1
-        case UInt8(ascii: "0"): head.minorVersion = 0
-        default: return .failure(.versionNotSupported)
-        }
+        // "HTTP/" DIGIT "." DIGIT CRLF; a well-formed version other than 1.x is 505, anything else 400.
+        guard p + 10 <= headEnd, matches(buffer, p, "HTTP/"), isDigit(buffer[p + 5]), buffer[p + 6] == UInt8(ascii: "."),
+              isDigit(buffer[p + 7]), buffer[p + 8] == cr, buffer[p + 9] == lf else { return .failure(.badRequest) }
+        guard buffer[p + 5] == UInt8(ascii: "1"), buffer[p + 7] <= UInt8(ascii: "1") else { return .failure(.versionNotSupported) }
+        head.minorVersion = Int(buffer[p + 7] - UInt8(ascii: "0"))
         p += 10
 
         var connection = ConnectionTokens()

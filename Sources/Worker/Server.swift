@@ -81,6 +81,11 @@ final class Server {
         }
         // A stale event for an fd closed earlier in this batch (and perhaps reused) is dropped.
         guard let connection = connection(fd, serial) else { return }
+        // An error, or a hang-up we are not reading for (EOF seen, or a sleeping request): epoll reports
+        // these whatever the interest, so waiting would spin. Nothing can reach the peer any more.
+        if event.events & HG_EPOLLERR != 0 || (event.events & HG_EPOLLHUP != 0 && connection.interest & HG_EPOLLIN == 0) {
+            return close(connection)
+        }
         if event.events & (HG_EPOLLIN | HG_EPOLLHUP | HG_EPOLLERR) != 0, connection.interest & HG_EPOLLIN != 0 {
             guard read(connection) else { return close(connection) }
         }
