@@ -63,6 +63,46 @@ struct EndToEndTests {
         #expect(try worker.wait(seconds: 10) == 0)
     }
 
+    @Test("pipelined requests, bodies included, are answered in order on one connection")
+    func pipelining() throws {
+        let port = try freePort()
+        let worker = try Child.spawn(Child.workerPath, ["--bind", "127.0.0.1:\(port)"])
+        defer { worker.kill() }
+        let client = try Client.connect(port: port, within: 5)
+        defer { client.close() }
+        try client.send("POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /nope HTTP/1.1\r\n\r\n"
+            + "GET /sleep?ms=50 HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        let all = try client.receive(until: "\r\n\r\nok\n")
+        let statuses = all.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("HTTP/1.1 ") }.map { String($0.dropFirst(9).prefix(3)) }
+        #expect(statuses == ["405", "404", "200", "200"])
+        #expect(all.contains("slept 50 ms"))
+        #expect(try client.receiveBytes(count: 1).isEmpty, "Connection: close is honoured")
+    }
+
+    @Test("an idle worker with no watchdog never wakes up")
+    func idleWakeups() throws {
+        let port = try freePort()
+        let worker = try Child.spawn(Child.workerPath, ["--bind", "127.0.0.1:\(port)"])
+        defer { worker.kill() }
+        try Client.connect(port: port, within: 5).close()
+        usleep(200_000)
+        let before = try contextSwitches(worker.pid)
+        usleep(1_500_000)
+        #expect(try contextSwitches(worker.pid) == before)
+    }
+
+    private func contextSwitches(_ pid: pid_t) throws -> String {
+        guard let file = fopen("/proc/\(pid)/status", "r") else { throw TestFailure(description: "no /proc/\(pid)/status") }
+        defer { fclose(file) }
+        var lines: [String] = []
+        var buffer = [CChar](repeating: 0, count: 512)
+        while fgets(&buffer, Int32(buffer.count), file) != nil {
+            let line = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            if line.contains("ctxt_switches") { lines.append(line) }
+        }
+        return lines.joined()
+    }
+
     @Test("an independent client (Python websockets) sees READY, 1001, the slow request finish, exit 0")
     func pythonClient() throws {
         let script = String(#filePath.dropLast("EndToEndTests.swift".count)) + "drain_client.py"

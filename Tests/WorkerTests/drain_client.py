@@ -2,7 +2,7 @@
 
 Starts the worker as systemd would (a listening socket on fd 3, LISTEN_FDS, LISTEN_PID, NOTIFY_SOCKET),
 waits for READY=1, echoes over a WebSocket, starts a slow HTTP request, sends SIGTERM, and checks:
-STOPPING=1, the WebSocket gets close code 1001, the slow request completes with 200 and
+STOPPING=1, WATCHDOG=1 at half of WATCHDOG_USEC, the WebSocket gets close code 1001, the slow request completes with 200 and
 `Connection: close`, and the worker exits 0. Prints one line per check; exit status 0 when all pass.
 Usage: drain_client.py PATH_TO_hyperglass-worker
 """
@@ -23,7 +23,8 @@ def main(binary):
     notify.bind(notify_path)
     notify.settimeout(10)
     env = dict(os.environ, LISTEN_FDS="1", LISTEN_FDNAMES="http", NOTIFY_SOCKET=notify_path,
-               HYPERGLASS_WORKER_ID="7", HYPERGLASS_DRAIN_TIMEOUT="10s")
+               HYPERGLASS_WORKER_ID="7", HYPERGLASS_DRAIN_TIMEOUT="10s",
+               WATCHDOG_USEC="200000")
     # LISTEN_PID must be the worker's own pid: the shell moves the socket to fd 3, then execs into
     # the worker, which keeps the shell's pid.
     fd = listener.fileno()
@@ -67,6 +68,8 @@ async def drive(worker, port, notify):
     while not any(m.startswith(b"STOPPING=1") for m in messages):
         messages.append(await loop.run_in_executor(None, notify.recv, 4096))
     ok &= expect(True, "worker sent STOPPING=1")
+    watchdogs = messages.count(b"WATCHDOG=1")
+    ok &= expect(watchdogs >= 2, f"worker sent WATCHDOG=1 every 100 ms while serving ({watchdogs} seen)")
 
     try:
         await asyncio.wait_for(ws.recv(), 5)
