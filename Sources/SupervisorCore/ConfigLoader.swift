@@ -11,7 +11,8 @@ public struct ConfigLoader: Sendable {
         layerSeen = []
         var section: String? = nil
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift, so splitting on "\n" alone would see a CRLF file as one line.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
             let line = rawLine.trimmed
             let location = "\(name):\(lineNumber)"

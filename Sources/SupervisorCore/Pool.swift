@@ -40,7 +40,8 @@ public struct Pool: Sendable {
             guard slots.indices.contains(slot), slots[slot].generation < generation else { break }
             slots[slot].generation = generation
             actions.append(.log(.error, "worker \(slot) could not start: \(reason)"))
-            actions += slotFailed(slot, reason: reason, at: now)
+            // A spawn asked for before the stop began may fail after it: nothing to restart then.
+            if phase == .starting || phase == .running { actions += slotFailed(slot, reason: reason, at: now) }
         case let .exited(pid, status):
             actions += workerExited(pid: pid, status: status, at: now)
         case let .notified(pid, message):
@@ -76,6 +77,11 @@ public struct Pool: Sendable {
     // MARK: - Events
 
     private mutating func workerSpawned(slot: Int, generation: Int, pid: Int32, at now: Instant) -> [Action] {
+        if phase == .exited {
+            // A spawn asked for earlier in the same batch as the exit: nobody would supervise it.
+            return [.log(.warning, "worker \(slot) started (pid \(pid)) after the pool stopped; killing it"),
+                    .signal(pid: pid, .kill)]
+        }
         guard slots.indices.contains(slot), slots[slot].pid == nil, slots[slot].generation < generation else {
             // Nothing in the shell can produce this; a stray worker is killed rather than left unsupervised.
             return [.log(.error, "internal: unexpected worker \(slot) generation \(generation) (pid \(pid)); killing it"),

@@ -101,7 +101,11 @@ public enum ValueParser {
         var quote: Character? = nil
         var escaped = false
         for ch in text {
-            if escaped { current.append(ch); escaped = false; continue }
+            if escaped {
+                // In double quotes a backslash escapes only $ ` " \ (POSIX); before anything else it stays.
+                if quote == "\"", !"$`\"\\".contains(ch) { current.append("\\") }
+                current.append(ch); escaped = false; continue
+            }
             if let q = quote {
                 if ch == q { quote = nil } else if ch == "\\" && q == "\"" { escaped = true } else { current.append(ch) }
                 continue

@@ -1,0 +1,142 @@
+import Testing
+@testable import SupervisorCore
+
+@Suite("Pool: crash loops", .timeLimit(.minutes(1)))
+struct PoolCrashLoopTests {
+    /// Crashes `slot` and, if its restart is delayed, moves the clock to it.
+    private func crashAndRestart(_ driver: inout PoolDriver, slot: Int = 0) {
+        driver.exit(slot: slot)
+        if let due = driver.pool.slots[slot].restartAt { driver.advance(by: due - driver.now) }
+    }
+
+    @Test("after crash_loop_threshold failures in a row, keep-trying logs a crash loop once and keeps restarting at the cap")
+    func keepTrying() {
+        var driver = PoolDriver()
+        driver.start()
+        for _ in 1...4 { crashAndRestart(&driver) }
+        #expect(driver.history.logs(atLeast: .error).isEmpty)
+
+        let fifth = driver.exit(slot: 0)
+        #expect(fifth.logs(atLeast: .error) == ["crash loop: worker 0 failed 5 times in a row (last: exit status 1); retrying with backoff up to 30s"])
+        #expect(fifth.exitCodes.isEmpty)
+        #expect(driver.pool.crashLoopingSlots.map(\.id) == [0])
+        #expect(driver.lastStatus == "0/1 workers ready; crash loop in worker 0 (5 failures in a row, last: exit status 1)")
+
+        driver.advance(by: .seconds(8))
+        #expect(driver.pid(ofSlot: 0) != nil)
+        for _ in 1...6 { crashAndRestart(&driver) }
+        // Failures 7 and later wait the whole cap.
+        driver.exit(slot: 0)
+        #expect(driver.pool.slots[0].restartAt == driver.now + .seconds(30))
+        #expect(driver.history.logs(atLeast: .error).count == 1)
+        #expect(driver.history.exitCodes.isEmpty)
+        #expect(driver.pool.phase == .running)
+    }
+
+    @Test("a crash-looping slot that comes back ready is no longer reported as looping")
+    func loopEndsWhenReady() {
+        var driver = PoolDriver()
+        driver.start()
+        for _ in 1...5 { crashAndRestart(&driver) }
+        #expect(driver.pool.slots[0].failures == 5)
+        #expect(driver.pool.crashLoopingSlots.isEmpty)
+        #expect(driver.lastStatus == "1/1 workers ready")
+    }
+
+    @Test("with crash_loop = exit the supervisor drains the other workers and exits with status 1")
+    func exitPolicyDrains() {
+        var driver = PoolDriver(desired: 3, policy: .with { $0.crashLoop = .exit })
+        driver.start()
+        for _ in 1...4 { crashAndRestart(&driver) }
+        let survivors = [driver.pid(ofSlot: 1)!, driver.pid(ofSlot: 2)!]
+
+        let fifth = driver.exit(slot: 0)
+        #expect(fifth.spawnedSlots.isEmpty)
+        #expect(fifth.pids(sent: .terminate) == survivors)
+        #expect(fifth.systemdMessages.contains { $0.hasPrefix("STOPPING=1") })
+        #expect(fifth.logs(atLeast: .error).contains { $0.contains("crash_loop = exit") })
+        #expect(fifth.exitCodes.isEmpty)
+        #expect(driver.pool.phase == .stopping(exitCode: 1))
+
+        let last = driver.exitAll()
+        #expect(last.exitCodes == [1])
+        #expect(last.spawnedSlots.isEmpty)
+        #expect(driver.pool.phase == .exited)
+    }
+
+    @Test("with crash_loop = exit and no other workers the supervisor exits with status 1 at once")
+    func exitPolicyAlone() {
+        var driver = PoolDriver(policy: .with { $0.crashLoop = .exit; $0.crashLoopThreshold = 2 })
+        driver.start()
+        crashAndRestart(&driver)
+        let second = driver.exit(slot: 0)
+        #expect(second.exitCodes == [1])
+        #expect(second.spawnedSlots.isEmpty)
+        #expect(driver.pool.nextDeadline == nil)
+    }
+
+    @Test("when a crash-loop exit begins partway through a batch of spawns, the rest are neither adopted nor retried")
+    func exitMidBatch() {
+        // Core bug, fixed: the later spawns of the batch were adopted after the exit and left running,
+        // and a later failure in the batch began the stop again (a second STOPPING=1 and .exit).
+        var driver = PoolDriver(desired: 3, policy: .with { $0.crashLoop = .exit; $0.crashLoopThreshold = 1 })
+        driver.spawnOutcome = { slot, _ in slot == 1 ? nil : "fork: out of memory" }
+        let actions = driver.start()
+        #expect(actions.exitCodes == [1])
+        #expect(actions.spawnedSlots == [0, 1, 2])
+        #expect(actions.systemdMessages.filter { $0.hasPrefix("STOPPING=1") }.count == 1)
+        #expect(actions.pids(sent: .kill) == [100])
+        #expect(driver.pool.workers.isEmpty)
+        #expect(driver.pool.phase == .exited)
+    }
+
+    @Test("a spawn that fails while the pool drains is not retried")
+    func spawnFailureWhileDraining() {
+        var driver = PoolDriver(desired: 2, policy: .with { $0.crashLoop = .exit; $0.crashLoopThreshold = 1 })
+        driver.spawnOutcome = { slot, _ in slot == 0 ? nil : "fork: out of memory" }
+        driver.start()
+        #expect(driver.pool.phase == .stopping(exitCode: 1))
+        // Slot 1's failure began the stop; a stale report for it changes nothing either.
+        let late = driver.send(.spawnFailed(slot: 1, generation: 2, reason: "late"))
+        #expect(late.spawnedSlots.isEmpty)
+        #expect(late.exitCodes.isEmpty)
+        #expect(late.systemdMessages.filter { $0.hasPrefix("STOPPING=1") }.isEmpty)
+        #expect(driver.pool.slots[1].failures == 1)
+        #expect(driver.exit(slot: 0, status: .exited(0)).exitCodes == [1])
+    }
+
+    @Test("a spawn asked for before SIGTERM that fails during the drain is not restarted")
+    func spawnFailureAfterTerminate() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        driver.send(.signalReceived(.terminate))
+        // As if slot 1's restart had been asked for just before the stop and failed after it.
+        let late = driver.send(.spawnFailed(slot: 1, generation: 2, reason: "fork: out of memory"))
+        #expect(late.spawnedSlots.isEmpty)
+        #expect(late.logs(atLeast: .error) == ["worker 1 could not start: fork: out of memory"])
+        #expect(driver.pool.slots[1].restartAt == nil)
+    }
+
+    @Test("a worker whose spawn is reported during the drain is asked to stop at once")
+    func spawnedWhileDraining() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        driver.exit(slot: 1)
+        driver.exit(slot: 1)  // slot 1 now waits 1s and has no worker
+        driver.send(.signalReceived(.terminate))
+        let late = driver.send(.spawned(slot: 1, generation: 3, pid: 555))
+        #expect(late.pids(sent: .terminate) == [555])
+        #expect(driver.pool.workers[555]?.state == "draining")
+    }
+
+    @Test("spawn failures count towards the crash loop too")
+    func spawnFailuresLoop() {
+        var driver = PoolDriver(policy: .with { $0.crashLoop = .exit; $0.crashLoopThreshold = 3 })
+        driver.spawnOutcome = { _, _ in "exec ./app: Permission denied" }
+        driver.start()
+        driver.advance(by: .seconds(1))
+        #expect(driver.history.exitCodes == [1])
+        #expect(driver.history.spawnedSlots.count == 3)
+        #expect(driver.pool.phase == .exited)
+    }
+}

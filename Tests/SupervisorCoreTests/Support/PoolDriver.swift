@@ -1,0 +1,171 @@
+@testable import SupervisorCore
+
+/// Drives a `Pool` the way the shell's event loop does, with a fake clock and fake processes.
+///
+/// Like `EventLoop.dispatch`, actions are performed in order from one queue and a `.spawn` is
+/// answered at once with `.spawned` (incrementing fake pids) or `.spawnFailed`, whose own
+/// actions join the end of the queue. Time only moves when a test says so; `advance(by:)` fires
+/// `.deadlineReached` at each deadline the pool asked for on the way, as the timerfd would.
+struct PoolDriver {
+    private(set) var pool: Pool
+    private(set) var now: Instant
+    private(set) var nextPid: Int32
+    /// Every action so far, in order, follow-ups included.
+    private(set) var history: [Action] = []
+    /// Decides each spawn: nil means it succeeds, a string is the reason it failed.
+    var spawnOutcome: (_ slot: Int, _ generation: Int) -> String? = { _, _ in nil }
+    /// Sees every single `handle` call: the event, its actions and the pool just after.
+    var observer: (_ event: Event, _ actions: [Action], _ pool: Pool) -> Void = { _, _, _ in }
+
+    static let epoch = Instant(nanoseconds: 1_000_000_000_000)
+
+    init(desired: Int = 1, policy: PoolPolicy = .testDefault, seed: UInt64 = 0x5EED, firstPid: Int32 = 100) {
+        pool = Pool(desired: desired, policy: policy, seed: seed)
+        now = Self.epoch
+        nextPid = firstPid
+    }
+
+    /// Sends `started` and answers the spawns: the usual first step of a test.
+    @discardableResult
+    mutating func start() -> [Action] { send(.started) }
+
+    /// Feeds one event and performs what the pool asks; returns every action of this dispatch.
+    @discardableResult
+    mutating func send(_ event: Event) -> [Action] {
+        var pending = handle(event)
+        var index = 0
+        while index < pending.count {
+            if case let .spawn(slot, generation) = pending[index] {
+                let followUp: Event
+                if let reason = spawnOutcome(slot, generation) {
+                    followUp = .spawnFailed(slot: slot, generation: generation, reason: reason)
+                } else {
+                    followUp = .spawned(slot: slot, generation: generation, pid: nextPid)
+                    nextPid += 1
+                }
+                pending += handle(followUp)
+            }
+            index += 1
+        }
+        history += pending
+        return pending
+    }
+
+    private mutating func handle(_ event: Event) -> [Action] {
+        let actions = pool.handle(event, at: now)
+        observer(event, actions, pool)
+        return actions
+    }
+
+    /// Moves the clock forward, firing `deadlineReached` at every deadline that falls due on the way.
+    @discardableResult
+    mutating func advance(by duration: Duration) -> [Action] {
+        let target = now + duration
+        var actions: [Action] = []
+        while let deadline = pool.nextDeadline, deadline <= target {
+            if deadline > now { now = deadline }
+            actions += send(.deadlineReached)
+        }
+        now = target
+        return actions
+    }
+
+    /// Jumps to the pool's next deadline and fires it; nil if the pool asked for none.
+    mutating func advanceToNextDeadline() -> [Action]? {
+        guard let deadline = pool.nextDeadline else { return nil }
+        if deadline > now { now = deadline }
+        return send(.deadlineReached)
+    }
+
+    // MARK: - Fake processes
+
+    /// The pid running in a slot now.
+    func pid(ofSlot slot: Int) -> Int32? { pool.slots.indices.contains(slot) ? pool.slots[slot].pid : nil }
+
+    /// The current worker of `slot` exits with `status`.
+    @discardableResult
+    mutating func exit(slot: Int, status: ExitStatus = .exited(1)) -> [Action] {
+        guard let pid = pid(ofSlot: slot) else { preconditionFailure("slot \(slot) has no worker to exit") }
+        return send(.exited(pid: pid, status: status))
+    }
+
+    /// The current worker of `slot` sends READY=1.
+    @discardableResult
+    mutating func ready(slot: Int) -> [Action] {
+        guard let pid = pid(ofSlot: slot) else { preconditionFailure("slot \(slot) has no worker to be ready") }
+        return send(.notified(pid: pid, message: NotifyMessage(ready: true)))
+    }
+
+    /// Every slot's worker sends READY=1.
+    @discardableResult
+    mutating func readyAll() -> [Action] {
+        var actions: [Action] = []
+        for slot in pool.slots.indices where pid(ofSlot: slot) != nil { actions += ready(slot: slot) }
+        return actions
+    }
+
+    /// Every worker process exits (as after SIGTERM), lowest pid first.
+    @discardableResult
+    mutating func exitAll(status: ExitStatus = .exited(0)) -> [Action] {
+        var actions: [Action] = []
+        for pid in pool.workers.keys.sorted() { actions += send(.exited(pid: pid, status: status)) }
+        return actions
+    }
+
+    /// The last STATUS= the pool sent to systemd.
+    var lastStatus: String? {
+        history.lastStatus
+    }
+}
+
+extension PoolPolicy {
+    /// Defaults, but without jitter so delays are exact.
+    static var testDefault: PoolPolicy {
+        var policy = PoolPolicy()
+        policy.backoff.jitter = 0
+        return policy
+    }
+
+    static func with(_ change: (inout PoolPolicy) -> Void) -> PoolPolicy {
+        var policy = PoolPolicy.testDefault
+        change(&policy)
+        return policy
+    }
+}
+
+extension Array where Element == Action {
+    /// The slots of the `.spawn` actions, in order.
+    var spawnedSlots: [Int] {
+        compactMap { if case let .spawn(slot, _) = $0 { slot } else { nil } }
+    }
+
+    var signals: [(pid: Int32, signal: Signal)] {
+        compactMap { if case let .signal(pid, signal) = $0 { (pid, signal) } else { nil } }
+    }
+
+    /// The pids sent `signal`, in order.
+    func pids(sent signal: Signal) -> [Int32] {
+        signals.filter { $0.signal == signal }.map(\.pid)
+    }
+
+    var systemdMessages: [String] {
+        compactMap { if case let .notifySystemd(text) = $0 { text } else { nil } }
+    }
+
+    var exitCodes: [Int32] {
+        compactMap { if case let .exit(code) = $0 { code } else { nil } }
+    }
+
+    func logs(atLeast level: LogLevel = .debug) -> [String] {
+        compactMap { if case let .log(l, text) = $0, l >= level { text } else { nil } }
+    }
+
+    var lastStatus: String? {
+        systemdMessages.last { $0.hasPrefix("STATUS=") }.map { String($0.dropFirst("STATUS=".count)) }
+    }
+
+    var readyNotifications: Int { systemdMessages.count { $0.split(separator: "\n").contains("READY=1") } }
+}
+
+/// Swift Testing has an `ExitStatus` of its own (for exit tests); in these tests the name means the core's.
+typealias ExitStatus = SupervisorCore.ExitStatus
