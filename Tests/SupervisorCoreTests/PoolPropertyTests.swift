@@ -109,6 +109,12 @@ struct PoolPropertyTests {
             default:
                 _ = driver.advanceToNextDeadline()
             }
+            // Between events no slot is forgotten: it has a worker or a restart on the clock.
+            if driver.pool.phase == .starting || driver.pool.phase == .running {
+                for slot in driver.pool.slots where slot.pid == nil && slot.restartAt == nil {
+                    violations.add("\(stepName): slot \(slot.id) has neither a worker nor a restart due")
+                }
+            }
         }
         return violations.found
     }
