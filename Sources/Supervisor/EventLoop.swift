@@ -118,6 +118,7 @@ final class EventLoop {
             if let followUp = perform(pending[index]) { pending += pool.handle(followUp, at: Sys.now) }
             index += 1
         }
+        answerWaiters()
         armTimer()
     }
 
@@ -159,13 +160,18 @@ final class EventLoop {
                 if let reply = answer(line, from: fd) { control.reply(to: fd, reply) }
             }
         }
+        watch(fd)
+        armTimer()
+    }
+
+    /// Keeps a client's epoll interest in step with its output: EPOLLOUT only while a reply waits to be sent.
+    private func watch(_ fd: Int32) {
         if control.isOpen(fd) {
             let interest = HG_EPOLLIN | HG_EPOLLRDHUP | (control.wantsWrite(fd) ? HG_EPOLLOUT : 0)
             _ = hg_epoll_mod(epoll, fd, interest, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
         } else {
             waiters.removeAll { $0.fd == fd }
         }
-        armTimer()
     }
 
     /// The reply to one request line, or nil when it comes later (`--wait`).
@@ -201,6 +207,7 @@ final class EventLoop {
 
     private func answerWaiters() {
         guard !waiters.isEmpty else { return }
+        var answered: [Int32] = []
         waiters.removeAll { waiter in
             guard control.isOpen(waiter.fd) else { return true }
             if case .stopping = pool.phase {
@@ -212,7 +219,9 @@ final class EventLoop {
             } else {
                 return false
             }
+            answered.append(waiter.fd)
             return true
         }
+        answered.forEach(watch)
     }
 }

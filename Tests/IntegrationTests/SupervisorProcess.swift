@@ -10,6 +10,7 @@ final class SupervisorProcess {
     /// The test worker appends "PID started ..." and "PID signal N" lines here.
     let recordPath: String
     let port: Int
+    let controlSocket: String
     private var reaped = false
 
     /// Starts `hyperglass start --bind 127.0.0.1:PORT ARGS...`; `worker` nil means no `--` command.
@@ -20,7 +21,8 @@ final class SupervisorProcess {
         port = freePort()
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Paths.hyperglass)
-        var argv = ["start", "--bind", "127.0.0.1:\(port)"] + arguments
+        controlSocket = self.directory + "/control.sock"
+        var argv = ["start", "--bind", "127.0.0.1:\(port)", "--control-socket", controlSocket] + arguments
         if let worker {
             argv += ["--", Paths.testWorker, "--record", recordPath] + worker
         }
@@ -41,6 +43,14 @@ final class SupervisorProcess {
     var liveWorkers: [Int32] { ProcFS.children(of: pid) }
 
     func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Runs `hyperglassctl --socket <ours> ARGS`, optionally as another user via setpriv.
+    func ctl(_ arguments: [String], as user: (uid: Int, gid: Int)? = nil) -> (status: Int32, out: String, err: String) {
+        runProgram(Paths.products + "/hyperglassctl", ["--socket", controlSocket] + arguments, as: user)
+    }
+
+    /// The supervisor's open file descriptors.
+    var openFDs: Int { ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count }
 
     /// Waits for the supervisor to exit; its status, or nil if it is still running after `timeout`.
     func waitForExit(timeout: Double) -> Int32? {
@@ -65,4 +75,26 @@ final class SupervisorProcess {
         for worker in startedWorkers where ProcFS.isAlive(worker) { kill(-worker, SIGKILL); kill(worker, SIGKILL) }
         try? FileManager.default.removeItem(atPath: directory)
     }
+}
+
+/// Runs a program to completion, with its output captured; bounded by a 30 s kill.
+func runProgram(_ path: String, _ arguments: [String], as user: (uid: Int, gid: Int)? = nil) -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    if let user {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", path] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+    }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    do { try process.run() } catch { return (-1, "", "\(error)") }
+    let pid = process.processIdentifier
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    if !eventually(timeout: 30, { !process.isRunning }) { kill(pid, SIGKILL) }
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
