@@ -33,7 +33,9 @@ enum ControlClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var line = Array((request.json.serialized + "\n").utf8)
         let sent = line.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == line.count else { throw ClientError(description: "cannot send to \(path): \(String(cString: strerror(errno)))", exitCode: 3) }
+        // A supervisor that refuses a client answers and closes at once, maybe before the request is sent:
+        // its reply is still there to read, so a failed send only matters when no reply follows.
+        let sendError = sent == line.count ? nil : String(cString: strerror(errno))
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !received.contains(0x0A) {
@@ -47,6 +49,7 @@ enum ControlClient {
             if received.count > 64 << 20 { break }
         }
         let text = String(decoding: received.prefix { $0 != 0x0A }, as: UTF8.self)
+        if text.isEmpty, let sendError { throw ClientError(description: "cannot send to \(path): \(sendError)", exitCode: 3) }
         guard !text.isEmpty else { throw ClientError(description: "the supervisor at \(path) closed the connection without a reply", exitCode: 1) }
         do {
             return try JSON.parse(text)
