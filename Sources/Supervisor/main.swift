@@ -31,6 +31,7 @@ case .checkConfig:
         let loaded = try Configuration.load(invocation, environment: Sys.environmentDictionary())
         let workers = loaded.settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: loaded.settings.debug)
         print(Configuration.describe(loaded, resolvedWorkers: workers), terminator: "")
+        UnitCheck.warnIfStopTimeoutTooShort(graceful: loaded.settings.gracefulTimeout)
     } catch {
         fail("\(error)", code: 78)
     }
