@@ -6,13 +6,18 @@ enum StatusTable {
         let s = reply["supervisor"] ?? .null
         var out = "supervisor  pid \(int(s["pid"]))  \(s["state"]?.string ?? "?")  up \(duration(s["uptime_seconds"]))"
         out += "  \(int(s["ready"]))/\(int(s["desired"])) workers ready  rss \(bytes(s["rss_bytes"]))\n"
-        out += "status      \(s["status"]?.string ?? "")\n\n"
-        var rows = [["ID", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT", "RSS"]]
+        out += "status      \(s["status"]?.string ?? "")\n"
+        if let roll = s["roll"], roll != .null {
+            out += "roll        \(roll["kind"]?.string ?? "?"): \(int(roll["done"])) done, \(int(roll["to_go"])) to go\n"
+        }
+        out += "\n"
+        var rows = [["ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST EXIT", "RSS"]]
         for worker in reply["workers"]?.array ?? [] {
             rows.append([
                 String(int(worker["id"])),
                 worker["pid"]?.int.map { String($0) } ?? "-",
                 (worker["state"]?.string ?? "?") + (worker["restart_in_seconds"]?.number.map { " (in \(Int($0.rounded(.up)))s)" } ?? ""),
+                worker["generation"]?.int.map { String($0) } ?? "-",
                 worker["uptime_seconds"].map { duration($0) } ?? "-",
                 worker["restarts"]?.int.map { String($0) } ?? "-",
                 worker["last_exit"]?.string ?? "-",

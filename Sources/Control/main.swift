@@ -10,6 +10,10 @@ let usage = """
       status [--json]          supervisor and per-worker state (a table, or JSON for scripts)
       workers                  print the desired worker count
       workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it
+      reload [--wait]          re-read the configuration and replace every worker, one at a time, each
+                               new one ready before its predecessor drains; --wait returns when the roll
+                               finished (exit 0) or failed and was rolled back (exit 1)
+      restart ID|all [--wait]  replace one worker, or all of them one at a time, the same graceful way
       ping                     check that the supervisor answers
       version                  the supervisor's version and protocol
 
@@ -54,7 +58,7 @@ while index < arguments.count {
     }
 }
 
-guard let command = words.first else { usageError("missing command (status, workers, ping, version)") }
+guard let command = words.first else { usageError("missing command (status, workers, reload, restart, ping, version)") }
 let request: ControlRequest
 switch (command, words.count) {
 case ("status", 1): request = .status
@@ -66,13 +70,23 @@ case ("workers", 2):
         usageError("'\(words[1])' is not a worker count; use N, +N or -N (e.g. 'workers 16', 'workers +1')")
     }
     request = .setWorkers(change, wait: wait)
-case ("status", _), ("ping", _), ("version", _), ("workers", _):
+case ("reload", 1): request = .reload(wait: wait)
+case ("restart", 2):
+    guard let target = RestartTarget(argument: words[1]) else {
+        usageError("'\(words[1])' is not a worker; use a worker id from 'hyperglassctl status' or 'all'")
+    }
+    request = .restart(target, wait: wait)
+case ("restart", 1): usageError("restart needs a worker id or 'all'")
+case ("status", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _):
     usageError("too many arguments for '\(command)'")
 default:
-    usageError("unknown command '\(command)' (status, workers, ping, version)")
+    usageError("unknown command '\(command)' (status, workers, reload, restart, ping, version)")
 }
 if json && request != .status { usageError("--json goes with 'status'") }
-if wait, case .setWorkers = request {} else if wait { usageError("--wait goes with 'workers N'") }
+switch request {
+case .setWorkers, .reload, .restart: break
+default: if wait { usageError("--wait goes with 'workers N', 'reload' and 'restart'") }
+}
 
 let path = socketPath ?? ControlClient.defaultPath()
 let reply: JSON
@@ -91,6 +105,8 @@ case .status: print(json ? reply.serialized : StatusTable.render(reply), termina
 case .ping: print("pong")
 case .version: print("hyperglass \(reply["version"]?.string ?? "?") (control protocol \(reply["protocol"]?.int ?? 0))")
 case .getWorkers: print(reply["desired"]?.int ?? 0)
+case .reload, .restart:
+    print(reply["summary"]?.string ?? "started")
 case .setWorkers:
     if wait {
         print("\(reply["ready"]?.int ?? 0)/\(reply["desired"]?.int ?? 0) workers ready")

@@ -4,6 +4,9 @@
 ///     ← {"ok":true,"supervisor":{...},"workers":[...]}
 ///     → {"v":1,"cmd":"workers","set":16,"wait":true}
 ///     ← {"ok":false,"error":"16 is above max_workers (8)"}
+///     → {"v":1,"cmd":"reload","wait":true}
+///     ← {"ok":true,"summary":"reload complete: 8 workers replaced in 3.1s"}
+///     → {"v":1,"cmd":"restart","worker":3}      (or "worker":"all")
 public enum ControlRequest: Equatable, Sendable {
     case ping
     case version
@@ -11,6 +14,10 @@ public enum ControlRequest: Equatable, Sendable {
     case getWorkers
     /// `workers N`, `workers +N`, `workers -N`; with `wait` the reply comes once the pool has reached the count.
     case setWorkers(WorkerCountChange, wait: Bool)
+    /// Re-read the configuration and roll every worker onto it; with `wait` the reply comes when the roll ended.
+    case reload(wait: Bool)
+    /// Replace one worker (by slot id) or all of them, one roll step at a time.
+    case restart(RestartTarget, wait: Bool)
 
     public static let protocolVersion = 1
 
@@ -18,7 +25,7 @@ public enum ControlRequest: Equatable, Sendable {
     public var isReadOnly: Bool {
         switch self {
         case .ping, .version, .status, .getWorkers: return true
-        case .setWorkers: return false
+        case .setWorkers, .reload, .restart: return false
         }
     }
 
@@ -34,6 +41,16 @@ public enum ControlRequest: Equatable, Sendable {
             switch change {
             case .to(let n): members.append(("set", .number(Double(n))))
             case .by(let delta): members.append(("add", .number(Double(delta))))
+            }
+            if wait { members.append(("wait", .bool(true))) }
+        case let .reload(wait):
+            members.append(("cmd", .string("reload")))
+            if wait { members.append(("wait", .bool(true))) }
+        case let .restart(target, wait):
+            members.append(("cmd", .string("restart")))
+            switch target {
+            case .all: members.append(("worker", .string("all")))
+            case .worker(let id): members.append(("worker", .number(Double(id))))
             }
             if wait { members.append(("wait", .bool(true))) }
         }
@@ -64,9 +81,30 @@ public enum ControlRequest: Equatable, Sendable {
             } else {
                 self = .getWorkers
             }
+        case "reload": self = .reload(wait: json["wait"]?.bool ?? false)
+        case "restart":
+            let wait = json["wait"]?.bool ?? false
+            if json["worker"]?.string == "all" {
+                self = .restart(.all, wait: wait)
+            } else if let id = json["worker"]?.int, id >= 0 {
+                self = .restart(.worker(id), wait: wait)
+            } else {
+                throw ControlError("\"worker\" must be a worker id (0, 1, ...) or \"all\"")
+            }
         default:
-            throw ControlError("unknown command '\(command)' (ping, version, status, workers)")
+            throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart)")
         }
+    }
+}
+
+/// Which workers `restart` replaces.
+public enum RestartTarget: Equatable, Sendable {
+    case all
+    case worker(Int)
+
+    /// Parses the `hyperglassctl restart` argument: "all" or a worker id.
+    public init?(argument: String) {
+        if argument == "all" { self = .all } else if let id = Int(argument), id >= 0 { self = .worker(id) } else { return nil }
     }
 }
 

@@ -79,6 +79,7 @@ enum Configuration {
         lines += s.environment.map { "environment = \($0)" }
         lines.append("readiness = \(s.readiness.rawValue)")
         lines.append("ready_timeout = \(s.readyTimeout.spoken)")
+        lines.append("max_surge = \(s.maxSurge)")
         lines += ["", "[restart]", "backoff_initial = \(s.backoff.initial.spoken)", "backoff_max = \(s.backoff.maximum.spoken)",
                   "backoff_reset = \(s.backoff.reset.spoken)", "crash_loop_threshold = \(s.crashLoopThreshold)"]
         return lines.joined(separator: "\n") + "\n"

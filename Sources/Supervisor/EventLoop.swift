@@ -8,7 +8,9 @@ import SupervisorCore
 /// When nothing is due it sleeps in epoll_wait with no timeout: zero wake-ups while idle.
 final class EventLoop {
     private var pool: Pool
-    private let spawner: Spawner
+    private var spawner: Spawner
+    private var reloader: Reloader
+    private var lastRelease = 1
     private let listeners: [Listener]
     private let notifier: SystemdNotifier
     private let notifySocket: WorkerNotifySocket
@@ -18,8 +20,10 @@ final class EventLoop {
     private let timer: Int32
     private let control: ControlServer
     private let startedAt = Sys.now
-    /// `workers N --wait` requests answered once the pool has reached N.
-    private var waiters: [(fd: Int32, target: Int)] = []
+    /// Requests whose reply comes later: `workers N --wait` once the pool has N workers,
+    /// `reload --wait` and `restart --wait` once the roll with this id has ended.
+    private enum Awaited { case count(Int), roll(Int) }
+    private var waiters: [(fd: Int32, awaited: Awaited)] = []
     private var armedDeadline: Instant? = nil
     private var exitCode: Int32? = nil
 
@@ -30,9 +34,10 @@ final class EventLoop {
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
 
-    init(pool: Pool, spawner: Spawner, listeners: [Listener], notifier: SystemdNotifier,
+    init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
          notifySocket: WorkerNotifySocket, control: ControlServer, log: Log) throws(SystemError) {
         self.control = control
+        self.reloader = reloader
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
@@ -93,6 +98,9 @@ final class EventLoop {
             if signo <= 0 { return }
             if signo == SIGCHLD {
                 reapChildren()
+            } else if signo == SIGHUP {
+                log(.notice, "SIGHUP: reloading the configuration")
+                if case .failure(let refusal) = reload() { log(.warning, refusal.message) }
             } else if let signal = Signal(rawValue: signo) {
                 dispatch(.signalReceived(signal))
             }
@@ -124,9 +132,9 @@ final class EventLoop {
 
     private func perform(_ action: Action) -> Event? {
         switch action {
-        case let .spawn(slot, generation):
+        case let .spawn(slot, generation, release):
             do {
-                let pid = try spawner.spawn(slot: slot)
+                let pid = try spawner.spawn(slot: slot, release: release)
                 return .spawned(slot: slot, generation: generation, pid: pid)
             } catch {
                 return .spawnFailed(slot: slot, generation: generation, reason: error.description)
@@ -195,14 +203,69 @@ final class EventLoop {
                 return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to max_workers (\(pool.policy.maxWorkers))")
             }
             dispatch(.desiredCountChanged(target))
-            if wait {
-                control.markAwaiting(fd, until: Sys.now + ControlServer.waitTimeout)
-                waiters.append((fd, target))
-                answerWaiters()
-                return nil
-            }
+            if wait { return replyLater(.count(target), by: fd) }
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
+        case let .reload(wait):
+            switch reload() {
+            case .failure(let refusal): return ControlReply.failure(refusal.message)
+            case .success(let id): return wait ? replyLater(.roll(id), by: fd) : rollStarted(id)
+            }
+        case let .restart(target, wait):
+            let ids: [Int]
+            switch target {
+            case .all: ids = Array(pool.slots.indices)
+            case .worker(let id):
+                guard pool.slots.indices.contains(id) else {
+                    return ControlReply.failure("there is no worker \(id): the workers are 0 to \(pool.desired - 1)")
+                }
+                ids = [id]
+            }
+            if let refusal = pool.rollRefusal(.restart) { return ControlReply.failure(refusal) }
+            let id = pool.nextRollID
+            dispatch(.restartRequested(slots: ids))
+            return wait ? replyLater(.roll(id), by: fd) : rollStarted(id)
         }
+    }
+
+    private func replyLater(_ awaited: Awaited, by fd: Int32) -> JSON? {
+        control.markAwaiting(fd, until: Sys.now + ControlServer.waitTimeout)
+        waiters.append((fd, awaited))
+        answerWaiters()
+        return nil
+    }
+
+    private func rollStarted(_ id: Int) -> JSON {
+        if let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
+        let total = pool.roll?.total ?? 0
+        return ControlReply.success([("summary", .string("\(pool.roll?.kind.rawValue ?? "roll") started: \(total) worker\(total == 1 ? "" : "s") to replace"))])
+    }
+
+    private func rollReply(_ outcome: RollOutcome) -> JSON {
+        outcome.succeeded ? ControlReply.success([("summary", .string(outcome.summary))]) : ControlReply.failure(outcome.summary)
+    }
+
+    /// Re-reads the configuration and starts the roll onto it; the roll's id, or why nothing happened.
+    private func reload() -> Result<Int, ControlError> {
+        if let refusal = pool.rollRefusal(.reload) { return .failure(ControlError(refusal)) }
+        let plan: Reloader.Plan
+        do {
+            plan = try reloader.load(runningCount: pool.desired)
+        } catch {
+            dispatch(.reloadRejected(reason: error.description))
+            return .failure(ControlError(pool.lastRoll?.summary ?? error.description))
+        }
+        if !plan.needRestart.isEmpty {
+            log(.warning, "reload: \(plan.needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); keeping the running value")
+        }
+        spawner.keepOnly(Set(pool.slots.map(\.release) + pool.workers.values.map(\.release)))
+        lastRelease += 1
+        spawner.register(release: lastRelease, command: plan.settings.command, configured: plan.settings.environment)
+        let id = pool.nextRollID
+        // Shrink before the roll and grow after it, so no slot is replaced only to be removed.
+        if let count = plan.count, count < pool.desired { dispatch(.desiredCountChanged(count)) }
+        dispatch(.reloadRequested(release: lastRelease, policy: PoolPolicy(settings: plan.settings, systemdWatchdog: notifier.watchdog)))
+        if let count = plan.count, count > pool.desired { dispatch(.desiredCountChanged(count)) }
+        return .success(id)
     }
 
     private func answerWaiters() {
@@ -210,18 +273,24 @@ final class EventLoop {
         var answered: [Int32] = []
         waiters.removeAll { waiter in
             guard control.isOpen(waiter.fd) else { return true }
-            if case .stopping = pool.phase {
-                control.reply(to: waiter.fd, ControlReply.failure("the supervisor is stopping"))
-            } else if pool.desired != waiter.target {
-                control.reply(to: waiter.fd, ControlReply.failure("the worker count was changed to \(pool.desired) by another request"))
-            } else if pool.isSettled {
-                control.reply(to: waiter.fd, ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))]))
-            } else {
-                return false
-            }
+            guard let reply = reply(awaiting: waiter.awaited) else { return false }
+            control.reply(to: waiter.fd, reply)
             answered.append(waiter.fd)
             return true
         }
         answered.forEach(watch)
+    }
+
+    /// The deferred reply, once there is one.
+    private func reply(awaiting awaited: Awaited) -> JSON? {
+        if case .roll(let id) = awaited, let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
+        if case .stopping = pool.phase { return ControlReply.failure("the supervisor is stopping") }
+        switch awaited {
+        case .roll: return nil
+        case .count(let target):
+            if pool.desired != target { return ControlReply.failure("the worker count was changed to \(pool.desired) by another request") }
+            guard pool.isSettled else { return nil }
+            return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
+        }
     }
 }

@@ -22,8 +22,9 @@ enum Start {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
             let notifySocket = try WorkerNotifySocket()
             let notifier = SystemdNotifier()
-            let spawner = Spawner(command: settings.command, listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address,
-                                  inherited: Sys.environment(), configured: settings.environment)
+            var spawner = Spawner(listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address, inherited: Sys.environment())
+            spawner.register(release: 1, command: settings.command, configured: settings.environment)
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), current: settings)
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
@@ -34,7 +35,7 @@ enum Start {
             let control = try ControlServer(path: settings.controlSocket ?? ControlServer.defaultPath(environment: environment),
                                             group: settings.controlGroup)
             log(.info, "control socket at \(control.path)")
-            let loop = try EventLoop(pool: pool, spawner: spawner, listeners: listeners, notifier: notifier,
+            let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
                                      notifySocket: notifySocket, control: control, log: log)
             return loop.run()
         } catch {

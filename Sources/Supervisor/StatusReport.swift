@@ -14,6 +14,14 @@ enum StatusReport {
             ("desired", .number(Double(pool.desired))),
             ("ready", .number(Double(pool.readyCount))),
             ("rss_bytes", rss(getpid())),
+            ("release", .number(Double(pool.release))),
+            ("roll", pool.roll.map { roll in
+                .object([("kind", .string(roll.kind.rawValue)), ("done", .number(Double(roll.done))), ("total", .number(Double(roll.total))),
+                         ("to_go", .number(Double(roll.total - roll.done)))])
+            } ?? .null),
+            ("last_roll", pool.lastRoll.map { outcome in
+                .object([("kind", .string(outcome.kind.rawValue)), ("ok", .bool(outcome.succeeded)), ("summary", .string(outcome.summary))])
+            } ?? .null),
         ])
         var workers: [JSON] = []
         for slot in pool.slots {
@@ -33,6 +41,7 @@ enum StatusReport {
         case .starting: return pool.crashLoopingSlots.isEmpty ? "starting" : "crash-looping"
         case .running:
             if !pool.crashLoopingSlots.isEmpty { return "crash-looping" }
+            if let roll = pool.roll { return roll.kind == .restart ? "restarting" : "reloading" }
             return pool.scalingFrom != nil ? "scaling" : "running"
         }
     }
@@ -44,6 +53,7 @@ enum StatusReport {
                 ("pid", .number(Double(worker.pid))),
                 ("state", .string(worker.state)),
                 ("generation", .number(Double(worker.generation))),
+                ("release", .number(Double(worker.release))),
                 ("uptime_seconds", .number(seconds(now - worker.startedAt))),
                 ("rss_bytes", rss(worker.pid)),
             ]

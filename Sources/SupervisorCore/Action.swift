@@ -1,7 +1,8 @@
 /// What the shell must do next. Imperative.
 public enum Action: Equatable, Sendable {
-    /// Start a worker in this slot (fork/exec), then report `spawned` or `spawnFailed`.
-    case spawn(slot: Int, generation: Int)
+    /// Start a worker in this slot (fork/exec) with the command and environment of `release`,
+    /// then report `spawned` or `spawnFailed`.
+    case spawn(slot: Int, generation: Int, release: Int = 1)
     /// Send a signal to a worker's whole process group.
     case signal(pid: Int32, Signal)
     /// Send these assignments to systemd ("READY=1\nSTATUS=4/4 workers ready"); a no-op outside systemd.

@@ -51,6 +51,9 @@ public struct ConfigKey: Sendable {
         ConfigKey(name: "ready_timeout", section: "worker", repeatable: false, accepts: "a duration such as 60s") {
             s, v throws(ConfigValueError) in s.readyTimeout = try ValueParser.duration(v)
         },
+        ConfigKey(name: "max_surge", section: "worker", repeatable: false, accepts: "a number from 1 to 1024") {
+            s, v throws(ConfigValueError) in s.maxSurge = try ValueParser.integer(v, in: 1...1024)
+        },
         ConfigKey(name: "backoff_initial", section: "restart", repeatable: false, accepts: "a duration such as 1s") {
             s, v throws(ConfigValueError) in s.backoff.initial = try ValueParser.duration(v)
         },

@@ -15,6 +15,12 @@ public enum Event: Equatable, Sendable {
     case signalReceived(Signal)
     /// An operator asked for a different number of workers (control socket, TTIN/TTOU).
     case desiredCountChanged(Int)
+    /// A validated configuration was registered by the shell as `release`: roll every worker onto it.
+    case reloadRequested(release: Int, policy: PoolPolicy)
+    /// A reload was asked for but its configuration is invalid.
+    case reloadRejected(reason: String)
+    /// Replace these slots' workers with fresh ones, one roll step at a time.
+    case restartRequested(slots: [Int])
 }
 
 /// A parsed sd_notify datagram: newline-separated KEY=VALUE assignments.

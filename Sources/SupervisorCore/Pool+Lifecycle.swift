@@ -9,16 +9,26 @@ extension Pool {
         let current = slots.indices.contains(worker.slot) && slots[worker.slot].pid == pid
         if current { slots[worker.slot].pid = nil; slots[worker.slot].lastExit = status }
 
-        if worker.killAt != nil, worker.killReason == nil {
+        let successor = slots.indices.contains(worker.slot) && slots[worker.slot].successor?.pid == pid
+        if successor, phase == .starting || phase == .running {
+            let reason = worker.killReason ?? "\(status) before ready"
+            actions.append(.log(.warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)"))
+            actions += successorFailed(worker.slot, reason: reason, at: now)
+        } else if worker.killAt != nil, worker.killReason == nil {
             actions.append(.log(.info, "worker \(worker.slot) (pid \(pid)) stopped: \(status)"))
         } else if case .stopping = phase {
             actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited while draining: \(status)"))
+        } else if current, let next = slots[worker.slot].successor {
+            // The roll is already replacing it; the successor takes over the slot when ready.
+            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(status); its successor\(next.pid.map { " (pid \($0))" } ?? "") is starting"))
         } else if current {
             let when = worker.readyAt == nil ? "before ready" : "after \((now - worker.startedAt).spoken)"
             let reason = worker.killReason ?? "\(status)"
             actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason) \(when)"))
             if let readyAt = worker.readyAt, now - readyAt >= policy.backoff.reset { slots[worker.slot].failures = 0 }
             actions += slotFailed(worker.slot, reason: worker.readyAt == nil ? "\(reason) before ready" : reason, at: now)
+        } else {
+            actions.append(.log(.info, "worker \(worker.slot) (pid \(pid)) ended: \(worker.killReason ?? status.description)"))
         }
         if case .stopping(let code) = phase, workers.isEmpty {
             phase = .exited
@@ -46,7 +56,7 @@ extension Pool {
         let delay = policy.backoff.delay(afterFailures: failures, unit: random.nextUnit())
         slots[slot].restarts += 1
         if delay == .zero {
-            actions.append(.spawn(slot: slot, generation: slots[slot].generation + 1))
+            actions.append(.spawn(slot: slot, generation: slots[slot].generation + 1, release: slots[slot].release))
         } else {
             slots[slot].restartAt = now + delay
             actions.append(.log(.notice, "restarting worker \(slot) in \(delay.spoken)"))
@@ -62,14 +72,16 @@ extension Pool {
         allReadyLogged = false
         if count > desired {
             for id in desired..<count {
-                slots.append(Slot(id: id))
-                actions.append(.spawn(slot: id, generation: 1))
+                slots.append(Slot(id: id, release: release))
+                actions.append(.spawn(slot: id, generation: 1, release: release))
             }
         } else {
             for slot in slots[count...].reversed() {
                 if let pid = slot.pid { actions += stop(pid, at: now) }
+                if let pid = slot.successor?.pid { actions += stop(pid, at: now) }
             }
             slots.removeSubrange(count...)
+            actions += forgetRemovedSlots(at: now)
         }
         return actions
     }
@@ -85,6 +97,7 @@ extension Pool {
     mutating func beginStop(exitCode: Int32, reason: String, at now: Instant) -> [Action] {
         phase = .stopping(exitCode: exitCode)
         for index in slots.indices { slots[index].restartAt = nil }
+        if let roll { endRoll(roll, succeeded: false, summary: "\(roll.kind) interrupted: the supervisor is stopping") }
         var actions: [Action] = [
             .log(.notice, "\(reason): draining \(workers.count) workers (graceful timeout \(policy.gracefulTimeout.spoken))"),
             .notifySystemd("STOPPING=1\nEXTEND_TIMEOUT_USEC=\((policy.gracefulTimeout + .seconds(5)).nanoseconds / 1000)"),

@@ -36,6 +36,8 @@ extension Pool {
         case .starting, .running:
             var text = "\(readyCount)/\(desired) workers ready"
             if let from = scalingFrom { text = "scaling \(from) → \(desired): " + text }
+            if let roll { text = "\(roll.gerund): \(roll.done)/\(roll.total) workers replaced; " + text }
+            else if let lastRoll, !lastRoll.succeeded { text += "; " + lastRoll.summary }
             if let looping = crashLoopingSlots.first {
                 text += "; crash loop in worker \(looping.id) (\(looping.failures) failures in a row, last: \(looping.lastFailure ?? "unknown"))"
             } else if let next = slots.filter({ $0.restartAt != nil }).min(by: { $0.restartAt! < $1.restartAt! }),

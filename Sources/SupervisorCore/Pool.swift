@@ -2,12 +2,17 @@
 /// The shell feeds every event through `handle(_:at:)`, performs the returned actions in order,
 /// and arms one timer for `nextDeadline`.
 public struct Pool: Sendable {
-    public let policy: PoolPolicy
+    public internal(set) var policy: PoolPolicy
     public internal(set) var slots: [Slot]
     public internal(set) var workers: [Int32: WorkerProcess] = [:]
     public internal(set) var phase: Phase = .starting
     /// The count before the last scaling, shown until the pool has reached the new one.
     public internal(set) var scalingFrom: Int? = nil
+    /// The configuration release new workers run; the shell maps it to a command and environment.
+    public internal(set) var release = 1
+    public internal(set) var roll: Roll? = nil
+    public internal(set) var lastRoll: RollOutcome? = nil
+    var rollSerial = 0
     var random: SplitMix64
     var nextWatchdogPing: Instant? = nil
     var lastStatus = ""
@@ -16,7 +21,7 @@ public struct Pool: Sendable {
     public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED) {
         precondition(desired >= 1 && desired <= policy.maxWorkers, "the desired count was validated by the caller")
         self.policy = policy
-        self.slots = (0..<desired).map(Slot.init(id:))
+        self.slots = (0..<desired).map { Slot(id: $0) }
         self.random = SplitMix64(seed: seed)
     }
 
@@ -33,10 +38,14 @@ public struct Pool: Sendable {
         switch event {
         case .started:
             if let interval = policy.systemdWatchdogInterval { nextWatchdogPing = now + interval }
-            actions += slots.map { .spawn(slot: $0.id, generation: $0.generation + 1) }
+            actions += slots.map { .spawn(slot: $0.id, generation: $0.generation + 1, release: $0.release) }
         case let .spawned(slot, generation, pid):
             actions += workerSpawned(slot: slot, generation: generation, pid: pid, at: now)
         case let .spawnFailed(slot, generation, reason):
+            if slots.indices.contains(slot), slots[slot].successor?.generation == generation {
+                actions += successorFailed(slot, reason: "could not start: \(reason)", at: now)
+                break
+            }
             guard slots.indices.contains(slot), slots[slot].generation < generation else { break }
             slots[slot].generation = generation
             actions.append(.log(.error, "worker \(slot) could not start: \(reason)"))
@@ -52,6 +61,12 @@ public struct Pool: Sendable {
             actions += signalReceived(signal, at: now)
         case let .desiredCountChanged(count):
             actions += scale(to: count, at: now)
+        case let .reloadRequested(newRelease, newPolicy):
+            actions += reload(to: newRelease, policy: newPolicy, at: now)
+        case let .reloadRejected(reason):
+            actions += reloadRejected(reason)
+        case let .restartRequested(ids):
+            actions += beginRoll(.restart, release: release, slots: ids, at: now)
         }
         actions += poolReadiness()
         actions += statusUpdate(at: now)
@@ -82,6 +97,9 @@ public struct Pool: Sendable {
             return [.log(.warning, "worker \(slot) started (pid \(pid)) after the pool stopped; killing it"),
                     .signal(pid: pid, .kill)]
         }
+        if slots.indices.contains(slot), let successor = slots[slot].successor, successor.generation == generation, successor.pid == nil {
+            return successorSpawned(slot: slot, pid: pid, at: now)
+        }
         guard slots.indices.contains(slot), slots[slot].pid == nil, slots[slot].generation < generation else {
             // Nothing in the shell can produce this; a stray worker is killed rather than left unsupervised.
             return [.log(.error, "internal: unexpected worker \(slot) generation \(generation) (pid \(pid)); killing it"),
@@ -90,7 +108,7 @@ public struct Pool: Sendable {
         slots[slot].pid = pid
         slots[slot].generation = generation
         slots[slot].restartAt = nil
-        var worker = WorkerProcess(pid: pid, slot: slot, generation: generation, startedAt: now)
+        var worker = WorkerProcess(pid: pid, slot: slot, generation: generation, release: slots[slot].release, startedAt: now)
         if policy.readiness == .exec { worker.readyAt = now }
         workers[pid] = worker
         var actions: [Action] = [.log(.info, "worker \(slot) started (pid \(pid))")]
@@ -111,6 +129,9 @@ public struct Pool: Sendable {
             actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)"))
         }
         workers[pid] = worker
+        if worker.isReady, slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
+            actions += promote(worker.slot, at: now)
+        }
         return actions
     }
 
@@ -131,7 +152,7 @@ public struct Pool: Sendable {
         if case .stopping = phase {} else {
             for slot in slots where slot.pid == nil {
                 if let due = slot.restartAt, due <= now {
-                    actions.append(.spawn(slot: slot.id, generation: slot.generation + 1))
+                    actions.append(.spawn(slot: slot.id, generation: slot.generation + 1, release: slot.release))
                 }
             }
         }
@@ -154,7 +175,8 @@ public struct Pool: Sendable {
             guard desired > 1 else { return [.log(.warning, "SIGTTOU: already at 1 worker, the minimum")] }
             return scale(to: desired - 1, at: now)
         case .hangup, .abort, .kill:
-            return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored: this version has no reload")]
+            // SIGHUP reloads, but reading the configuration is the shell's part: it sends `reloadRequested`.
+            return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored")]
         }
     }
 

@@ -7,6 +7,8 @@ public struct PoolPolicy: Equatable, Sendable {
     public var crashLoop: CrashLoopPolicy = .keepTrying
     public var crashLoopThreshold = 5
     public var maxWorkers = 1024
+    /// Successors started at once during a roll.
+    public var maxSurge = 1
     /// How often to send WATCHDOG=1 upwards: half of the supervisor's own WATCHDOG_USEC, if set.
     public var systemdWatchdogInterval: Duration? = nil
 
@@ -20,6 +22,7 @@ public struct PoolPolicy: Equatable, Sendable {
         crashLoop = settings.crashLoop
         crashLoopThreshold = settings.crashLoopThreshold
         maxWorkers = settings.maxWorkers
+        maxSurge = settings.maxSurge
         systemdWatchdogInterval = systemdWatchdog.map { $0 / 2 }
     }
 }

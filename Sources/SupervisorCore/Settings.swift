@@ -68,6 +68,8 @@ public struct Settings: Equatable, Sendable {
     public var backoff = BackoffPolicy()
     /// Consecutive failures of one slot that make a crash loop.
     public var crashLoopThreshold: Int = 5
+    /// Successors started at once during a rolling restart.
+    public var maxSurge: Int = 1
 
     public init() {}
 }

@@ -3,6 +3,8 @@ public struct WorkerProcess: Equatable, Sendable {
     public let pid: Int32
     public let slot: Int
     public let generation: Int
+    /// The configuration release it was started with.
+    public let release: Int
     public let startedAt: Instant
     public internal(set) var readyAt: Instant? = nil
     /// Set once the supervisor asked the worker to stop; it is killed at `killAt` if still alive.
@@ -29,6 +31,10 @@ public struct Slot: Equatable, Sendable {
     /// The slot's current worker, if one is running.
     public internal(set) var pid: Int32? = nil
     public internal(set) var generation = 0
+    /// The configuration release its worker runs, and a restart would run.
+    public internal(set) var release: Int
+    /// During a roll: the next generation, starting beside the current worker until it is ready.
+    public internal(set) var successor: Successor? = nil
     /// When a restart is due after a failure.
     public internal(set) var restartAt: Instant? = nil
     /// Consecutive unexpected exits; reset once a worker stayed ready for `backoff.reset`.
@@ -38,7 +44,10 @@ public struct Slot: Equatable, Sendable {
     /// The last failure in words: "exit status 1 before ready".
     public internal(set) var lastFailure: String? = nil
 
-    public init(id: Int) { self.id = id }
+    public init(id: Int, release: Int = 1) {
+        self.id = id
+        self.release = release
+    }
 }
 
 /// Where the pool is in its life.

@@ -30,7 +30,7 @@ struct PoolPropertyTests {
         var spawnedHere: Set<Int> = []
         for action in actions {
             switch action {
-            case let .spawn(slot, generation):
+            case let .spawn(slot, generation, _):
                 if !pool.slots.indices.contains(slot) { v.add("\(step): spawn of slot \(slot), which does not exist (desired \(pool.desired)) after \(event)") }
                 else if generation != pool.slots[slot].generation + 1 { v.add("\(step): spawn of slot \(slot) generation \(generation), expected \(pool.slots[slot].generation + 1)") }
                 if !spawnedHere.insert(slot).inserted { v.add("\(step): two spawns of slot \(slot) in one batch after \(event)") }

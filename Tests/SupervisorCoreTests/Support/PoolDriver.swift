@@ -35,7 +35,7 @@ struct PoolDriver {
         var pending = handle(event)
         var index = 0
         while index < pending.count {
-            if case let .spawn(slot, generation) = pending[index] {
+            if case let .spawn(slot, generation, _) = pending[index] {
                 let followUp: Event
                 if let reason = spawnOutcome(slot, generation) {
                     followUp = .spawnFailed(slot: slot, generation: generation, reason: reason)
@@ -136,7 +136,7 @@ extension PoolPolicy {
 extension Array where Element == Action {
     /// The slots of the `.spawn` actions, in order.
     var spawnedSlots: [Int] {
-        compactMap { if case let .spawn(slot, _) = $0 { slot } else { nil } }
+        compactMap { if case let .spawn(slot, _, _) = $0 { slot } else { nil } }
     }
 
     var signals: [(pid: Int32, signal: Signal)] {

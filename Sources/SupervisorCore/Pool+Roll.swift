@@ -1,0 +1,165 @@
+/// Rolling replacement: reload to a new release, restart in place, and rollback when a reload fails.
+extension Pool {
+    /// The id the next roll will get, so a caller can tell its roll's outcome from an earlier one's.
+    public var nextRollID: Int { rollSerial + 1 }
+
+    mutating func reload(to newRelease: Int, policy newPolicy: PoolPolicy, at now: Instant) -> [Action] {
+        if let refusal = rollRefusal(.reload) { return [.log(.warning, refusal)] }
+        policy = newPolicy
+        return beginRoll(.reload, release: newRelease, slots: slots.map(\.id), at: now)
+    }
+
+    /// Why a roll cannot start now; nil when it can. Rolls never interleave.
+    public func rollRefusal(_ kind: Roll.Kind) -> String? {
+        guard phase == .starting || phase == .running else { return "cannot \(kind): the supervisor is stopping" }
+        guard let roll else { return nil }
+        return "cannot \(kind) now: a \(roll.kind) is in progress (\(roll.done)/\(roll.total) workers replaced); try again when it has finished"
+    }
+
+    /// A reload whose configuration did not validate: nothing changes, but status and waiters hear why.
+    mutating func reloadRejected(_ reason: String) -> [Action] {
+        rollSerial += 1
+        let outcome = RollOutcome(id: rollSerial, kind: .reload, succeeded: false, summary: "reload refused, nothing changed: \(reason)")
+        lastRoll = outcome
+        return [.log(.error, outcome.summary)]
+    }
+
+    mutating func beginRoll(_ kind: Roll.Kind, release target: Int, slots ids: [Int], at now: Instant) -> [Action] {
+        if let refusal = rollRefusal(kind) { return [.log(.warning, refusal)] }
+        let ids = ids.filter { slots.indices.contains($0) }
+        rollSerial += 1
+        let previous = release
+        release = target
+        roll = Roll(id: rollSerial, kind: kind, release: target, fallback: previous, slots: ids, at: now)
+        var actions: [Action] = [.log(.notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, \(policy.maxSurge) at a time")]
+        if kind == .reload { actions.append(.notifySystemd("RELOADING=1\nMONOTONIC_USEC=\(now.nanoseconds / 1000)")) }
+        return actions + advanceRoll(at: now)
+    }
+
+    /// Starts successors until `max_surge` are in flight; ends the roll when every slot is done.
+    mutating func advanceRoll(at now: Instant) -> [Action] {
+        guard var current = roll else { return [] }
+        var actions: [Action] = []
+        while current.active.count < policy.maxSurge, !current.queue.isEmpty {
+            let id = current.queue.removeFirst()
+            let target = current.kind == .restart ? slots[id].release : current.release
+            let generation = slots[id].generation + 1
+            slots[id].generation = generation
+            slots[id].successor = Successor(generation: generation, release: target)
+            // A slot waiting out a backoff gets its successor now instead.
+            slots[id].restartAt = nil
+            current.active.insert(id)
+            actions.append(.spawn(slot: id, generation: generation, release: target))
+        }
+        roll = current
+        if current.queue.isEmpty, current.active.isEmpty {
+            let elapsed = (now - current.startedAt).spoken
+            switch current.kind {
+            case .rollback: endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version")
+            case .reload: endRoll(current, succeeded: true, summary: "reload complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)")
+            case .restart: endRoll(current, succeeded: true, summary: "restart complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)")
+            }
+            let outcome = lastRoll!
+            actions.append(.log(outcome.succeeded ? .notice : .error, outcome.summary))
+            if current.kind != .restart { actions.append(.notifySystemd("READY=1")) }
+        }
+        return actions
+    }
+
+    mutating func endRoll(_ finished: Roll, succeeded: Bool, summary: String) {
+        roll = nil
+        lastRoll = RollOutcome(id: finished.id, kind: finished.kind == .rollback ? .reload : finished.kind, succeeded: succeeded, summary: summary)
+    }
+
+    mutating func successorSpawned(slot id: Int, pid: Int32, at now: Instant) -> [Action] {
+        guard var successor = slots[id].successor else { return [] }
+        successor.pid = pid
+        slots[id].successor = successor
+        var worker = WorkerProcess(pid: pid, slot: id, generation: successor.generation, release: successor.release, startedAt: now)
+        if policy.readiness == .exec { worker.readyAt = now }
+        workers[pid] = worker
+        var actions: [Action] = [.log(.info, "worker \(id) generation \(successor.generation) started (pid \(pid))\(slots[id].pid.map { " beside pid \($0)" } ?? "")")]
+        if case .stopping = phase { return actions + stop(pid, at: now) }
+        if worker.isReady { actions += promote(id, at: now) }
+        return actions
+    }
+
+    /// The successor is ready: it takes over the slot and the previous worker drains.
+    mutating func promote(_ id: Int, at now: Instant) -> [Action] {
+        guard let successor = slots[id].successor, let pid = successor.pid else { return [] }
+        let previous = slots[id].pid
+        slots[id].pid = pid
+        slots[id].release = successor.release
+        slots[id].successor = nil
+        slots[id].restartAt = nil
+        var actions: [Action] = []
+        if let previous {
+            actions.append(.log(.info, "worker \(id): generation \(successor.generation) (pid \(pid)) ready; draining pid \(previous)"))
+            actions += stop(previous, at: now)
+        }
+        if var current = roll, current.active.remove(id) != nil {
+            current.done += 1
+            roll = current
+            actions += advanceRoll(at: now)
+        }
+        return actions
+    }
+
+    /// A successor died or was killed before it was ready: a reload rolls back; a restart or rollback stops there.
+    mutating func successorFailed(_ id: Int, reason: String, at now: Instant) -> [Action] {
+        slots[id].successor = nil
+        var actions: [Action] = []
+        // If the slot's own worker is gone too, the slot restarts as after any failure.
+        if slots[id].pid == nil, slots[id].restartAt == nil { actions += slotFailed(id, reason: reason, at: now) }
+        guard var current = roll, current.active.remove(id) != nil else { return actions }
+        let position = "worker \(id) (\(current.done + 1)/\(current.total))"
+        // Other successors in flight are not ready, so nothing is lost by killing them.
+        for other in current.active.sorted() {
+            if let pid = slots[other].successor?.pid { actions += kill(pid, reason: "\(current.kind) stopped") }
+            slots[other].successor = nil
+            if slots[other].pid == nil, slots[other].restartAt == nil { actions += slotFailed(other, reason: "\(current.kind) stopped", at: now) }
+        }
+        switch current.kind {
+        case .reload:
+            let message = "reload failed at \(position): \(reason); kept the previous version"
+            release = current.fallback
+            let moved = slots.filter { $0.release == current.release }.map(\.id)
+            roll = nil
+            actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))
+            if moved.isEmpty {
+                endRoll(current, succeeded: false, summary: message)
+                actions.append(.notifySystemd("READY=1"))
+            } else {
+                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved, at: now, failure: message)
+                actions += advanceRoll(at: now)
+            }
+        case .restart:
+            let message = "restart stopped at \(position): the new worker \(reason); the previous one keeps serving"
+            endRoll(current, succeeded: false, summary: message)
+            actions.append(.log(.error, message))
+        case .rollback:
+            let message = (current.failure ?? "reload failed") + "; rolling back \(position) failed too: \(reason)"
+            endRoll(current, succeeded: false, summary: message)
+            actions.append(.log(.error, message))
+            actions.append(.notifySystemd("READY=1"))
+        }
+        return actions
+    }
+
+    /// Scaling down removed slots: they leave the roll, counted neither done nor failed.
+    mutating func forgetRemovedSlots(at now: Instant) -> [Action] {
+        guard var current = roll else { return [] }
+        current.queue.removeAll { $0 >= slots.count }
+        current.active = current.active.filter { $0 < slots.count }
+        roll = current
+        return advanceRoll(at: now)
+    }
+
+    mutating func kill(_ pid: Int32, reason: String) -> [Action] {
+        guard var worker = workers[pid], !worker.killed else { return [] }
+        worker.killed = true
+        worker.killReason = reason
+        workers[pid] = worker
+        return [.signal(pid: pid, .kill)]
+    }
+}

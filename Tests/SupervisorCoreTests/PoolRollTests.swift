@@ -1,0 +1,195 @@
+import Testing
+@testable import SupervisorCore
+
+/// Reload, restart and rollback: successors start beside the current workers and take over only when ready.
+@Suite("Pool: rolling restarts", .timeLimit(.minutes(1)))
+struct PoolRollTests {
+    static let notify = PoolPolicy.with { $0.readiness = .notify }
+
+    /// A running pool of `desired` workers, all ready, with notify readiness.
+    static func running(_ desired: Int, policy: PoolPolicy = notify) -> PoolDriver {
+        var driver = PoolDriver(desired: desired, policy: policy)
+        driver.start()
+        driver.readyAll()
+        return driver
+    }
+
+    @Test("a reload replaces one slot at a time, each successor ready before its predecessor is asked to stop")
+    func reloadRollsOneByOne() {
+        var driver = Self.running(3)
+        let old = (0..<3).map { driver.pid(ofSlot: $0)! }
+        var lowestReady = Int.max
+        driver.observer = { _, _, pool in lowestReady = min(lowestReady, pool.readyCount) }
+
+        let begin = driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        #expect(begin.systemdMessages.contains { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") })
+        #expect(begin.contains(.spawn(slot: 0, generation: 2, release: 2)))
+        #expect(begin.spawnedSlots == [0])
+        #expect(begin.pids(sent: .terminate).isEmpty)
+        #expect(driver.lastStatus == "reloading: 0/3 workers replaced; 3/3 workers ready")
+
+        for slot in 0..<3 {
+            let successor = driver.pool.slots[slot].successor!.pid!
+            let ready = driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
+            #expect(ready.pids(sent: .terminate) == [old[slot]])
+            #expect(driver.pid(ofSlot: slot) == successor)
+            #expect(ready.spawnedSlots == (slot < 2 ? [slot + 1] : []))
+            driver.send(.exited(pid: old[slot], status: .exited(0)))
+        }
+        #expect(lowestReady == 3)
+        #expect(driver.pool.roll == nil)
+        #expect(driver.pool.lastRoll?.succeeded == true)
+        #expect(driver.pool.lastRoll?.summary.hasPrefix("reload complete: 3 workers replaced in") == true)
+        #expect(driver.history.systemdMessages.contains("READY=1"))
+        #expect(driver.pool.slots.allSatisfy { $0.release == 2 })
+        #expect(driver.lastStatus == "3/3 workers ready")
+    }
+
+    @Test("with exec readiness a successor is ready at once and the whole roll happens in one step")
+    func execReadinessRollsAtOnce() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        let actions = driver.send(.reloadRequested(release: 2, policy: .testDefault))
+        #expect(actions.spawnedSlots == [0, 1])
+        #expect(actions.pids(sent: .terminate) == [100, 101])
+        #expect(driver.pool.lastRoll?.succeeded == true)
+    }
+
+    @Test("max_surge starts that many successors at once")
+    func maxSurge() {
+        var policy = Self.notify
+        policy.maxSurge = 2
+        var driver = Self.running(4, policy: policy)
+        let begin = driver.send(.reloadRequested(release: 2, policy: policy))
+        #expect(begin.spawnedSlots == [0, 1])
+        let successor = driver.pool.slots[1].successor!.pid!
+        #expect(driver.send(.notified(pid: successor, message: NotifyMessage(ready: true))).spawnedSlots == [2])
+    }
+
+    @Test("a successor that fails at the first slot stops the reload; the old workers were never touched")
+    func failureAtFirstSlot() {
+        var driver = Self.running(2)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        let successor = driver.pool.slots[0].successor!.pid!
+        let failed = driver.send(.exited(pid: successor, status: .exited(3)))
+        #expect(failed.pids(sent: .terminate).isEmpty)
+        #expect(failed.spawnedSlots.isEmpty)
+        #expect(failed.logs(atLeast: .error).contains("reload failed at worker 0 (1/2): exit status 3 before ready; kept the previous version"))
+        #expect(failed.systemdMessages.contains("READY=1"))
+        #expect(driver.pool.release == 1)
+        #expect(driver.pool.lastRoll == RollOutcome(id: 1, kind: .reload, succeeded: false,
+                                                    summary: "reload failed at worker 0 (1/2): exit status 3 before ready; kept the previous version"))
+        #expect(driver.pool.readyCount == 2)
+        #expect(driver.lastStatus == "2/2 workers ready; reload failed at worker 0 (1/2): exit status 3 before ready; kept the previous version")
+    }
+
+    @Test("a failure part-way rolls the replaced slots back to the previous release, one at a time")
+    func rollbackAfterPartialRoll() {
+        var driver = Self.running(3)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        let first = driver.pool.slots[0].successor!.pid!
+        driver.send(.notified(pid: first, message: NotifyMessage(ready: true)))
+        let second = driver.pool.slots[1].successor!.pid!
+        let failed = driver.send(.exited(pid: second, status: .signaled(11)))
+        #expect(failed.contains(.spawn(slot: 0, generation: 3, release: 1)))
+        #expect(driver.pool.roll?.kind == .rollback)
+        #expect(driver.lastStatus == "rolling back: 0/1 workers replaced; 3/3 workers ready")
+        let restored = driver.pool.slots[0].successor!.pid!
+        let done = driver.send(.notified(pid: restored, message: NotifyMessage(ready: true)))
+        #expect(done.pids(sent: .terminate) == [first])
+        #expect(driver.pool.slots.allSatisfy { $0.release == 1 })
+        #expect(driver.pool.lastRoll?.succeeded == false)
+        #expect(driver.pool.lastRoll?.id == 1)
+        #expect(driver.pool.lastRoll?.summary == "reload failed at worker 1 (2/3): killed by SIGSEGV before ready; kept the previous version")
+        #expect(done.systemdMessages.contains("READY=1"))
+    }
+
+    @Test("a successor that is never ready is killed at ready_timeout and the reload fails")
+    func successorReadyTimeout() {
+        var driver = Self.running(1)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        let successor = driver.pool.slots[0].successor!.pid!
+        let timeout = driver.advance(by: .seconds(61))
+        #expect(timeout.pids(sent: .kill) == [successor])
+        let exit = driver.send(.exited(pid: successor, status: .signaled(9)))
+        #expect(exit.logs(atLeast: .error).contains("reload failed at worker 0 (1/1): not ready within 1m; kept the previous version"))
+    }
+
+    @Test("a second reload or restart while one runs is refused, never interleaved")
+    func noInterleaving() {
+        var driver = Self.running(2)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        #expect(driver.pool.rollRefusal(.reload) == "cannot reload now: a reload is in progress (0/2 workers replaced); try again when it has finished")
+        let again = driver.send(.restartRequested(slots: [1]))
+        #expect(again.spawnedSlots.isEmpty)
+        #expect(driver.pool.roll?.kind == .reload && driver.pool.roll?.id == 1)
+    }
+
+    @Test("restart replaces one worker on its own release, gracefully")
+    func restartOne() {
+        var driver = Self.running(2)
+        let old = driver.pid(ofSlot: 1)!
+        let begin = driver.send(.restartRequested(slots: [1]))
+        #expect(begin.contains(.spawn(slot: 1, generation: 2, release: 1)))
+        #expect(!begin.systemdMessages.contains { $0.hasPrefix("RELOADING=1") })
+        let successor = driver.pool.slots[1].successor!.pid!
+        let ready = driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
+        #expect(ready.pids(sent: .terminate) == [old])
+        #expect(driver.pool.lastRoll?.summary.hasPrefix("restart complete: 1 worker replaced") == true)
+    }
+
+    @Test("SIGTERM during a roll drains successors too and ends the roll as interrupted")
+    func stopDuringRoll() {
+        var driver = Self.running(2)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        let successor = driver.pool.slots[0].successor!.pid!
+        let stop = driver.send(.signalReceived(.terminate))
+        #expect(Set(stop.pids(sent: .terminate)) == Set(driver.pool.workers.keys))
+        #expect(stop.pids(sent: .terminate).contains(successor))
+        #expect(driver.pool.lastRoll?.summary == "reload interrupted: the supervisor is stopping")
+        #expect(driver.exitAll().exitCodes == [0])
+    }
+
+    @Test("scaling down during a roll drops the removed slots from it")
+    func scaleDownDuringRoll() {
+        var driver = Self.running(3)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        driver.send(.desiredCountChanged(1))
+        #expect(driver.pool.roll?.queue == [])
+        let successor = driver.pool.slots[0].successor!.pid!
+        driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
+        #expect(driver.pool.lastRoll?.succeeded == true)
+    }
+
+    @Test("a slot's worker that dies while its successor starts is not restarted: the successor takes over")
+    func predecessorDiesDuringRoll() {
+        var driver = Self.running(1)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        let crash = driver.exit(slot: 0, status: .exited(1))
+        #expect(crash.spawnedSlots.isEmpty)
+        let successor = driver.pool.slots[0].successor!.pid!
+        driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
+        #expect(driver.pid(ofSlot: 0) == successor)
+        #expect(driver.pool.isSettled)
+    }
+
+    @Test("a successor failing where the predecessor is gone too leaves the slot restarting, not empty")
+    func bothGone() {
+        var driver = Self.running(1)
+        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        let successor = driver.pool.slots[0].successor!.pid!
+        driver.exit(slot: 0, status: .exited(1))
+        let failed = driver.send(.exited(pid: successor, status: .exited(3)))
+        #expect(failed.contains(.spawn(slot: 0, generation: 3, release: 1)))
+        #expect(driver.pid(ofSlot: 0) != nil)
+    }
+
+    @Test("an invalid configuration changes nothing and says why in STATUS=")
+    func rejected() {
+        var driver = Self.running(2)
+        let actions = driver.send(.reloadRejected(reason: "/etc/hyperglass/supervisor.conf:3: unknown key 'wrkers'"))
+        #expect(actions.spawnedSlots.isEmpty && actions.signals.isEmpty)
+        #expect(driver.pool.lastRoll?.succeeded == false)
+        #expect(driver.lastStatus == "2/2 workers ready; reload refused, nothing changed: /etc/hyperglass/supervisor.conf:3: unknown key 'wrkers'")
+    }
+}
