@@ -9,7 +9,7 @@ deps:
 	@pkg-config --exists libsystemd 2>/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q libsystemd-dev pkg-config || { apt-get update -q && apt-get install -y -q libsystemd-dev pkg-config; }; }
-	@python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
+	@python3 -c 'import websockets, uvicorn, gunicorn' 2>/dev/null || python3 -m pip install -q websockets uvicorn gunicorn
 
 build: deps
 	$(SWIFT) build
