@@ -99,8 +99,11 @@ final class EventLoop {
             if signo == SIGCHLD {
                 reapChildren()
             } else if signo == SIGHUP {
-                log(.notice, "SIGHUP: reloading the configuration")
-                if case .failure(let refusal) = reload() { log(.warning, refusal.message) }
+                // An invalid configuration is logged by the pool; only a busy or stopping pool needs a word here.
+                if let refusal = pool.rollRefusal(.reload) { log(.warning, "SIGHUP: \(refusal)") } else {
+                    log(.notice, "SIGHUP: reloading the configuration")
+                    _ = reload()
+                }
             } else if let signal = Signal(rawValue: signo) {
                 dispatch(.signalReceived(signal))
             }

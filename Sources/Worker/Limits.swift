@@ -12,6 +12,9 @@ struct Limits {
     var writeTimeout: UInt64 = 60 * nanosecondsPerSecond
     /// How long we read and discard after our FIN, so the client sees our last response, not a reset.
     var lingerTimeout: UInt64 = 2 * nanosecondsPerSecond
+    /// During a drain an idle keep-alive connection stays open this long, so a request already on its
+    /// way is answered (with `Connection: close`) instead of meeting a closed socket.
+    var drainIdleGrace: UInt64 = 1 * nanosecondsPerSecond
     /// How long we wait for the client's close frame after sending ours.
     var closeHandshakeTimeout: UInt64 = 5 * nanosecondsPerSecond
     /// Unsent output above this stops reading from the client (backpressure on pipelining).

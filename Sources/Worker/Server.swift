@@ -15,7 +15,7 @@ final class Server {
     }
 
     private let configuration: Configuration
-    private let limits: Limits
+    private var limits: Limits
     private let router: Router
     private let notifier: Notifier
     private let drainSignal: DrainSignal
@@ -172,7 +172,7 @@ final class Server {
                     connection.mode = .lingering
                     connection.input = []
                     connection.modeDeadline = now + limits.lingerTimeout
-                } else if connection.peerClosed || (draining && connection.isIdleHTTP) {
+                } else if connection.peerClosed {
                     return close(connection)
                 }
             }
@@ -269,8 +269,14 @@ final class Server {
             connection.closeAfterFlush = true
             connection.input = []
             settle(connection)
+        case .http where connection.isIdleHTTP:
+            // Our FIN first, as after a response: a request crossing it on the wire gets EOF, not a reset.
+            Sys.shutdownWrite(connection.fd)
+            connection.mode = .lingering
+            connection.modeDeadline = now + limits.lingerTimeout
+            settle(connection)
         case .http, .webSocket:
-            close(connection)  // idle, a reader that stopped reading, or no answer to our close frame
+            close(connection)  // a reader that stopped reading, or no answer to our close frame
         }
     }
 
@@ -292,6 +298,8 @@ final class Server {
         draining = true
         drainDeadline = now + configuration.drainTimeout
         removeListeners(close: true)
+        limits.idleTimeout = min(limits.idleTimeout, limits.drainIdleGrace)
+        for case let connection? in connections where connection.isIdleHTTP { connection.lastActivity = now }
         notifier.stopping()
         notifier.status("draining")
         var webSockets = 0
