@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: deps build run test release clean
+.PHONY: deps build run test release clean install uninstall acceptance
 
 # What a fresh machine lacks: libsystemd's headers (sd_notify) and, for the tests, Python's websockets.
 deps:
@@ -20,9 +20,63 @@ run: build
 
 test: deps
 	$(SWIFT) test
+	$(MAKE) --no-print-directory acceptance
 
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib
 
 clean:
 	rm -rf .build
+
+# ---- install / uninstall -------------------------------------------------------------------------
+# `make release && sudo make install`. Statically linked Swift runtime: the service needs no toolchain.
+# Units go to $(PREFIX)/lib/systemd/system: systemd reads /usr/local/lib/systemd/system itself, and
+# /etc/systemd/system stays the administrator's (`systemctl edit`). A staged install for packaging:
+# `make install DESTDIR=/tmp/stage PREFIX=/usr UNITDIR=/lib/systemd/system`.
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/hyperglass
+SYSCONFDIR ?= /etc
+# Where `make release` put the binaries; SCRATCH= for another build directory (swift --scratch-path).
+SCRATCH ?= .build
+RELEASE_DIR ?= $(SCRATCH)/release
+PROGRAMS = hyperglass hyperglass-worker hyperglassctl
+UNITS = hyperglass.service hyperglass.socket
+
+install:
+	@for p in $(PROGRAMS); do test -x $(RELEASE_DIR)/$$p || { \
+	  echo "make install: $(RELEASE_DIR)/$$p is missing; run 'make release' first" >&2; exit 1; }; done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/hyperglass
+	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	@# The units name /usr/local/bin and /usr/local/share: follow PREFIX and BINDIR.
+	for u in $(UNITS); do \
+	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/hyperglass|$(DOCDIR)|g' systemd/$$u \
+	    > $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; done
+	test ! -f docs/systemd.md || install -m 0644 docs/systemd.md $(DESTDIR)$(DOCDIR)/
+	@# The configuration is the administrator's once installed: never overwrite it.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf ]; then \
+	  echo "kept $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf (already there)"; \
+	elif [ -f config/supervisor.conf ]; then \
+	  install -m 0644 config/supervisor.conf $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf && \
+	  echo "installed $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf"; \
+	else echo "note: config/supervisor.conf not in this tree; the built-in defaults apply"; fi
+	@test -n "$(DESTDIR)" || echo "next: systemctl daemon-reload && systemctl enable --now hyperglass (see $(DOCDIR)/systemd.md)"
+
+# Leaves a configuration that differs from the shipped one; stop the service first
+# (`systemctl disable --now hyperglass hyperglass.socket`).
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -f $(DESTDIR)$(DOCDIR)/systemd.md
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@c=$(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf; \
+	if [ -f $$c ] && [ -f config/supervisor.conf ] && cmp -s $$c config/supervisor.conf; then rm -f $$c; \
+	elif [ -f $$c ]; then echo "kept $$c (changed locally; remove it yourself)"; fi
+	-@rmdir $(DESTDIR)$(SYSCONFDIR)/hyperglass 2>/dev/null || true
+
+# ---- acceptance: the installed product under a booted systemd 252 ---------------------------------
+# Skips (exit 0, with a message) where the testbed cannot run: not root, or no
+# ../shared/tools/systemd-testbed/testbed.sh beside the checkout (TESTBED= to point elsewhere).
+# It builds the release binaries itself (into SCRATCH) and installs them with `make install DESTDIR=…`.
+acceptance:
+	python3 Tests/Acceptance/acceptance.py --scratch-path $(SCRATCH)
