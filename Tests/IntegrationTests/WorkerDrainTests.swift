@@ -15,7 +15,7 @@ struct WorkerDrainTests {
         let supervisor = try SupervisorProcess(["--workers", "4", "--readiness", "notify", "--graceful-timeout", "10s"], worker: nil)
         let pool = try #require(ServingPool(supervisor, workers: 4))
         defer { pool.killLeftovers() }
-        let outcome = try pool.drain("bundled hyperglass-worker x4", wsPath: "/ws")
+        let outcome = try #require(try pool.drain("bundled hyperglass-worker x4", wsPath: "/ws"))
         outcome.expectGracefulDrain(closeCode: 1001)
         #expect(outcome.exitStatus == 0, "\(supervisor.log)")
         #expect(pool.leftovers.isEmpty, "still alive: \(pool.leftovers)")
@@ -29,14 +29,15 @@ struct WorkerDrainTests {
         let supervisor = try SupervisorProcess(["--config", config, "--workers", "4", "--graceful-timeout", "10s"], worker: nil, directory: directory)
         let pool = try #require(ServingPool(supervisor, workers: 4))
         defer { pool.killLeftovers() }
-        let outcome = try pool.drain("Python websockets x4", wsPath: "/")
+        let outcome = try #require(try pool.drain("Python websockets x4", wsPath: "/"))
         outcome.expectGracefulDrain(closeCode: 1001)
         #expect(outcome.exitStatus == 0, "\(supervisor.log)")
         #expect(pool.leftovers.isEmpty, "still alive: \(pool.leftovers)")
     }
 
     @Test("uvicorn --fd 3: HTTP 200 through the supervisor, SIGTERM closes WebSockets with 1012 (uvicorn's own code), exit 0, nothing left",
-          .enabled(if: Python.canImport("uvicorn") && Python.canImport("websockets"), "needs uvicorn and websockets (make deps)"))
+          .enabled(if: Python.canImport("uvicorn") && Python.scriptOnPath("uvicorn") && Python.canImport("websockets"),
+                   "needs uvicorn (on PATH) and websockets: make deps"))
     func uvicornSmoke() throws {
         let supervisor = try SupervisorProcess(["--workers", "2", "--readiness", "notify", "--graceful-timeout", "10s", "--",
                                                 "uvicorn", "--fd", "3", "--lifespan", "on", "--app-dir", ExampleConfig.examples, "asgi_app:app"],
@@ -44,7 +45,7 @@ struct WorkerDrainTests {
         let pool = try #require(ServingPool(supervisor, workers: 2))
         defer { pool.killLeftovers() }
         #expect(httpGet(port: supervisor.port, path: "/")?.hasPrefix("hello from asgi_app ") == true)
-        let outcome = try pool.drain("uvicorn --fd 3 x2", wsPath: "/ws")
+        let outcome = try #require(try pool.drain("uvicorn --fd 3 x2", wsPath: "/ws"))
         // A checked fact for docs/workers.md and config/uvicorn.conf: uvicorn says "service restart", not "going away".
         outcome.expectGracefulDrain(closeCode: 1012)
         #expect(outcome.exitStatus == 0, "\(supervisor.log)")
@@ -54,22 +55,23 @@ struct WorkerDrainTests {
     }
 
     @Test("uvicorn from config/uvicorn.conf: the example app closes its WebSockets with 1001 before uvicorn's 1012",
-          .enabled(if: Python.canImport("uvicorn") && Python.canImport("websockets"), "needs uvicorn and websockets (make deps)"))
+          .enabled(if: Python.canImport("uvicorn") && Python.scriptOnPath("uvicorn") && Python.canImport("websockets"),
+                   "needs uvicorn (on PATH) and websockets: make deps"))
     func uvicornConfigSendsGoingAway() throws {
         let directory = Paths.temporaryDirectory()
         let config = try ExampleConfig.prepare("uvicorn.conf", in: directory)
         let supervisor = try SupervisorProcess(["--config", config, "--workers", "2", "--graceful-timeout", "10s"], worker: nil, directory: directory)
         let pool = try #require(ServingPool(supervisor, workers: 2))
         defer { pool.killLeftovers() }
-        let outcome = try pool.drain("uvicorn.conf x2", wsPath: "/ws")
+        let outcome = try #require(try pool.drain("uvicorn.conf x2", wsPath: "/ws"))
         outcome.expectGracefulDrain(closeCode: 1001)
         #expect(outcome.exitStatus == 0, "\(supervisor.log)")
         #expect(pool.leftovers.isEmpty, "still alive: \(pool.leftovers)")
     }
 
     @Test("gunicorn from config/gunicorn.conf (asgi worker): READY=1 from the arbiter, 1001 via the app, slow request 200, exit 0, nothing left",
-          .enabled(if: Python.canImport("gunicorn.workers.gasgi") && Python.canImport("websockets"),
-                   "needs gunicorn with its asgi worker class (pip install gunicorn) and websockets"))
+          .enabled(if: Python.canImport("gunicorn.workers.gasgi") && Python.scriptOnPath("gunicorn") && Python.canImport("websockets"),
+                   "needs a gunicorn with its asgi worker class, on PATH, and websockets: make deps"))
     func gunicornAsgiDrain() throws {
         let directory = Paths.temporaryDirectory()
         let config = try ExampleConfig.prepare("gunicorn.conf", in: directory)
@@ -78,14 +80,14 @@ struct WorkerDrainTests {
         defer { pool.killLeftovers() }
         // Each slot is an arbiter with gunicorn workers of its own, in the arbiter's process group.
         #expect(eventually { ProcFS.members(ofGroups: pool.groups).count >= 6 }, "2 arbiters x (1 + 2 workers)")
-        let outcome = try pool.drain("gunicorn.conf x2", wsPath: "/ws")
+        let outcome = try #require(try pool.drain("gunicorn.conf x2", wsPath: "/ws"))
         outcome.expectGracefulDrain(closeCode: 1001)
         #expect(outcome.exitStatus == 0, "\(supervisor.log)")
         #expect(pool.leftovers.isEmpty, "still alive: \(pool.leftovers)")
     }
 
     @Test("gunicorn serves the supervisor's socket only when LISTEN_PID is its own pid; a forking wrapper makes it bind its own",
-          .enabled(if: Python.canImport("gunicorn"), "gunicorn is not importable: pip install gunicorn (make deps)"))
+          .enabled(if: Python.canImport("gunicorn") && Python.scriptOnPath("gunicorn"), "gunicorn is not installed (on PATH): pip install gunicorn, or make deps"))
     func gunicornHonoursListenPID() throws {
         func gunicorn(fallback: String) -> [String] {
             ["gunicorn", "--workers", "1", "--bind", "unix:" + fallback, "--chdir", ExampleConfig.examples, "wsgi_app:app"]
@@ -145,7 +147,7 @@ private struct ServingPool {
     /// Every process of the pool still alive, by pid.
     var leftovers: [Int32] {
         _ = eventually(timeout: 2) { ProcFS.members(ofGroups: groups).isEmpty }
-        return ProcFS.members(ofGroups: groups) + groups.filter(ProcFS.isAlive)
+        return Set(ProcFS.members(ofGroups: groups) + groups.filter(ProcFS.isAlive)).sorted()
     }
 
     func killLeftovers() {
@@ -153,11 +155,11 @@ private struct ServingPool {
     }
 
     /// Connects the client, SIGTERMs the supervisor once the slow request is in flight, and collects what happened.
-    func drain(_ label: String, wsPath: String) throws -> DrainOutcome {
+    func drain(_ label: String, wsPath: String) throws -> DrainOutcome? {
         let client = try DrainClient(port: supervisor.port, wsPath: wsPath, slowPath: WorkerDrainTests.slowPath, directory: supervisor.directory)
         guard eventually(timeout: 8, { client.armed || client.result != nil }), client.armed else {
             Issue.record("the client never got its WebSocket and slow request going: \(client.result ?? [:]) \(client.log) \(supervisor.log)")
-            return DrainOutcome(result: client.result ?? [:], exitStatus: nil, stopSeconds: nil, context: supervisor.log)
+            return nil
         }
         let signalled = Date()
         supervisor.signal(SIGTERM)
@@ -254,5 +256,11 @@ enum Python {
     /// Whether `python3 -c 'import MODULE'` succeeds.
     static func canImport(_ module: String) -> Bool {
         runProgram("/usr/bin/env", ["python3", "-c", "import \(module)"]).status == 0
+    }
+
+    /// Whether the package's script (`uvicorn`, `gunicorn`) is where the supervisor looks for commands.
+    static func scriptOnPath(_ name: String) -> Bool {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
     }
 }
