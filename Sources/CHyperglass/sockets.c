@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,25 @@
 #include <unistd.h>
 
 int hg_listen_tcp(const char *host, int port, int backlog, int *fds, int max, int *gai_error) {
+    // "localhost" is loopback by definition (RFC 6761), even on a system without /etc/hosts:
+    // both loopback families, whichever of them the machine has.
+    if (host && strcmp(host, "localhost") == 0) {
+        // A family the machine lacks is skipped; any other failure (the port is taken) fails the whole bind.
+        int v4 = hg_listen_tcp("127.0.0.1", port, backlog, fds, max, gai_error);
+        if (v4 < 0 && *gai_error == 0 && errno != EADDRNOTAVAIL && errno != EAFNOSUPPORT) return -1;
+        int saved = errno, saved_gai = *gai_error;
+        int have = v4 > 0 ? v4 : 0;
+        int v6 = hg_listen_tcp("::1", port, backlog, fds + have, max - have, gai_error);
+        if (v6 < 0 && *gai_error == 0 && errno != EADDRNOTAVAIL && errno != EAFNOSUPPORT) {
+            int err = errno;
+            for (int i = 0; i < have; i++) close(fds[i]);
+            errno = err;
+            return -1;
+        }
+        if (v4 < 0 && v6 < 0) { errno = saved; *gai_error = saved_gai; return -1; }
+        *gai_error = 0;
+        return have + (v6 > 0 ? v6 : 0);
+    }
     struct addrinfo hints, *list, *ai;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -40,6 +60,9 @@ int hg_listen_tcp(const char *host, int port, int backlog, int *fds, int max, in
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        // Accepted connections inherit it: a worker that never sets it (uvicorn --fd) still answers
+        // kept-alive requests without Nagle's 40 ms wait.
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
             int saved = errno;
             close(fd);
@@ -74,6 +97,23 @@ int hg_listen_unix(const char *path, int backlog) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     if (bind(fd, (struct sockaddr *)&addr, len) < 0 || listen(fd, backlog) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int hg_connect_unix_nonblocking(const char *path) {
+    struct sockaddr_un addr;
+    socklen_t len = unix_address(path, &addr);
+    if (len == 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    int rc;
+    do { rc = connect(fd, (struct sockaddr *)&addr, len); } while (rc < 0 && errno == EINTR);
+    if (rc < 0 && errno != EINPROGRESS) {
         int saved = errno;
         close(fd);
         errno = saved;

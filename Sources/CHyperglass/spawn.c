@@ -81,7 +81,11 @@ pid_t hg_spawn(const char *path, char *const argv[], char *const envp[], int lis
             dup2(null_fd, 0);
             close(null_fd);
         }
-        if (listen_pid_index >= 0) write_pid(envp[listen_pid_index], getpid());
+        // Every entry from listen_pid_index on is a "NAME=" placeholder for the child's own pid
+        // (LISTEN_PID, WATCHDOG_PID).
+        if (listen_pid_index >= 0) {
+            for (int i = listen_pid_index; envp[i] != NULL; i++) write_pid(envp[i], getpid());
+        }
         execve(path, argv, envp);
         child_fail(out, errno);
     }

@@ -11,7 +11,7 @@ enum StatusTable {
             out += "roll        \(roll["kind"]?.string ?? "?"): \(int(roll["done"])) done, \(int(roll["to_go"])) to go\n"
         }
         out += "\n"
-        var rows = [["ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST EXIT", "RSS"]]
+        var rows = [["ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST EXIT", "RSS", "HEALTH"]]
         for worker in reply["workers"]?.array ?? [] {
             rows.append([
                 String(int(worker["id"])),
@@ -22,6 +22,7 @@ enum StatusTable {
                 worker["restarts"]?.int.map { String($0) } ?? "-",
                 worker["last_exit"]?.string ?? "-",
                 bytes(worker["rss_bytes"]),
+                health(worker),
             ])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -35,6 +36,16 @@ enum StatusTable {
     }
 
     private static func int(_ value: JSON?) -> Int { value?.int ?? 0 }
+
+    /// "ok", "failing 1/3", plus the last probe's latency and the watchdog ping's age when there are any.
+    static func health(_ worker: JSON) -> String {
+        var parts = [worker["health"]?.string ?? "-"]
+        if let probe = worker["last_probe"], let ms = probe["latency_ms"]?.number {
+            parts.append("probe \(probe["detail"]?.string ?? "?") \(Int(ms.rounded()))ms")
+        }
+        if let age = worker["watchdog_age_seconds"]?.number { parts.append("ping \(duration(.number(age))) ago") }
+        return parts.joined(separator: ", ")
+    }
 
     static func duration(_ value: JSON?) -> String {
         guard let seconds = value?.number else { return "-" }

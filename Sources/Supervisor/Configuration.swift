@@ -75,13 +75,23 @@ enum Configuration {
         if let group = s.controlGroup { lines.append("control_group = \(group)") }
         lines.append("debug = \(s.debug)")
         lines.append("crash_loop = \(s.crashLoop.rawValue)")
+        lines.append("watchdog_requires_ready = \(s.health.watchdogRequiresReady)")
+        lines.append("unready_timeout = \(s.health.unreadyTimeout.spoken)")
         lines += ["", "[worker]", "command = \(s.command.map(shellQuoted).joined(separator: " "))"]
         lines += s.environment.map { "environment = \($0)" }
         lines.append("readiness = \(s.readiness.rawValue)")
         lines.append("ready_timeout = \(s.readyTimeout.spoken)")
         lines.append("max_surge = \(s.maxSurge)")
+        lines.append("watchdog = \(s.health.workerWatchdog?.spoken ?? "0")")
+        lines.append("watchdog_signal = \(SignalName.of(s.health.watchdogSignal.rawValue))")
+        lines.append("max_memory = \(s.health.maxMemory.map { "\($0 >> 20)M" } ?? "0")")
         lines += ["", "[restart]", "backoff_initial = \(s.backoff.initial.spoken)", "backoff_max = \(s.backoff.maximum.spoken)",
                   "backoff_reset = \(s.backoff.reset.spoken)", "crash_loop_threshold = \(s.crashLoopThreshold)"]
+        lines += ["", "[health]"]
+        lines.append(s.health.probePath.map { "health_path = \($0)" } ?? "#health_path =    # no HTTP probes")
+        lines += ["health_interval = \(s.health.probeInterval.spoken)", "health_timeout = \(s.health.probeTimeout.spoken)",
+                  "health_failures = \(s.health.probeFailures)",
+                  s.health.probeGrace.map { "health_grace = \($0.spoken)" } ?? "#health_grace =    # ready_timeout"]
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -10,6 +10,9 @@ final class EventLoop {
     private var pool: Pool
     private var spawner: Spawner
     private var reloader: Reloader
+    private let prober = Prober()
+    /// Each worker's private socket for probes, by pid.
+    private var healthAddresses: [Int32: String] = [:]
     private var lastRelease = 1
     private let listeners: [Listener]
     private let notifier: SystemdNotifier
@@ -30,6 +33,8 @@ final class EventLoop {
     private enum Source: UInt64 { case signal = 1, timer, notify, control }
     /// epoll data for a control client: this bit plus its fd.
     private static let clientTag: UInt64 = 1 << 32
+    /// epoll data for a health probe's connection: this bit plus its fd.
+    private static let probeTag: UInt64 = 1 << 33
 
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
@@ -38,6 +43,7 @@ final class EventLoop {
          notifySocket: WorkerNotifySocket, control: ControlServer, log: Log) throws(SystemError) {
         self.control = control
         self.reloader = reloader
+        prober.configure(path: reloader.current.health.probePath, timeout: reloader.current.health.probeTimeout)
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
@@ -63,6 +69,12 @@ final class EventLoop {
                 continue
             }
             for event in events.prefix(Int(n)) {
+                if event.data & EventLoop.probeTag != 0 {
+                    if let (pid, result) = prober.ready(Int32(truncatingIfNeeded: event.data), at: Sys.now) {
+                        dispatch(.probed(pid: pid, result: result))
+                    }
+                    continue
+                }
                 if event.data & EventLoop.clientTag != 0 {
                     controlClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
                     continue
@@ -73,6 +85,7 @@ final class EventLoop {
                     hg_timerfd_drain(timer)
                     armedDeadline = nil
                     dispatch(.deadlineReached)
+                    for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     armTimer()
                 case .notify:
@@ -117,6 +130,7 @@ final class EventLoop {
             let pid = hg_reap_any(&status)
             if pid <= 0 { return }
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+            healthAddresses.removeValue(forKey: pid)
             dispatch(.exited(pid: pid, status: exit))
         }
     }
@@ -137,13 +151,26 @@ final class EventLoop {
         switch action {
         case let .spawn(slot, generation, release):
             do {
-                let pid = try spawner.spawn(slot: slot, release: release)
-                return .spawned(slot: slot, generation: generation, pid: pid)
+                let started = try spawner.spawn(slot: slot, generation: generation, release: release)
+                healthAddresses[started.pid] = started.healthAddress
+                return .spawned(slot: slot, generation: generation, pid: started.pid)
             } catch {
                 return .spawnFailed(slot: slot, generation: generation, reason: error.description)
             }
         case let .signal(pid, signal):
             Sys.signalGroup(pid, signal.rawValue)
+        case let .probe(pid):
+            guard let address = healthAddresses[pid] else {
+                return .probed(pid: pid, result: ProbeResult(ok: true, latency: .zero, detail: "not probed: started without a health socket"))
+            }
+            switch prober.start(pid: pid, address: address, at: Sys.now) {
+            case .failure(let failure): return .probed(pid: pid, result: failure.result)
+            case .success(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+            }
+        case let .sampleMemory(pids):
+            var usage: [Int32: UInt64] = [:]
+            for pid in pids { usage[pid] = Sys.residentBytes(pid) }
+            return .memorySampled(usage)
         case let .notifySystemd(assignments):
             notifier.send(assignments)
         case let .log(level, message):
@@ -155,7 +182,7 @@ final class EventLoop {
     }
 
     private func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline].compactMap { $0 }.min()
+        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".
@@ -262,7 +289,8 @@ final class EventLoop {
         }
         spawner.keepOnly(Set(pool.slots.map(\.release) + pool.workers.values.map(\.release)))
         lastRelease += 1
-        spawner.register(release: lastRelease, command: plan.settings.command, configured: plan.settings.environment)
+        spawner.register(release: lastRelease, settings: plan.settings)
+        prober.configure(path: plan.settings.health.probePath, timeout: plan.settings.health.probeTimeout)
         let id = pool.nextRollID
         // Shrink before the roll and grow after it, so no slot is replaced only to be removed.
         if let count = plan.count, count < pool.desired { dispatch(.desiredCountChanged(count)) }

@@ -1,5 +1,6 @@
 import CHyperglass
 import Glibc
+import SupervisorCore
 
 /// Starts worker processes the way systemd socket activation would start a service:
 /// the listeners at fds 3.., LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, NOTIFY_SOCKET pointing at us.
@@ -9,6 +10,16 @@ struct Spawner {
         let command: [String]
         /// The supervisor's environment minus what belongs to systemd and us, plus the configured entries.
         let environment: [String]
+        /// WATCHDOG_USEC for the workers, if they have a watchdog.
+        let watchdog: Duration?
+        /// Whether each worker gets a private socket (fd name `health`) for the supervisor's probes.
+        let healthSocket: Bool
+    }
+
+    /// A started worker, and the address of its health socket when it has one.
+    struct Started {
+        let pid: Int32
+        let healthAddress: String?
     }
 
     let listenerFDs: [Int32]
@@ -28,13 +39,15 @@ struct Spawner {
         self.inherited = inherited
     }
 
-    mutating func register(release: Int, command: [String], configured: [String]) {
+    mutating func register(release: Int, settings: Settings) {
+        let configured = settings.environment
         let overridden = Set(configured.map { String($0.prefix { $0 != "=" }) })
         let environment = inherited.filter { entry in
             let name = String(entry.prefix { $0 != "=" })
             return !Spawner.privateVariables.contains(name) && !overridden.contains(name)
         } + configured
-        releases[release] = Release(command: command, environment: environment)
+        releases[release] = Release(command: settings.command, environment: environment, watchdog: settings.health.workerWatchdog,
+                                    healthSocket: settings.health.probePath != nil)
     }
 
     /// Forgets releases no slot, worker or fallback uses any more.
@@ -43,27 +56,40 @@ struct Spawner {
     }
 
     /// Forks and execs one worker; returns its pid once exec succeeded.
-    func spawn(slot: Int, release number: Int) throws(SystemError) -> Int32 {
+    func spawn(slot: Int, generation: Int, release number: Int) throws(SystemError) -> Started {
         guard let release = releases[number] else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
         let command = release.command
-        let names = Array(repeating: "http", count: listenerFDs.count).joined(separator: ":")
+        var fds = listenerFDs
+        var names = Array(repeating: "http", count: listenerFDs.count)
+        // Each worker's own address for probes: through the shared socket a probe would reach a random worker.
+        var healthAddress: String? = nil
+        if release.healthSocket {
+            let address = "@hyperglass-\(getpid())-health-\(slot)-\(generation)"
+            let fd = try Sys.check("create the health socket for worker \(slot)") { hg_listen_unix(address, 16) }
+            fds.append(fd)
+            names.append("health")
+            healthAddress = address
+        }
+        defer { if healthAddress != nil, let fd = fds.last { close(fd) } }
         var env = release.environment + [
-            "LISTEN_FDS=\(listenerFDs.count)",
-            "LISTEN_FDNAMES=\(names)",
+            "LISTEN_FDS=\(fds.count)",
+            "LISTEN_FDNAMES=\(names.joined(separator: ":"))",
             "NOTIFY_SOCKET=\(notifySocket)",
             "HYPERGLASS_WORKER_ID=\(slot)",
         ]
-        // The child writes its own pid here between fork and exec; the padding is room for the digits.
-        let listenPIDIndex = env.count
+        if let watchdog = release.watchdog { env.append("WATCHDOG_USEC=\(watchdog.nanoseconds / 1000)") }
+        // The child writes its own pid into these between fork and exec; the padding is room for the digits.
+        let pidIndex = env.count
         env.append("LISTEN_PID=" + String(repeating: " ", count: 24))
+        if release.watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
         var error: Int32 = 0
         let pid = withCStrings(command) { argv in
             withCStrings(env) { envp in
-                hg_spawn(argv[0], argv, envp, Int32(listenPIDIndex), listenerFDs, Int32(listenerFDs.count), &error)
+                hg_spawn(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), &error)
             }
         }
         guard pid > 0 else { throw SystemError(operation: "start \(command[0])", errno: error) }
-        return pid
+        return Started(pid: pid, healthAddress: healthAddress)
     }
 }
 

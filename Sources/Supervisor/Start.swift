@@ -23,7 +23,7 @@ enum Start {
             let notifySocket = try WorkerNotifySocket()
             let notifier = SystemdNotifier()
             var spawner = Spawner(listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address, inherited: Sys.environment())
-            spawner.register(release: 1, command: settings.command, configured: settings.environment)
+            spawner.register(release: 1, settings: settings)
             let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), current: settings)
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()

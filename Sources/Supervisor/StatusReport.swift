@@ -26,11 +26,11 @@ enum StatusReport {
         var workers: [JSON] = []
         for slot in pool.slots {
             let worker = slot.pid.flatMap { pool.workers[$0] }
-            workers.append(entry(slot: slot.id, worker: worker, slotInfo: slot, now: now))
+            workers.append(entry(slot: slot.id, worker: worker, slotInfo: slot, threshold: pool.policy.health.probeFailures, now: now))
         }
         // Workers still draining after a scale-down have no slot any more; they are shown too.
         for worker in pool.workers.values.sorted(by: { $0.pid < $1.pid }) where pool.slots.first(where: { $0.pid == worker.pid }) == nil {
-            workers.append(entry(slot: worker.slot, worker: worker, slotInfo: nil, now: now))
+            workers.append(entry(slot: worker.slot, worker: worker, slotInfo: nil, threshold: pool.policy.health.probeFailures, now: now))
         }
         return ControlReply.success([("supervisor", supervisor), ("workers", .array(workers))])
     }
@@ -46,7 +46,7 @@ enum StatusReport {
         }
     }
 
-    private static func entry(slot id: Int, worker: WorkerProcess?, slotInfo: Slot?, now: Instant) -> JSON {
+    private static func entry(slot id: Int, worker: WorkerProcess?, slotInfo: Slot?, threshold: Int, now: Instant) -> JSON {
         var members: [(String, JSON)] = [("id", .number(Double(id)))]
         if let worker {
             members += [
@@ -58,6 +58,12 @@ enum StatusReport {
                 ("rss_bytes", rss(worker.pid)),
             ]
             if let status = worker.status { members.append(("worker_status", .string(status))) }
+            members.append(("health", .string(worker.health.summary(threshold: threshold))))
+            if let probe = worker.health.lastProbe {
+                members.append(("last_probe", .object([("ok", .bool(probe.ok)), ("latency_ms", .number(seconds(probe.latency) * 1000)),
+                                                       ("detail", .string(probe.detail))])))
+            }
+            if let ping = worker.health.lastWatchdogAt { members.append(("watchdog_age_seconds", .number(seconds(now - ping)))) }
         } else {
             members += [("pid", .null), ("state", .string(slotInfo?.restartAt != nil ? "backoff" : "starting"))]
         }
@@ -73,9 +79,6 @@ enum StatusReport {
 
     /// VmRSS from /proc/PID/status, in bytes.
     static func rss(_ pid: Int32) -> JSON {
-        guard let text = try? Sys.readFile("/proc/\(pid)/status", limit: 8192),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return .null }
-        return .number(Double(kib * 1024))
+        Sys.residentBytes(pid).map { .number(Double($0)) } ?? .null
     }
 }

@@ -13,6 +13,14 @@ struct SystemError: Error, CustomStringConvertible {
 /// The one door to the kernel for the supervisor: every call that can fail goes through `check`,
 /// which retries EINTR in one place and turns failures into `SystemError`.
 enum Sys {
+    /// VmRSS of a process in bytes, from /proc; nil when it is gone.
+    static func residentBytes(_ pid: Int32) -> UInt64? {
+        guard let text = try? readFile("/proc/\(pid)/status", limit: 8192),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) }) else { return nil }
+        return kib * 1024
+    }
+
     @discardableResult
     static func check(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(SystemError) -> Int32 {
         while true {

@@ -7,6 +7,10 @@ public enum Action: Equatable, Sendable {
     case signal(pid: Int32, Signal)
     /// Send these assignments to systemd ("READY=1\nSTATUS=4/4 workers ready"); a no-op outside systemd.
     case notifySystemd(String)
+    /// GET the health path on this worker's own socket; report `probed`.
+    case probe(pid: Int32)
+    /// Read the memory of these workers; report `memorySampled`.
+    case sampleMemory([Int32])
     case log(LogLevel, String)
     /// All workers are gone: close sockets and exit with this code.
     case exit(code: Int32)

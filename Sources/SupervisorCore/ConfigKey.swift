@@ -39,17 +39,34 @@ public struct ConfigKey: Sendable {
         ConfigKey(name: "crash_loop", section: "supervisor", repeatable: false, accepts: "keep-trying or exit") {
             s, v throws(ConfigValueError) in s.crashLoop = try ValueParser.choice(v, CrashLoopPolicy.self)
         },
+        ConfigKey(name: "watchdog_requires_ready", section: "supervisor", repeatable: false, accepts: "true or false") {
+            s, v throws(ConfigValueError) in s.health.watchdogRequiresReady = try ValueParser.boolean(v)
+        },
+        ConfigKey(name: "unready_timeout", section: "supervisor", repeatable: false, accepts: "a duration such as 60s") {
+            s, v throws(ConfigValueError) in s.health.unreadyTimeout = try ValueParser.duration(v)
+        },
         ConfigKey(name: "command", section: "worker", repeatable: false, accepts: "a command line, quoted like a shell's") {
             s, v throws(ConfigValueError) in s.command = try ValueParser.commandLine(v)
         },
         ConfigKey(name: "environment", section: "worker", repeatable: true, accepts: "KEY=VALUE") {
             s, v throws(ConfigValueError) in s.environment.append(try ValueParser.environmentEntry(v))
         },
-        ConfigKey(name: "readiness", section: "worker", repeatable: false, accepts: "exec or notify") {
+        ConfigKey(name: "readiness", section: "worker", repeatable: false, accepts: "exec, notify or http") {
             s, v throws(ConfigValueError) in s.readiness = try ValueParser.choice(v, Readiness.self)
         },
         ConfigKey(name: "ready_timeout", section: "worker", repeatable: false, accepts: "a duration such as 60s") {
             s, v throws(ConfigValueError) in s.readyTimeout = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "watchdog", section: "worker", repeatable: false, accepts: "a duration such as 30s, or 0 for none") {
+            s, v throws(ConfigValueError) in
+            let interval = try ValueParser.duration(v)
+            s.health.workerWatchdog = interval == .zero ? nil : interval
+        },
+        ConfigKey(name: "watchdog_signal", section: "worker", repeatable: false, accepts: "SIGABRT, SIGQUIT, SIGTERM or SIGKILL") {
+            s, v throws(ConfigValueError) in s.health.watchdogSignal = try ValueParser.signal(v)
+        },
+        ConfigKey(name: "max_memory", section: "worker", repeatable: false, accepts: "a size such as 512M or 2G, or 0 for none") {
+            s, v throws(ConfigValueError) in s.health.maxMemory = v == "0" ? nil : try ValueParser.size(v)
         },
         ConfigKey(name: "max_surge", section: "worker", repeatable: false, accepts: "a number from 1 to 1024") {
             s, v throws(ConfigValueError) in s.maxSurge = try ValueParser.integer(v, in: 1...1024)
@@ -66,9 +83,28 @@ public struct ConfigKey: Sendable {
         ConfigKey(name: "crash_loop_threshold", section: "restart", repeatable: false, accepts: "a number from 1 to 1000") {
             s, v throws(ConfigValueError) in s.crashLoopThreshold = try ValueParser.integer(v, in: 1...1000)
         },
+        ConfigKey(name: "health_path", section: "health", repeatable: false, accepts: "a URL path such as /health") {
+            s, v throws(ConfigValueError) in
+            guard v.hasPrefix("/"), !v.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else {
+                throw ConfigValueError("'\(v)' is not a URL path (use e.g. /health)")
+            }
+            s.health.probePath = v
+        },
+        ConfigKey(name: "health_interval", section: "health", repeatable: false, accepts: "a duration such as 10s") {
+            s, v throws(ConfigValueError) in s.health.probeInterval = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "health_timeout", section: "health", repeatable: false, accepts: "a duration such as 2s") {
+            s, v throws(ConfigValueError) in s.health.probeTimeout = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "health_failures", section: "health", repeatable: false, accepts: "a number from 1 to 100") {
+            s, v throws(ConfigValueError) in s.health.probeFailures = try ValueParser.integer(v, in: 1...100)
+        },
+        ConfigKey(name: "health_grace", section: "health", repeatable: false, accepts: "a duration such as 60s (default: ready_timeout)") {
+            s, v throws(ConfigValueError) in s.health.probeGrace = try ValueParser.duration(v)
+        },
     ]
 
-    public static let sections = ["supervisor", "worker", "restart"]
+    public static let sections = ["supervisor", "worker", "restart", "health"]
 }
 
 extension String {

@@ -94,6 +94,15 @@ public struct ConfigLoader: Sendable {
         if settings.bind.isEmpty {
             throw ConfigError(location: "bind", message: "no address to listen on; set bind = HOST:PORT")
         }
+        if settings.readiness == .http, settings.health.probePath == nil {
+            throw ConfigError(location: "readiness", message: "readiness = http needs a health_path to probe; set health_path = /health (in [health]) or use readiness = notify")
+        }
+        if settings.health.probeInterval < .milliseconds(100) || settings.health.probeTimeout < .milliseconds(10) {
+            throw ConfigError(location: "health_interval", message: "health_interval must be at least 100ms and health_timeout at least 10ms")
+        }
+        if let watchdog = settings.health.workerWatchdog, watchdog < .milliseconds(100) {
+            throw ConfigError(location: "watchdog", message: "watchdog = \(watchdog.spoken) is too short; use at least 100ms, or 0 to turn it off")
+        }
         if settings.backoff.initial > settings.backoff.maximum {
             throw ConfigError(location: "backoff_initial", message: "backoff_initial (\(settings.backoff.initial.spoken)) is longer than backoff_max (\(settings.backoff.maximum.spoken))")
         }

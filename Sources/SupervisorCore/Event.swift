@@ -13,6 +13,10 @@ public enum Event: Equatable, Sendable {
     /// The deadline the core asked for (`nextDeadline`) has passed.
     case deadlineReached
     case signalReceived(Signal)
+    /// A `probe` action finished.
+    case probed(pid: Int32, result: ProbeResult)
+    /// Bytes of memory per worker, for `max_memory`.
+    case memorySampled([Int32: UInt64])
     /// An operator asked for a different number of workers (control socket, TTIN/TTOU).
     case desiredCountChanged(Int)
     /// A validated configuration was registered by the shell as `release`: roll every worker onto it.
@@ -28,12 +32,19 @@ public struct NotifyMessage: Equatable, Sendable {
     public var ready = false
     public var stopping = false
     public var watchdog = false
+    /// WATCHDOG=trigger: the worker asks to be treated as hung.
+    public var watchdogTrigger = false
+    /// WATCHDOG_USEC=: the worker changes its own watchdog interval.
+    public var watchdogInterval: Duration? = nil
     public var status: String? = nil
 
-    public init(ready: Bool = false, stopping: Bool = false, watchdog: Bool = false, status: String? = nil) {
+    public init(ready: Bool = false, stopping: Bool = false, watchdog: Bool = false, watchdogTrigger: Bool = false,
+                watchdogInterval: Duration? = nil, status: String? = nil) {
         self.ready = ready
         self.stopping = stopping
         self.watchdog = watchdog
+        self.watchdogTrigger = watchdogTrigger
+        self.watchdogInterval = watchdogInterval
         self.status = status
     }
 
@@ -46,7 +57,11 @@ public struct NotifyMessage: Equatable, Sendable {
             switch key {
             case "READY": ready = ready || value == "1"
             case "STOPPING": stopping = stopping || value == "1"
-            case "WATCHDOG": watchdog = watchdog || value == "1"
+            case "WATCHDOG":
+                watchdog = watchdog || value == "1"
+                watchdogTrigger = watchdogTrigger || value == "trigger"
+            case "WATCHDOG_USEC":
+                if let usec = Int64(value), usec > 0, usec < Int64.max / 1000 { watchdogInterval = .microseconds(usec) }
             case "STATUS": status = String(value.prefix(200))
             default: break
             }

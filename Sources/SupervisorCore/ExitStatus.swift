@@ -25,5 +25,5 @@ public enum SignalName {
 
 /// The Linux signal numbers the core asks the shell to send or learns about.
 public enum Signal: Int32, Sendable {
-    case hangup = 1, interrupt = 2, abort = 6, kill = 9, terminate = 15, ttin = 21, ttou = 22
+    case hangup = 1, interrupt = 2, quit = 3, abort = 6, kill = 9, terminate = 15, cont = 18, ttin = 21, ttou = 22
 }

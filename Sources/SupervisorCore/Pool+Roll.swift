@@ -42,13 +42,15 @@ extension Pool {
         var actions: [Action] = []
         while current.active.count < policy.maxSurge, !current.queue.isEmpty {
             let id = current.queue.removeFirst()
+            current.active.insert(id)
+            // A slot already replacing an unhealthy worker finishes that first; it counts as done when promoted.
+            if slots[id].successor != nil { continue }
             let target = current.kind == .restart ? slots[id].release : current.release
             let generation = slots[id].generation + 1
             slots[id].generation = generation
             slots[id].successor = Successor(generation: generation, release: target)
             // A slot waiting out a backoff gets its successor now instead.
             slots[id].restartAt = nil
-            current.active.insert(id)
             actions.append(.spawn(slot: id, generation: generation, release: target))
         }
         roll = current
@@ -75,8 +77,7 @@ extension Pool {
         guard var successor = slots[id].successor else { return [] }
         successor.pid = pid
         slots[id].successor = successor
-        var worker = WorkerProcess(pid: pid, slot: id, generation: successor.generation, release: successor.release, startedAt: now)
-        if policy.readiness == .exec { worker.readyAt = now }
+        let worker = newWorker(pid: pid, slot: id, generation: successor.generation, release: successor.release, at: now)
         workers[pid] = worker
         var actions: [Action] = [.log(.info, "worker \(id) generation \(successor.generation) started (pid \(pid))\(slots[id].pid.map { " beside pid \($0)" } ?? "")")]
         if case .stopping = phase { return actions + stop(pid, at: now) }
@@ -111,6 +112,8 @@ extension Pool {
         var actions: [Action] = []
         // If the slot's own worker is gone too, the slot restarts as after any failure.
         if slots[id].pid == nil, slots[id].restartAt == nil { actions += slotFailed(id, reason: reason, at: now) }
+        // An unhealthy worker whose replacement failed is not kept: it goes the way of any failed worker.
+        if let pid = slots[id].pid, let verdict = workers[pid]?.health.verdict { actions += kill(pid, reason: verdict) }
         guard var current = roll, current.active.remove(id) != nil else { return actions }
         let position = "worker \(id) (\(current.done + 1)/\(current.total))"
         // Other successors in flight are not ready, so nothing is lost by killing them.

@@ -15,6 +15,10 @@ public struct Pool: Sendable {
     var rollSerial = 0
     var random: SplitMix64
     var nextWatchdogPing: Instant? = nil
+    var nextMemoryCheck: Instant? = nil
+    /// The last instant at which some worker was ready (or the start), for `watchdog_requires_ready`.
+    var lastReadyAt: Instant? = nil
+    var watchdogWithholding = false
     var lastStatus = ""
     var allReadyLogged = false
 
@@ -38,6 +42,8 @@ public struct Pool: Sendable {
         switch event {
         case .started:
             if let interval = policy.systemdWatchdogInterval { nextWatchdogPing = now + interval }
+            if policy.health.maxMemory != nil { nextMemoryCheck = now + policy.health.memoryCheckInterval }
+            lastReadyAt = now
             actions += slots.map { .spawn(slot: $0.id, generation: $0.generation + 1, release: $0.release) }
         case let .spawned(slot, generation, pid):
             actions += workerSpawned(slot: slot, generation: generation, pid: pid, at: now)
@@ -63,12 +69,17 @@ public struct Pool: Sendable {
             actions += scale(to: count, at: now)
         case let .reloadRequested(newRelease, newPolicy):
             actions += reload(to: newRelease, policy: newPolicy, at: now)
+        case let .probed(pid, result):
+            actions += probed(pid, result, at: now)
+        case let .memorySampled(usage):
+            actions += memorySampled(usage, at: now)
         case let .reloadRejected(reason):
             actions += reloadRejected(reason)
         case let .restartRequested(ids):
             actions += beginRoll(.restart, release: release, slots: ids, at: now)
         }
         actions += poolReadiness()
+        if readyCount > 0 { lastReadyAt = now }
         actions += statusUpdate(at: now)
         return actions
     }
@@ -79,6 +90,7 @@ public struct Pool: Sendable {
         func consider(_ instant: Instant?) {
             if let instant, earliest.map({ instant < $0 }) ?? true { earliest = instant }
         }
+        if phase == .starting || phase == .running { healthDeadlines.forEach(consider) }
         for worker in workers.values where !worker.killed {
             consider(worker.killAt)
             if readyTimeoutApplies(worker) { consider(worker.startedAt + policy.readyTimeout) }
@@ -108,9 +120,7 @@ public struct Pool: Sendable {
         slots[slot].pid = pid
         slots[slot].generation = generation
         slots[slot].restartAt = nil
-        var worker = WorkerProcess(pid: pid, slot: slot, generation: generation, release: slots[slot].release, startedAt: now)
-        if policy.readiness == .exec { worker.readyAt = now }
-        workers[pid] = worker
+        workers[pid] = newWorker(pid: pid, slot: slot, generation: generation, release: slots[slot].release, at: now)
         var actions: [Action] = [.log(.info, "worker \(slot) started (pid \(pid))")]
         if case .stopping = phase {
             actions += stop(pid, at: now)
@@ -124,7 +134,7 @@ public struct Pool: Sendable {
         }
         var actions: [Action] = []
         if let status = message.status { worker.status = status }
-        if message.ready, policy.readiness == .notify, worker.readyAt == nil, !worker.isStopping {
+        if message.ready, policy.readiness == .notify || policy.readiness == .http, worker.readyAt == nil, !worker.isStopping {
             worker.readyAt = now
             actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)"))
         }
@@ -132,6 +142,7 @@ public struct Pool: Sendable {
         if worker.isReady, slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
             actions += promote(worker.slot, at: now)
         }
+        actions += watchdogNotified(pid, message, at: now)
         return actions
     }
 
@@ -140,7 +151,8 @@ public struct Pool: Sendable {
         for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where !worker.killed {
             if let killAt = worker.killAt, killAt <= now {
                 workers[pid]?.killed = true
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived the graceful timeout (\(policy.gracefulTimeout.spoken)); killing it"))
+                let waited = worker.killReason != nil ? "the watchdog signal (\(policy.health.watchdogKillAfter.spoken))" : "the graceful timeout (\(policy.gracefulTimeout.spoken))"
+                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"))
                 actions.append(.signal(pid: pid, .kill))
             } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
                 workers[pid]?.killed = true
@@ -156,10 +168,8 @@ public struct Pool: Sendable {
                 }
             }
         }
-        if let ping = nextWatchdogPing, ping <= now, let interval = policy.systemdWatchdogInterval {
-            actions.append(.notifySystemd("WATCHDOG=1"))
-            nextWatchdogPing = now + interval
-        }
+        if phase == .starting || phase == .running { actions += healthDeadlinesPassed(at: now) }
+        actions += systemdWatchdogDue(at: now)
         return actions
     }
 
@@ -174,7 +184,7 @@ public struct Pool: Sendable {
         case .ttou:
             guard desired > 1 else { return [.log(.warning, "SIGTTOU: already at 1 worker, the minimum")] }
             return scale(to: desired - 1, at: now)
-        case .hangup, .abort, .kill:
+        case .hangup, .abort, .kill, .quit, .cont:
             // SIGHUP reloads, but reading the configuration is the shell's part: it sends `reloadRequested`.
             return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored")]
         }

@@ -9,6 +9,7 @@ public struct PoolPolicy: Equatable, Sendable {
     public var maxWorkers = 1024
     /// Successors started at once during a roll.
     public var maxSurge = 1
+    public var health = HealthPolicy()
     /// How often to send WATCHDOG=1 upwards: half of the supervisor's own WATCHDOG_USEC, if set.
     public var systemdWatchdogInterval: Duration? = nil
 
@@ -23,6 +24,7 @@ public struct PoolPolicy: Equatable, Sendable {
         crashLoopThreshold = settings.crashLoopThreshold
         maxWorkers = settings.maxWorkers
         maxSurge = settings.maxSurge
+        health = settings.health
         systemdWatchdogInterval = systemdWatchdog.map { $0 / 2 }
     }
 }

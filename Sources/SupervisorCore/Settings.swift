@@ -25,6 +25,8 @@ public enum Readiness: String, Equatable, Sendable, CaseIterable {
     case exec
     /// When the worker sends READY=1 on NOTIFY_SOCKET.
     case notify
+    /// At the first good HTTP probe of health_path on the worker's own health socket.
+    case http
 }
 
 /// What to do when a slot keeps failing: retry at the maximum backoff, or give up so that
@@ -70,6 +72,7 @@ public struct Settings: Equatable, Sendable {
     public var crashLoopThreshold: Int = 5
     /// Successors started at once during a rolling restart.
     public var maxSurge: Int = 1
+    public var health = HealthPolicy()
 
     public init() {}
 }

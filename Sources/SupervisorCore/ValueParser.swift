@@ -44,6 +44,31 @@ public enum ValueParser {
         throw ConfigValueError("'\(text)' is not one of: \(names)")
     }
 
+    /// Bytes: a number with an optional K, M or G suffix (powers of 1024; KiB/MiB/GiB and KB/MB/GB read the same).
+    public static func size(_ text: String) throws(ConfigValueError) -> UInt64 {
+        let units: [(String, UInt64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10),
+                                         ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)]
+        var number = Substring(text)
+        var scale: UInt64 = 1
+        for (suffix, factor) in units where text.uppercased().hasSuffix(suffix.uppercased()) {
+            number = text.dropLast(suffix.count)
+            scale = factor
+            break
+        }
+        guard let value = Double(number.trimmed), value > 0, value.isFinite, value * Double(scale) < 1e15 else {
+            throw ConfigValueError("'\(text)' is not a size (use e.g. 512M or 2G)")
+        }
+        return UInt64(value * Double(scale))
+    }
+
+    /// A signal for the worker watchdog, by name.
+    public static func signal(_ text: String) throws(ConfigValueError) -> Signal {
+        let names: [String: Signal] = ["SIGABRT": .abort, "SIGQUIT": .quit, "SIGTERM": .terminate, "SIGKILL": .kill]
+        let key = text.uppercased().hasPrefix("SIG") ? text.uppercased() : "SIG" + text.uppercased()
+        guard let signal = names[key] else { throw ConfigValueError("'\(text)' is not one of: SIGABRT, SIGQUIT, SIGTERM, SIGKILL") }
+        return signal
+    }
+
     public static func word(_ text: String) throws(ConfigValueError) -> String {
         guard !text.isEmpty, !text.contains(where: { $0 == " " || $0 == "\t" }) else {
             throw ConfigValueError("'\(text)' must be a single word")

@@ -14,13 +14,14 @@ public struct WorkerProcess: Equatable, Sendable {
     public internal(set) var killReason: String? = nil
     /// The worker's own STATUS= text.
     public internal(set) var status: String? = nil
+    public internal(set) var health = WorkerHealth()
 
     public var isReady: Bool { readyAt != nil && killAt == nil && !killed }
     public var isStopping: Bool { killAt != nil || killed }
 
     public var state: String {
         if killed { return "killing" }
-        if killAt != nil { return "draining" }
+        if killAt != nil { return killReason == nil ? "draining" : "aborting" }
         return readyAt == nil ? "starting" : "ready"
     }
 }

@@ -92,7 +92,7 @@ struct ConfigLoaderTests {
     @Test("a misspelt section is reported with a suggestion, an unknown one with the list of sections")
     func unknownSection() {
         #expect(error("[wroker]") == "supervisor.conf:1: unknown section [wroker]; did you mean [worker]?")
-        #expect(error("# x\n[database]") == "supervisor.conf:2: unknown section [database] (sections: [supervisor], [worker], [restart])")
+        #expect(error("# x\n[database]") == "supervisor.conf:2: unknown section [database] (sections: [supervisor], [worker], [restart], [health])")
         #expect(error("[supervisor") == "supervisor.conf:1: a section header must end with ']'")
     }
 
@@ -116,7 +116,7 @@ struct ConfigLoaderTests {
     func badValue() {
         #expect(error("[supervisor]\n\nworkers = lots") == "supervisor.conf:3: workers: 'lots' is not a whole number; expected 'auto' or a number from 1 to max_workers")
         #expect(error("[supervisor]\nbind = localhost") == "supervisor.conf:2: bind: 'localhost' is not HOST:PORT, [IPV6]:PORT or unix:PATH; expected HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH")
-        #expect(error("[worker]\nreadiness = sometimes") == "supervisor.conf:2: readiness: 'sometimes' is not one of: exec, notify; expected exec or notify")
+        #expect(error("[worker]\nreadiness = sometimes") == "supervisor.conf:2: readiness: 'sometimes' is not one of: exec, notify, http; expected exec, notify or http")
         #expect(error("[restart]\ncrash_loop_threshold = 0") == "supervisor.conf:2: crash_loop_threshold: 0 is out of range (1 to 1000); expected a number from 1 to 1000")
     }
 

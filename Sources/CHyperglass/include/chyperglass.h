@@ -47,8 +47,9 @@ int hg_wifsignaled(int status);
 int hg_wtermsig(int status);
 /// The whole spawn path: fork, then in the child only async-signal-safe C: own process group,
 /// PR_SET_PDEATHSIG(SIGKILL), clean signal mask and default dispositions, stdin from /dev/null,
-/// fds[i] moved to 3+i without close-on-exec, envp[listen_pid_index] (a "LISTEN_PID=" buffer with at
-/// least 24 bytes to spare) completed with the child's own pid, then execve(path).
+/// fds[i] moved to 3+i without close-on-exec, envp[listen_pid_index] and every entry after it
+/// ("LISTEN_PID=", "WATCHDOG_PID=" buffers with at least 24 bytes to spare) completed with the
+/// child's own pid, then execve(path).
 /// Returns the pid once exec has succeeded; on failure returns -1 and sets *error to the errno of the
 /// failing step (fork or exec), the child having been reaped.
 pid_t hg_spawn(const char *path, char *const argv[], char *const envp[], int listen_pid_index,
@@ -64,6 +65,8 @@ const char *hg_gai_strerror(int code);
 int hg_listen_unix(const char *path, int backlog);
 /// A connected Unix stream socket (blocking), close-on-exec.
 int hg_connect_unix(const char *path);
+/// A non-blocking, close-on-exec Unix stream socket connecting to path ("@name" is abstract), or -1.
+int hg_connect_unix_nonblocking(const char *path);
 /// Whether a live process accepts on the Unix socket at path (1 yes, 0 no).
 int hg_unix_socket_alive(const char *path);
 /// A non-blocking, close-on-exec accepted socket, or -1.

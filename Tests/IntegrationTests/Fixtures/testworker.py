@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """A tiny worker for the supervisor's integration tests.
 
-It serves HTTP on the inherited fd 3 (GET / answers JSON with its pid, LISTEN_PID, worker id) and
+It serves HTTP on every inherited fd (GET / answers JSON with its pid, LISTEN_PID, worker id) and
 behaves as told: --exit CODE (exit at once), --ignore-term, --notify (send READY=1 after --delay),
---record FILE (append "pid signal" lines for signals received).
+--record FILE (append "pid signal" lines for signals received), --ping SECONDS (WATCHDOG=1 that
+often), --health-dir DIR (GET /health is 500 while DIR/unhealthy-PID exists, else 200),
+--grow MB (hold that much more memory once ready).
 """
-import argparse, json, os, signal, socket, sys, time
+import argparse, json, os, select, signal, socket, sys, time
 
 p = argparse.ArgumentParser()
 p.add_argument("--exit", type=int, default=None)
@@ -13,6 +15,9 @@ p.add_argument("--ignore-term", action="store_true")
 p.add_argument("--notify", action="store_true")
 p.add_argument("--delay", type=float, default=0.0)
 p.add_argument("--record", default=None)
+p.add_argument("--ping", type=float, default=None)
+p.add_argument("--health-dir", default=None)
+p.add_argument("--grow", type=int, default=0)
 args = p.parse_args()
 
 def record(line):
@@ -43,24 +48,40 @@ record(f"{os.getpid()} started listen_pid={os.environ.get('LISTEN_PID')} fds={os
 if args.exit is not None:
     sys.exit(args.exit)
 
-listener = socket.socket(fileno=3)
-listener.settimeout(0.2)
+listeners = [socket.socket(fileno=3 + i) for i in range(int(os.environ.get("LISTEN_FDS", "1")))]
+for listener in listeners:
+    listener.setblocking(False)
 time.sleep(args.delay)
 if args.notify:
     notify("READY=1\nSTATUS=serving")
+ballast = bytearray(args.grow << 20)
+for i in range(0, len(ballast), 4096):
+    ballast[i] = 1  # touch every page so it is resident
 body_extra = {"pid": os.getpid(), "listen_pid": os.environ.get("LISTEN_PID"), "worker_id": os.environ.get("HYPERGLASS_WORKER_ID")}
+next_ping = time.monotonic()
 while not stopping:
+    if args.ping and time.monotonic() >= next_ping:
+        notify("WATCHDOG=1")
+        next_ping = time.monotonic() + args.ping
     try:
-        conn, _ = listener.accept()
-    except (socket.timeout, BlockingIOError, InterruptedError):
+        readable, _, _ = select.select(listeners, [], [], 0.05)
+    except InterruptedError:
         continue
-    with conn:
-        conn.settimeout(2)
+    for listener in readable:
         try:
-            conn.recv(4096)
-            body = json.dumps(body_extra).encode()
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\n\r\n" + body)
-        except OSError:
-            pass
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            continue
+        with conn:
+            conn.settimeout(2)
+            try:
+                request = conn.recv(4096)
+                status = b"200 OK"
+                if request.startswith(b"GET /health") and args.health_dir and os.path.exists(f"{args.health_dir}/unhealthy-{os.getpid()}"):
+                    status = b"500 Internal Server Error"
+                body = json.dumps(body_extra).encode()
+                conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:
+                pass
 record(f"{os.getpid()} exiting")

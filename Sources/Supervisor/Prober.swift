@@ -1,0 +1,97 @@
+import CHyperglass
+import Glibc
+import SupervisorCore
+
+/// HTTP health probes on each worker's own socket, never blocking the loop: a non-blocking connect,
+/// one `GET`, and the status line of the answer. Everything else about health is the core's.
+final class Prober {
+    private struct Probe {
+        let pid: Int32
+        let startedAt: Instant
+        let deadline: Instant
+        var unsent: [UInt8]
+        var received: [UInt8] = []
+    }
+
+    private var timeout: Duration = .seconds(2)
+    private var request: [UInt8] = []
+    private var inFlight: [Int32: Probe] = [:]
+
+    /// Applies to probes started from now on (a reload may change both).
+    func configure(path: String?, timeout: Duration) {
+        self.timeout = timeout
+        request = Array("GET \(path ?? "/") HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hyperglass-probe\r\nConnection: close\r\n\r\n".utf8)
+    }
+
+    /// Starts a probe: the fd to watch, or the result at once when the connect failed.
+    func start(pid: Int32, address: String, at now: Instant) -> Result<Int32, ProbeFailure> {
+        let fd = hg_connect_unix_nonblocking(address)
+        guard fd >= 0 else { return .failure(ProbeFailure(pid: pid, result: failed("cannot connect: \(String(cString: strerror(errno)))", since: now, now: now))) }
+        inFlight[fd] = Probe(pid: pid, startedAt: now, deadline: now + timeout, unsent: request)
+        return .success(fd)
+    }
+
+    struct ProbeFailure: Error {
+        let pid: Int32
+        let result: ProbeResult
+    }
+
+    /// Moves a probe along; its worker and result once it is done (the fd is closed then).
+    func ready(_ fd: Int32, at now: Instant) -> (pid: Int32, result: ProbeResult)? {
+        guard var probe = inFlight[fd] else { return nil }
+        while !probe.unsent.isEmpty {
+            let n = probe.unsent.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if n > 0 { probe.unsent.removeFirst(n); continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { inFlight[fd] = probe; return nil }
+            return finish(fd, probe.pid, failed("the connection failed: \(String(cString: strerror(errno)))", since: probe.startedAt, now: now))
+        }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n > 0 {
+                probe.received += buffer[0..<n]
+                if let end = probe.received.firstIndex(of: 0x0A) {
+                    let line = String(decoding: probe.received[..<end], as: UTF8.self)
+                    return finish(fd, probe.pid, judge(statusLine: line, since: probe.startedAt, now: now))
+                }
+                if probe.received.count > 512 { return finish(fd, probe.pid, failed("no HTTP status line", since: probe.startedAt, now: now)) }
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { inFlight[fd] = probe; return nil }
+            let reason = n == 0 ? "the worker closed the connection without an answer" : "the connection failed: \(String(cString: strerror(errno)))"
+            return finish(fd, probe.pid, failed(reason, since: probe.startedAt, now: now))
+        }
+    }
+
+    /// Probes past their timeout, as failures.
+    func expire(at now: Instant) -> [(pid: Int32, result: ProbeResult)] {
+        inFlight.filter { $0.value.deadline <= now }.sorted { $0.key < $1.key }.map { fd, probe in
+            finish(fd, probe.pid, failed("no answer within \(timeout.spoken)", since: probe.startedAt, now: now))
+        }
+    }
+
+    var nextDeadline: Instant? { inFlight.values.map(\.deadline).min() }
+
+    /// Whether the fd is one of ours and still waits to send its request.
+    func wantsWrite(_ fd: Int32) -> Bool { !(inFlight[fd]?.unsent.isEmpty ?? true) }
+
+    private func finish(_ fd: Int32, _ pid: Int32, _ result: ProbeResult) -> (pid: Int32, result: ProbeResult) {
+        inFlight.removeValue(forKey: fd)
+        close(fd)
+        return (pid, result)
+    }
+
+    private func judge(statusLine line: String, since start: Instant, now: Instant) -> ProbeResult {
+        let parts = line.split(separator: " ")
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let code = Int(parts[1]) else {
+            return failed("not an HTTP status line: \(line.prefix(60))", since: start, now: now)
+        }
+        return ProbeResult(ok: (200..<400).contains(code), latency: now - start, detail: "HTTP \(code)")
+    }
+
+    private func failed(_ detail: String, since start: Instant, now: Instant) -> ProbeResult {
+        ProbeResult(ok: false, latency: now - start, detail: detail)
+    }
+}

@@ -1,0 +1,187 @@
+/// Worker watchdogs, HTTP probes, the memory ceiling and the supervisor's own systemd watchdog.
+extension Pool {
+    /// A freshly exec'd worker with its readiness and health timers set.
+    func newWorker(pid: Int32, slot: Int, generation: Int, release: Int, at now: Instant) -> WorkerProcess {
+        var worker = WorkerProcess(pid: pid, slot: slot, generation: generation, release: release, startedAt: now)
+        if policy.readiness == .exec { worker.readyAt = now }
+        worker.health.watchdogInterval = policy.health.workerWatchdog
+        if policy.health.probePath != nil {
+            worker.health.probeDue = now + (policy.readiness == .http ? policy.health.readyProbeInterval : policy.health.probeInterval)
+        }
+        return worker
+    }
+
+    /// WATCHDOG=1 re-arms the worker's watchdog; WATCHDOG=trigger fires it; WATCHDOG_USEC= changes it.
+    mutating func watchdogNotified(_ pid: Int32, _ message: NotifyMessage, at now: Instant) -> [Action] {
+        guard var worker = workers[pid], !worker.isStopping else { return [] }
+        if let interval = message.watchdogInterval {
+            worker.health.watchdogInterval = interval
+            if worker.health.watchdogDeadline != nil { worker.health.watchdogDeadline = now + interval }
+        }
+        if message.watchdog, let interval = worker.health.watchdogInterval {
+            worker.health.lastWatchdogAt = now
+            worker.health.watchdogDeadline = now + interval
+        }
+        workers[pid] = worker
+        if message.watchdogTrigger { return watchdogFired(pid, reason: "watchdog triggered by the worker (WATCHDOG=trigger)", at: now) }
+        return []
+    }
+
+    /// A hung worker cannot drain: the watchdog signal (with SIGCONT, so a stopped one acts on it), then SIGKILL.
+    mutating func watchdogFired(_ pid: Int32, reason: String, at now: Instant) -> [Action] {
+        guard var worker = workers[pid], !worker.isStopping else { return [] }
+        let signal = policy.health.watchdogSignal
+        worker.health.verdict = reason
+        worker.killReason = reason
+        worker.health.watchdogDeadline = nil
+        if signal == .kill { worker.killed = true } else { worker.killAt = now + policy.health.watchdogKillAfter }
+        workers[pid] = worker
+        var actions: [Action] = [.log(.warning, "worker \(worker.slot) (pid \(pid)): \(reason); sending \(SignalName.of(signal.rawValue))"),
+                                 .signal(pid: pid, signal), .signal(pid: pid, .cont)]
+        // It serves nobody already: its slot restarts now rather than when it has finally gone.
+        let id = worker.slot
+        if slots.indices.contains(id), slots[id].pid == pid, slots[id].successor == nil {
+            slots[id].pid = nil
+            slots[id].lastExit = nil
+            actions += slotFailed(id, reason: reason, at: now)
+        }
+        return actions
+    }
+
+    mutating func probed(_ pid: Int32, _ result: ProbeResult, at now: Instant) -> [Action] {
+        guard var worker = workers[pid] else { return [] }
+        worker.health.probing = false
+        worker.health.lastProbe = result
+        guard !worker.isStopping else {
+            workers[pid] = worker
+            return []
+        }
+        var actions: [Action] = []
+        var becameReady = false
+        if result.ok {
+            worker.health.failedProbes = 0
+            if worker.readyAt == nil, policy.readiness == .http {
+                worker.readyAt = now
+                becameReady = true
+                actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), first good probe \((now - worker.startedAt).spoken) after start)"))
+            }
+        } else if worker.readyAt != nil, now >= worker.startedAt + (policy.health.probeGrace ?? policy.readyTimeout) {
+            worker.health.failedProbes += 1
+            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) health probe failed (\(worker.health.failedProbes)/\(policy.health.probeFailures)): \(result.detail)"))
+        }
+        worker.health.probeDue = now + (worker.readyAt == nil ? policy.health.readyProbeInterval : policy.health.probeInterval)
+        workers[pid] = worker
+        if becameReady, slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
+            actions += promote(worker.slot, at: now)
+        }
+        let failed = worker.health.failedProbes
+        if failed >= policy.health.probeFailures {
+            actions += replaceUnhealthy(pid, reason: "\(failed)/\(policy.health.probeFailures) health probes failed (last: \(result.detail))", at: now)
+        }
+        return actions
+    }
+
+    mutating func memorySampled(_ usage: [Int32: UInt64], at now: Instant) -> [Action] {
+        guard let ceiling = policy.health.maxMemory else { return [] }
+        var actions: [Action] = []
+        for (pid, bytes) in usage.sorted(by: { $0.key < $1.key }) where bytes > ceiling {
+            guard var worker = workers[pid], !worker.isStopping, worker.health.recycleAt == nil, worker.health.verdict == nil else { continue }
+            // Spread over one check interval, so workers that grew together do not recycle together.
+            let delay = Duration.nanoseconds(Int64(random.nextUnit() * Double(policy.health.memoryCheckInterval.nanoseconds)))
+            worker.health.recycleAt = now + delay
+            worker.health.verdict = "memory \(bytes.mebibytes) MiB over max_memory \(ceiling.mebibytes) MiB"
+            workers[pid] = worker
+            actions.append(.log(.notice, "worker \(worker.slot) (pid \(pid)) uses \(bytes.mebibytes) MiB, over max_memory (\(ceiling.mebibytes) MiB); recycling it in \(delay.spoken)"))
+        }
+        return actions
+    }
+
+    /// Replaces a worker that runs but does not serve well: its successor starts first, and it drains once
+    /// the successor is ready, so capacity does not drop.
+    mutating func replaceUnhealthy(_ pid: Int32, reason: String, at now: Instant) -> [Action] {
+        guard var worker = workers[pid], !worker.isStopping, phase == .starting || phase == .running else { return [] }
+        let id = worker.slot
+        guard slots.indices.contains(id), slots[id].pid == pid else { return [] }
+        worker.health.verdict = reason
+        worker.health.recycleAt = nil
+        workers[pid] = worker
+        guard slots[id].successor == nil else { return [] }
+        slots[id].lastFailure = reason
+        slots[id].restarts += 1
+        let generation = slots[id].generation + 1
+        slots[id].generation = generation
+        slots[id].successor = Successor(generation: generation, release: slots[id].release)
+        return [.log(.warning, "worker \(id) (pid \(pid)) is unhealthy: \(reason); starting its replacement"),
+                .spawn(slot: id, generation: generation, release: slots[id].release)]
+    }
+
+    /// Health deadlines that fell due: watchdogs, probes, recycling, memory checks, systemd's watchdog.
+    mutating func healthDeadlinesPassed(at now: Instant) -> [Action] {
+        var actions: [Action] = []
+        var probes: [Int32] = []
+        for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where !worker.isStopping {
+            if let deadline = worker.health.watchdogDeadline, deadline <= now, let interval = worker.health.watchdogInterval {
+                actions += watchdogFired(pid, reason: "watchdog missed: no WATCHDOG=1 for \(interval.spoken)", at: now)
+                continue
+            }
+            if let recycle = worker.health.recycleAt, recycle <= now {
+                actions += replaceUnhealthy(pid, reason: worker.health.verdict ?? "over max_memory", at: now)
+            }
+            if let due = worker.health.probeDue, due <= now, !worker.health.probing {
+                workers[pid]?.health.probeDue = nil
+                // A reload may have turned probes off.
+                if policy.health.probePath != nil {
+                    workers[pid]?.health.probing = true
+                    probes.append(pid)
+                }
+            }
+        }
+        actions += probes.map { .probe(pid: $0) }
+        if let check = nextMemoryCheck, check <= now {
+            nextMemoryCheck = now + policy.health.memoryCheckInterval
+            let pids = workers.values.filter { !$0.isStopping }.map(\.pid).sorted()
+            if !pids.isEmpty { actions.append(.sampleMemory(pids)) }
+        }
+        return actions
+    }
+
+    /// WATCHDOG=1 upwards at half systemd's interval, in every phase, unless the pool is hopeless.
+    mutating func systemdWatchdogDue(at now: Instant) -> [Action] {
+        var actions: [Action] = []
+        if let ping = nextWatchdogPing, ping <= now, let interval = policy.systemdWatchdogInterval {
+            nextWatchdogPing = now + interval
+            if watchdogWithheld(at: now) {
+                if !watchdogWithholding {
+                    watchdogWithholding = true
+                    actions.append(.log(.error, "no worker has been ready for \(policy.health.unreadyTimeout.spoken): withholding systemd's watchdog ping, so systemd restarts the service (watchdog_requires_ready)"))
+                }
+            } else {
+                watchdogWithholding = false
+                actions.append(.notifySystemd("WATCHDOG=1"))
+            }
+        }
+        return actions
+    }
+
+    /// Whether the pool is hopeless enough that systemd should restart the whole service.
+    func watchdogWithheld(at now: Instant) -> Bool {
+        guard policy.health.watchdogRequiresReady, readyCount == 0, let since = lastReadyAt else { return false }
+        return now - since >= policy.health.unreadyTimeout
+    }
+
+    /// Health instants the core wants to wake up for.
+    var healthDeadlines: [Instant] {
+        var instants: [Instant] = []
+        for worker in workers.values where !worker.isStopping {
+            if let deadline = worker.health.watchdogDeadline { instants.append(deadline) }
+            if let due = worker.health.probeDue, !worker.health.probing { instants.append(due) }
+            if let recycle = worker.health.recycleAt { instants.append(recycle) }
+        }
+        if let check = nextMemoryCheck { instants.append(check) }
+        return instants
+    }
+}
+
+extension UInt64 {
+    var mebibytes: UInt64 { (self + (1 << 19)) >> 20 }
+}
