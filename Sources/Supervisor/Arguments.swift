@@ -85,16 +85,19 @@ enum Arguments {
             'start' runs in the foreground (under systemd as a Type=notify service, or in a terminal):
             it binds the listening sockets once, starts the workers with the sockets passed the way
             systemd socket activation passes them (fds 3.., LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
-            NOTIFY_SOCKET, HYPERGLASS_WORKER_ID), restarts workers that die, and drains them on
-            SIGTERM or SIGINT (a second signal kills at once). SIGTTIN/SIGTTOU add/remove a worker.
-            Without a COMMAND the bundled hyperglass-worker beside this binary is run.
+            NOTIFY_SOCKET, HYPERGLASS_WORKER_ID), restarts workers that die or fail their health
+            checks, and drains them on SIGTERM or SIGINT (a second signal kills at once). SIGHUP
+            re-reads the configuration and replaces the workers one at a time, each new one ready
+            before the old one drains (rolling back if it does not get ready). SIGTTIN/SIGTTOU
+            add/remove a worker. Without a COMMAND the bundled hyperglass-worker beside this binary
+            is run. The running pool is shown and changed with hyperglassctl.
 
             'check-config' validates the configuration and prints the effective values.
 
             Configuration comes from, in rising precedence: FILE (--config, $HYPERGLASS_CONFIG, or
             /etc/hyperglass/supervisor.conf if it exists), HYPERGLASS_<KEY> variables, then flags.
             Every key has a flag of the same name: ready_timeout is --ready-timeout and
-            HYPERGLASS_READY_TIMEOUT. Durations take ms, s, m (30s, 500ms, 2m).
+            HYPERGLASS_READY_TIMEOUT. Durations take ms, s, m, h (500ms, 30s, 2m). Sizes take K, M, G (512M).
 
             Options:
 
