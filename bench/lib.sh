@@ -12,7 +12,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 BIN=${BIN:-$REPO/.build-bench/release}
 EXAMPLES=$REPO/config/examples
-LOAD_CLIENT=$BENCH_DIR/load_client.py
+LOAD_CLIENT=$BENCH_DIR/../Tests/IntegrationTests/Fixtures/load_client.py
 
 for program in hyperglass hyperglassctl hyperglass-worker; do
     if [[ ! -x $BIN/$program ]]; then

@@ -8,7 +8,7 @@
 #               READY=1 from the app's lifespan, readiness notify), `hyperglassctl reload --wait`;
 #           (c) gunicorn from PyPI, `-k uvicorn.workers.UvicornWorker -w 8`, the same ASGI app,
 #               reloaded with SIGHUP (gunicorn's own reload).
-# How:    bench/load_client.py (a copy of Tests/IntegrationTests/Fixtures/load_client.py) runs against
+# How:    Tests/IntegrationTests/Fixtures/load_client.py runs against
 #         the pool the whole time: RATE (default 300) requests/s each on a new connection, plus
 #         KEEPALIVE (default 4) kept-alive connections sending requests back to back. After 2 s of
 #         warm-up, bench/rollwatch.py records the pool's worker pids from /proc, fires the reload and

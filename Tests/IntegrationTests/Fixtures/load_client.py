@@ -24,7 +24,8 @@ counts = {"new_ok": 0, "new_failed": 0, "keepalive_ok": 0, "keepalive_resets": 0
 def add(key, error=None):
     with lock:
         counts[key] += 1
-        if error and len(counts["errors"]) < 10:
+        # Up to 10 errors of each kind, so a rare new-connection failure is not hidden behind resets.
+        if error and sum(e.startswith(key + ":") for e in counts["errors"]) < 10:
             counts["errors"].append(f"{key}: {error}")
 
 def read_response(sock, reader):
