@@ -143,6 +143,7 @@ final class EventLoop {
             if let followUp = perform(pending[index]) { pending += pool.handle(followUp, at: Sys.now) }
             index += 1
         }
+        if let outcome = pool.lastRoll { reloader.rollEnded(outcome) }
         answerWaiters()
         armTimer()
     }
@@ -279,7 +280,7 @@ final class EventLoop {
         if let refusal = pool.rollRefusal(.reload) { return .failure(ControlError(refusal)) }
         let plan: Reloader.Plan
         do {
-            plan = try reloader.load(runningCount: pool.desired)
+            plan = try reloader.load(runningCount: pool.desired, rollID: pool.nextRollID)
         } catch {
             dispatch(.reloadRejected(reason: error.description))
             return .failure(ControlError(pool.lastRoll?.summary ?? error.description))

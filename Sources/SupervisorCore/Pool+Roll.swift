@@ -5,6 +5,7 @@ extension Pool {
 
     mutating func reload(to newRelease: Int, policy newPolicy: PoolPolicy, at now: Instant) -> [Action] {
         if let refusal = rollRefusal(.reload) { return [.log(.warning, refusal)] }
+        policyBeforeReload = policy
         policy = newPolicy
         return beginRoll(.reload, release: newRelease, slots: slots.map(\.id), at: now)
     }
@@ -126,6 +127,8 @@ extension Pool {
         case .reload:
             let message = "reload failed at \(position): \(reason); kept the previous version"
             release = current.fallback
+            // The previous version is its command and its settings: timeouts, health, readiness.
+            if let previous = policyBeforeReload { policy = previous }
             let moved = slots.filter { $0.release == current.release }.map(\.id)
             roll = nil
             actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))

@@ -13,6 +13,8 @@ public struct Pool: Sendable {
     public internal(set) var roll: Roll? = nil
     public internal(set) var lastRoll: RollOutcome? = nil
     var rollSerial = 0
+    /// What a failed reload restores besides the release.
+    var policyBeforeReload: PoolPolicy? = nil
     var random: SplitMix64
     var nextWatchdogPing: Instant? = nil
     var nextMemoryCheck: Instant? = nil

@@ -66,10 +66,13 @@ struct PoolRollTests {
         #expect(driver.send(.notified(pid: successor, message: NotifyMessage(ready: true))).spawnedSlots == [2])
     }
 
-    @Test("a successor that fails at the first slot stops the reload; the old workers were never touched")
+    @Test("a successor that fails at the first slot stops the reload; the old workers and settings stay")
     func failureAtFirstSlot() {
         var driver = Self.running(2)
-        driver.send(.reloadRequested(release: 2, policy: Self.notify))
+        var newPolicy = Self.notify
+        newPolicy.readyTimeout = .seconds(5)
+        driver.send(.reloadRequested(release: 2, policy: newPolicy))
+        #expect(driver.pool.policy.readyTimeout == .seconds(5))
         let successor = driver.pool.slots[0].successor!.pid!
         let failed = driver.send(.exited(pid: successor, status: .exited(3)))
         #expect(failed.pids(sent: .terminate).isEmpty)
@@ -77,6 +80,7 @@ struct PoolRollTests {
         #expect(failed.logs(atLeast: .error).contains("reload failed at worker 0 (1/2): exit status 3 before ready; kept the previous version"))
         #expect(failed.systemdMessages.contains("READY=1"))
         #expect(driver.pool.release == 1)
+        #expect(driver.pool.policy == Self.notify, "the previous settings are back")
         #expect(driver.pool.lastRoll == RollOutcome(id: 1, kind: .reload, succeeded: false,
                                                     summary: "reload failed at worker 0 (1/2): exit status 3 before ready; kept the previous version"))
         #expect(driver.pool.readyCount == 2)
