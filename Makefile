@@ -2,14 +2,20 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: deps build run test release clean install uninstall acceptance
+.PHONY: deps test-deps build run test release clean install uninstall acceptance
 
-# What a fresh machine lacks: libsystemd's headers (sd_notify) and, for the tests, Python's websockets.
+# What a fresh machine lacks to build: libsystemd's headers (sd_notify).
 deps:
 	@pkg-config --exists libsystemd 2>/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q libsystemd-dev pkg-config || { apt-get update -q && apt-get install -y -q libsystemd-dev pkg-config; }; }
-	@python3 -c 'import websockets, uvicorn, gunicorn' 2>/dev/null || python3 -m pip install -q websockets uvicorn gunicorn
+
+# And to test: Python's websockets (an independent WebSocket client), uvicorn and gunicorn (third-party
+# workers). Debian's own python3 refuses pip installs (PEP 668), hence the fallbacks.
+test-deps: deps
+	@python3 -c 'import websockets, uvicorn, gunicorn' 2>/dev/null || { \
+	  python3 -m pip --version >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip; }; \
+	  python3 -m pip install -q websockets uvicorn gunicorn 2>/dev/null || python3 -m pip install -q --break-system-packages websockets uvicorn gunicorn; }
 
 build: deps
 	$(SWIFT) build
@@ -18,7 +24,7 @@ build: deps
 run: build
 	.build/debug/hyperglass start
 
-test: deps
+test: test-deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory acceptance
 
@@ -43,6 +49,11 @@ SCRATCH ?= .build
 RELEASE_DIR ?= $(SCRATCH)/release
 PROGRAMS = hyperglass hyperglass-worker hyperglassctl
 UNITS = hyperglass.service hyperglass.socket
+# The example apps that config/*.conf run from /etc/hyperglass/examples/, and the ready-to-copy
+# worker configurations (documentation: $(DOCDIR)/examples/), with the docs that explain them.
+EXAMPLES = $(notdir $(wildcard config/examples/*.py))
+EXAMPLE_CONFS = $(filter-out supervisor.conf,$(notdir $(wildcard config/*.conf)))
+DOCS = $(notdir $(wildcard docs/systemd.md docs/workers.md))
 
 install:
 	@for p in $(PROGRAMS); do test -x $(RELEASE_DIR)/$$p || { \
@@ -53,7 +64,9 @@ install:
 	for u in $(UNITS); do \
 	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/hyperglass|$(DOCDIR)|g' systemd/$$u \
 	    > $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; done
-	test ! -f docs/systemd.md || install -m 0644 docs/systemd.md $(DESTDIR)$(DOCDIR)/
+	$(if $(DOCS),install -m 0644 $(addprefix docs/,$(DOCS)) $(DESTDIR)$(DOCDIR)/)
+	$(if $(EXAMPLE_CONFS),install -d $(DESTDIR)$(DOCDIR)/examples && \
+	  install -m 0644 $(addprefix config/,$(EXAMPLE_CONFS)) $(DESTDIR)$(DOCDIR)/examples/)
 	@# The configuration is the administrator's once installed: never overwrite it.
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf ]; then \
 	  echo "kept $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf (already there)"; \
@@ -61,18 +74,25 @@ install:
 	  install -m 0644 config/supervisor.conf $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf && \
 	  echo "installed $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf"; \
 	else echo "note: config/supervisor.conf not in this tree; the built-in defaults apply"; fi
+	@# The example apps, for config/{uvicorn,gunicorn,websockets-worker}.conf; also never overwritten.
+	@install -d $(DESTDIR)$(SYSCONFDIR)/hyperglass/examples
+	@for f in $(EXAMPLES); do d=$(DESTDIR)$(SYSCONFDIR)/hyperglass/examples/$$f; \
+	  if [ -e $$d ]; then echo "kept $$d (already there)"; \
+	  else install -m 0644 config/examples/$$f $$d && echo "installed $$d"; fi; done
 	@test -n "$(DESTDIR)" || echo "next: systemctl daemon-reload && systemctl enable --now hyperglass (see $(DOCDIR)/systemd.md)"
 
 # Leaves a configuration that differs from the shipped one; stop the service first
 # (`systemctl disable --now hyperglass hyperglass.socket`).
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
-	rm -f $(DESTDIR)$(DOCDIR)/systemd.md
-	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
-	@c=$(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf; \
-	if [ -f $$c ] && [ -f config/supervisor.conf ] && cmp -s $$c config/supervisor.conf; then rm -f $$c; \
-	elif [ -f $$c ]; then echo "kept $$c (changed locally; remove it yourself)"; fi
-	-@rmdir $(DESTDIR)$(SYSCONFDIR)/hyperglass 2>/dev/null || true
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,systemd.md workers.md) $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(EXAMPLE_CONFS))
+	-@rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@for f in supervisor.conf $(addprefix examples/,$(EXAMPLES)); do c=$(DESTDIR)$(SYSCONFDIR)/hyperglass/$$f; \
+	  if [ -f $$c ] && [ -f config/$$f ] && cmp -s $$c config/$$f; then rm -f $$c; \
+	  elif [ -f $$c ]; then echo "kept $$c (changed locally; remove it yourself)"; fi; done
+	@# Python's byte-code cache of the example apps (written when a worker imported them).
+	@rm -rf $(DESTDIR)$(SYSCONFDIR)/hyperglass/examples/__pycache__
+	-@rmdir $(DESTDIR)$(SYSCONFDIR)/hyperglass/examples $(DESTDIR)$(SYSCONFDIR)/hyperglass 2>/dev/null || true
 
 # ---- acceptance: the installed product under a booted systemd 252 ---------------------------------
 # Skips (exit 0, with a message) where the testbed cannot run: not root, or no

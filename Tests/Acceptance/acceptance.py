@@ -7,7 +7,7 @@ network, no Swift toolchain inside, so the binaries must stand alone), and drive
 operator would: systemctl, journalctl, hyperglassctl, and HTTP/WebSocket clients inside the guest.
 
 Skips (exit 0, saying why) when not root, when the testbed script is absent, when it cannot boot
-(unless HYPERGLASS_REQUIRE_ACCEPTANCE=1), or when HYPERGLASS_SKIP_ACCEPTANCE=1. Tests named after a known issue skip unless HYPERGLASS_KNOWN_ISSUES=1.
+(unless HYPERGLASS_REQUIRE_ACCEPTANCE=1), or when HYPERGLASS_SKIP_ACCEPTANCE=1.
 Always takes the testbed down at the end, whatever happened.
 """
 import argparse, json, os, re, shlex, shutil, signal, subprocess, sys, tempfile, time
@@ -18,6 +18,7 @@ CLIENT = "/usr/local/lib/hyperglass-acceptance/client.py"
 DROPIN_DIR = "/etc/systemd/system/hyperglass.service.d"
 WORKERS = 4
 URL = "http://127.0.0.1:8001"
+SCRATCH = os.path.join(ROOT, ".build")  # set by main from --scratch-path
 ENV = dict(os.environ, TESTBED_NAME="hyperglass-acceptance", TESTBED_PRIVATE_NETWORK="1", TESTBED_BIND_RO="")
 
 
@@ -173,6 +174,38 @@ def test_installed_unit_loads():
     check(verify.returncode == 0 and "hyperglass" not in verify.stdout, f"systemd-analyze verify:\n{verify.stdout}")
     check(guest("test ! -e /opt/swift && ! command -v swift", check_rc=False).returncode == 0,
           "a Swift toolchain is visible in the guest: the static-runtime check would prove nothing")
+    # The example apps where config/*.conf expect them, the worker configurations as documentation.
+    examples = sorted(os.listdir(os.path.join(ROOT, "config", "examples")))
+    confs = sorted(f for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".conf") and f != "supervisor.conf")
+    missing = guest("for f in " + " ".join(f"/etc/hyperglass/examples/{f}" for f in examples) + " "
+                    + " ".join(f"/usr/local/share/doc/hyperglass/examples/{f}" for f in confs)
+                    + "; do test -f $f || echo $f; done").stdout.split()
+    check(not missing, f"make install did not install {missing}")
+    for conf in confs:
+        for path in re.findall(r"/etc/hyperglass/examples/(\w+\.py)", open(os.path.join(ROOT, "config", conf)).read()):
+            check(path in examples, f"config/{conf} names /etc/hyperglass/examples/{path}, which is not installed")
+
+
+def test_install_and_uninstall_keep_local_changes():
+    """`make install` never overwrites /etc/hyperglass files; `make uninstall` removes only unchanged ones."""
+    stage = tempfile.mkdtemp(prefix="hyperglass-reinstall-")
+    try:
+        make = ["make", "--no-print-directory", "-s", f"DESTDIR={stage}", f"SCRATCH={SCRATCH}"]
+        run(make + ["install"], cwd=ROOT)
+        etc = os.path.join(stage, "etc", "hyperglass")
+        changed = [os.path.join(etc, "supervisor.conf"), os.path.join(etc, "examples", "asgi_app.py")]
+        for path in changed:
+            with open(path, "a") as f:
+                f.write("# changed locally\n")
+        again = run(make + ["install"], cwd=ROOT).stdout
+        for path in changed:
+            check(open(path).read().endswith("# changed locally\n"), f"make install overwrote {path}")
+            check(f"kept {path}" in again, f"make install did not say it kept {path}:\n{again}")
+        run(make + ["uninstall"], cwd=ROOT)
+        left = sorted(os.path.join(d, f) for d, _, files in os.walk(stage) for f in files)
+        check(left == sorted(changed), f"after uninstall, expected only the changed files, found {left}")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def test_start_returns_when_ready():
@@ -275,29 +308,52 @@ def test_watchdog_restarts_a_hung_supervisor():
 
 
 def test_never_ready_pool_stops_watchdog_pings():
-    """A pool that cannot become ready again makes the supervisor stop pinging, so systemd restarts it."""
-    if os.environ.get("HYPERGLASS_KNOWN_ISSUES") != "1":
-        raise Skip("known issue 5: the supervisor pings WATCHDOG=1 whatever the pool's state "
-                   "(watchdog_requires_ready is not implemented yet); HYPERGLASS_KNOWN_ISSUES=1 runs it")
+    """A pool that cannot become ready again makes the supervisor stop pinging, so systemd restarts it.
+
+    watchdog_requires_ready (default on) with unready_timeout=3s here (60 s by default) and, in a test
+    drop-in, WatchdogSec=4s (10 s in the unit): after the workers die and cannot come back, the supervisor
+    withholds WATCHDOG=1 from about 3 s on, and systemd's watchdog fires at most 4 s after the last ping.
+    Readiness is notify: with exec a worker that exits at once would count as ready for a moment."""
+    unready, watchdog = 3, 4
     guest("mkdir -p /usr/local/lib/hyperglass-acceptance && cat > /usr/local/lib/hyperglass-acceptance/flaky-worker <<'EOF'\n"
           "#!/bin/sh\n[ -e /run/hyperglass-acceptance-broken ] && exit 1\nexec /usr/local/bin/hyperglass-worker \"$@\"\nEOF\n"
           "chmod 755 /usr/local/lib/hyperglass-acceptance/flaky-worker")
-    write_dropin("flaky", "Environment=HYPERGLASS_COMMAND=/usr/local/lib/hyperglass-acceptance/flaky-worker "
-                          "HYPERGLASS_CRASH_LOOP=keep-trying HYPERGLASS_BACKOFF_MAX=2s")
+    write_dropin("flaky", f"WatchdogSec={watchdog}s\n"
+                          "Environment=HYPERGLASS_COMMAND=/usr/local/lib/hyperglass-acceptance/flaky-worker "
+                          "HYPERGLASS_READINESS=notify HYPERGLASS_CRASH_LOOP=keep-trying HYPERGLASS_BACKOFF_MAX=2s "
+                          f"HYPERGLASS_WATCHDOG_REQUIRES_READY=true HYPERGLASS_UNREADY_TIMEOUT={unready}s")
     try:
-        guest("systemctl restart hyperglass", timeout=60)
-        before = show("MainPID", "NRestarts")
+        guest("rm -f /run/hyperglass-acceptance-broken; systemctl restart hyperglass", timeout=60)
+        before = show("MainPID", "NRestarts", "WatchdogUSec")
+        check(before["WatchdogUSec"] == f"{watchdog}s", f"the test drop-in's WatchdogSec did not apply: {before}")
+        # Healthy for longer than unready_timeout + WatchdogSec: a ready pool keeps its pings going.
+        time.sleep(unready + watchdog + 1)
+        steady = show("MainPID", "NRestarts", "ActiveState")
+        check(steady["MainPID"] == before["MainPID"] and steady["NRestarts"] == before["NRestarts"]
+              and steady["ActiveState"] == "active", f"a ready pool was restarted: {before} -> {steady}")
         cursor = journal_cursor()
         guest("touch /run/hyperglass-acceptance-broken")
+        broken_at = time.monotonic()
         guest("pkill -KILL -f '^/usr/local/bin/hyperglass-worker'", check_rc=False)
-        wait_for("a watchdog restart of a pool that never gets ready",
-                 lambda: int(show("NRestarts")["NRestarts"]) > int(before["NRestarts"]), 150, interval=1)
-        check("Watchdog timeout" in journal(cursor), "restarted, but not by the watchdog")
+
+        def restarted():
+            props = show("MainPID", "NRestarts")
+            return props if int(props["NRestarts"]) > int(before["NRestarts"]) else None
+        after = wait_for("a watchdog restart of a pool that never gets ready", restarted, 60, interval=0.5)
+        took = time.monotonic() - broken_at
+        text = journal(cursor)
+        check("withholding systemd's watchdog ping" in text,
+              "the supervisor did not say it withholds the watchdog ping:\n" + text[-3000:])
+        check("Watchdog timeout" in text, "restarted, but not by the watchdog:\n" + text[-3000:])
+        check(took >= unready, f"restarted {took:.1f}s after the pool broke, before unready_timeout={unready}s")
+        check(after["MainPID"] != before["MainPID"], f"same MainPID after the restart: {after}")
     finally:
         guest("rm -f /run/hyperglass-acceptance-broken")
         remove_dropin("flaky")
         guest("systemctl restart hyperglass", timeout=120, check_rc=False)
     assert_serving()
+    return (f"restart {took:.1f}s after the pool broke (unready_timeout={unready}s, WatchdogSec={watchdog}s), "
+            f"NRestarts {before['NRestarts']} -> {after['NRestarts']}")
 
 
 def test_reload_rolls_every_worker_without_failed_requests():
@@ -412,6 +468,7 @@ def test_config_error_fails_without_restart_loop():
 
 TESTS = [
     test_installed_unit_loads,
+    test_install_and_uninstall_keep_local_changes,
     test_start_returns_when_ready,
     test_journal_attributes_lines_to_workers,
     test_scale_through_runtime_directory_socket,
@@ -453,6 +510,8 @@ def main():
     parser.add_argument("-k", dest="only", help="run only tests whose name contains this")
     options = parser.parse_args()
     scratch = os.path.join(ROOT, options.scratch_path) if not os.path.isabs(options.scratch_path) else options.scratch_path
+    global SCRATCH
+    SCRATCH = scratch
 
     if os.environ.get("HYPERGLASS_SKIP_ACCEPTANCE") == "1":
         log("SKIPPED: HYPERGLASS_SKIP_ACCEPTANCE=1")
