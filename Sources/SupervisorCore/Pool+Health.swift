@@ -11,6 +11,13 @@ extension Pool {
         return worker
     }
 
+    /// Takes the settings of a reload (or back from a failed one): memory checks start or stop with `max_memory`.
+    mutating func adopt(_ newPolicy: PoolPolicy, at now: Instant) {
+        policy = newPolicy
+        if newPolicy.health.maxMemory == nil { nextMemoryCheck = nil }
+        else if nextMemoryCheck == nil { nextMemoryCheck = now + newPolicy.health.memoryCheckInterval }
+    }
+
     /// WATCHDOG=1 re-arms the worker's watchdog; WATCHDOG=trigger fires it; WATCHDOG_USEC= changes it.
     mutating func watchdogNotified(_ pid: Int32, _ message: NotifyMessage, at now: Instant) -> [Action] {
         guard var worker = workers[pid], !worker.isStopping else { return [] }
@@ -86,6 +93,9 @@ extension Pool {
         var actions: [Action] = []
         for (pid, bytes) in usage.sorted(by: { $0.key < $1.key }) where bytes > ceiling {
             guard var worker = workers[pid], !worker.isStopping, worker.health.recycleAt == nil, worker.health.verdict == nil else { continue }
+            // Only a slot's current worker can be replaced; a successor is judged once it has taken over
+            // (a recycle deadline it could not act on would stay due, and the event loop would spin).
+            guard slots.indices.contains(worker.slot), slots[worker.slot].pid == pid else { continue }
             // Spread over one check interval, so workers that grew together do not recycle together.
             let delay = Duration.nanoseconds(Int64(random.nextUnit() * Double(policy.health.memoryCheckInterval.nanoseconds)))
             worker.health.recycleAt = now + delay

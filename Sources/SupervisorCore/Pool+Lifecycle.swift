@@ -40,6 +40,8 @@ extension Pool {
 
     /// Counts a failure against the slot and restarts it after the backoff, or gives up per `crash_loop`.
     mutating func slotFailed(_ slot: Int, reason: String, at now: Instant) -> [Action] {
+        // Once the stop began (a crash loop elsewhere with crash_loop = exit, say), nothing restarts.
+        guard phase == .starting || phase == .running else { return [] }
         slots[slot].failures += 1
         slots[slot].lastFailure = reason
         let failures = slots[slot].failures

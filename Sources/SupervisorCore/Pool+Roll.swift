@@ -6,7 +6,7 @@ extension Pool {
     mutating func reload(to newRelease: Int, policy newPolicy: PoolPolicy, at now: Instant) -> [Action] {
         if let refusal = rollRefusal(.reload) { return [.log(.warning, refusal)] }
         policyBeforeReload = policy
-        policy = newPolicy
+        adopt(newPolicy, at: now)
         return beginRoll(.reload, release: newRelease, slots: slots.map(\.id), at: now)
     }
 
@@ -44,7 +44,7 @@ extension Pool {
         while current.active.count < policy.maxSurge, !current.queue.isEmpty {
             let id = current.queue.removeFirst()
             current.active.insert(id)
-            // A slot already replacing an unhealthy worker finishes that first; it counts as done when promoted.
+            // A slot already replacing an unhealthy worker finishes that first; `promote` then goes on with the roll.
             if slots[id].successor != nil { continue }
             let target = current.kind == .restart ? slots[id].release : current.release
             let generation = slots[id].generation + 1
@@ -99,10 +99,20 @@ extension Pool {
             actions.append(.log(.info, "worker \(id): generation \(successor.generation) (pid \(pid)) ready; draining pid \(previous)"))
             actions += stop(previous, at: now)
         }
-        if var current = roll, current.active.remove(id) != nil {
-            current.done += 1
-            roll = current
-            actions += advanceRoll(at: now)
+        if var current = roll, current.active.contains(id) {
+            let target = current.kind == .restart ? successor.release : current.release
+            if successor.release != target {
+                // It replaced an unhealthy worker on the old release: the slot still needs its roll successor.
+                let generation = slots[id].generation + 1
+                slots[id].generation = generation
+                slots[id].successor = Successor(generation: generation, release: target)
+                actions.append(.spawn(slot: id, generation: generation, release: target))
+            } else {
+                current.active.remove(id)
+                current.done += 1
+                roll = current
+                actions += advanceRoll(at: now)
+            }
         }
         return actions
     }
@@ -123,12 +133,14 @@ extension Pool {
             slots[other].successor = nil
             if slots[other].pid == nil, slots[other].restartAt == nil { actions += slotFailed(other, reason: "\(current.kind) stopped", at: now) }
         }
+        // With crash_loop = exit, one of those failures may have begun the stop, which ended the roll.
+        guard phase == .starting || phase == .running else { return actions }
         switch current.kind {
         case .reload:
             let message = "reload failed at \(position): \(reason); kept the previous version"
             release = current.fallback
             // The previous version is its command and its settings: timeouts, health, readiness.
-            if let previous = policyBeforeReload { policy = previous }
+            if let previous = policyBeforeReload { adopt(previous, at: now) }
             let moved = slots.filter { $0.release == current.release }.map(\.id)
             roll = nil
             actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))

@@ -168,4 +168,32 @@ struct PoolHealthTests {
         driver.start()
         #expect(driver.advance(by: .seconds(200)).systemdMessages.filter { $0 == "WATCHDOG=1" }.count == 40)
     }
+
+    @Test("a reload that turns max_memory on starts the memory checks; one that turns it off stops them")
+    func reloadTurnsMaxMemoryOn() {
+        var driver = PoolDriver(desired: 1)
+        driver.start()
+        let limited = Self.policy { $0.health.maxMemory = 100 << 20 }
+        driver.send(.reloadRequested(release: 2, policy: limited))
+        let pid = driver.pid(ofSlot: 0)!
+        #expect(driver.advance(by: limited.health.memoryCheckInterval).contains(.sampleMemory([pid])))
+        driver.send(.reloadRequested(release: 3, policy: .testDefault))
+        #expect(driver.advance(by: .seconds(60)).filter { if case .sampleMemory = $0 { true } else { false } }.isEmpty)
+    }
+
+    @Test("a successor over max_memory is not recycled before it takes over, so no deadline is left in the past")
+    func successorOverMaxMemory() {
+        let policy = Self.policy { $0.readiness = .notify; $0.health.maxMemory = 100 << 20 }
+        var driver = PoolDriver(desired: 1, policy: policy)
+        driver.start()
+        driver.readyAll()
+        driver.send(.reloadRequested(release: 2, policy: policy))
+        let successor = driver.pool.slots[0].successor!.pid!
+        #expect(driver.send(.memorySampled([successor: 150 << 20])).logs(atLeast: .notice).isEmpty)
+        // Before the fix its recycle deadline fell due, could not start a replacement, and stayed due: the loop spun.
+        driver.advance(by: .seconds(2))
+        #expect(driver.pool.nextDeadline.map { $0 > driver.now } ?? true)
+        driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
+        #expect(driver.send(.memorySampled([successor: 150 << 20])).logs(atLeast: .notice).count == 1, "judged once it serves")
+    }
 }

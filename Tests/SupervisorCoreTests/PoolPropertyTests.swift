@@ -1,122 +1,150 @@
 import Testing
 @testable import SupervisorCore
 
-/// Random, seeded event sequences against invariants that must hold whatever happens.
+/// Random, seeded event sequences against invariants that must hold whatever happens
+/// (`PoolInvariants` lists them): crashes, readiness, health, scaling, rolls and the stop.
 @Suite("Pool: invariants under random events", .timeLimit(.minutes(1)))
 struct PoolPropertyTests {
-    /// What went wrong, with the seed and step to replay it.
-    final class Violations {
-        var found: [String] = []
-        var exitSeen = false
-        var spawnedPids: Set<Int32> = []
-        func add(_ text: String) { if found.count < 20 { found.append(text) } }
-    }
-
-    static func randomPolicy(_ random: inout SplitMix64) -> PoolPolicy {
+    /// A policy as a configuration could give it; `systemdWatchdog` comes from systemd, so reloads keep it.
+    static func randomPolicy(_ random: inout SplitMix64, systemdWatchdog: Duration?) -> PoolPolicy {
         var policy = PoolPolicy()
-        policy.readiness = random.nextUnit() < 0.5 ? .exec : .notify
+        let readiness = random.nextUnit()
+        policy.readiness = readiness < 0.35 ? .exec : readiness < 0.7 ? .notify : .http
         policy.readyTimeout = .seconds(3)
         policy.gracefulTimeout = .seconds(5)
+        policy.backoff.maximum = .seconds(8)
         policy.crashLoop = random.nextUnit() < 0.5 ? .keepTrying : .exit
         policy.crashLoopThreshold = 1 + Int(random.nextUnit() * 5)
         policy.maxWorkers = 6
-        if random.nextUnit() < 0.3 { policy.systemdWatchdogInterval = .seconds(2) }
+        policy.maxSurge = 1 + Int(random.nextUnit() * 3)
+        policy.systemdWatchdogInterval = systemdWatchdog
+        // readiness = http needs a probe path (the loader refuses it otherwise).
+        if policy.readiness == .http || random.nextUnit() < 0.4 {
+            policy.health.probePath = "/health"
+            policy.health.probeInterval = .milliseconds(500 + Int64(random.nextUnit() * 2500))
+            policy.health.probeFailures = 1 + Int(random.nextUnit() * 3)
+            policy.health.probeGrace = random.nextUnit() < 0.5 ? nil : .seconds(1)
+        }
+        if random.nextUnit() < 0.4 { policy.health.maxMemory = 100 << 20 }
+        if random.nextUnit() < 0.4 { policy.health.workerWatchdog = .milliseconds(1000 + Int64(random.nextUnit() * 2000)) }
+        if random.nextUnit() < 0.2 { policy.health.watchdogSignal = .kill }
+        policy.health.watchdogKillAfter = .seconds(2)
+        policy.health.watchdogRequiresReady = random.nextUnit() < 0.7
+        policy.health.unreadyTimeout = .seconds(4)
         return policy
     }
 
-    /// Checks one `handle` call against the invariants.
-    static func check(_ event: Event, _ actions: [Action], _ pool: Pool, _ v: Violations, _ step: String) {
-        if case let .spawned(_, _, pid) = event { v.spawnedPids.insert(pid) }
-        var spawnedHere: Set<Int> = []
-        for action in actions {
-            switch action {
-            case let .spawn(slot, generation, _):
-                if !pool.slots.indices.contains(slot) { v.add("\(step): spawn of slot \(slot), which does not exist (desired \(pool.desired)) after \(event)") }
-                else if generation != pool.slots[slot].generation + 1 { v.add("\(step): spawn of slot \(slot) generation \(generation), expected \(pool.slots[slot].generation + 1)") }
-                if !spawnedHere.insert(slot).inserted { v.add("\(step): two spawns of slot \(slot) in one batch after \(event)") }
-                if v.exitSeen { v.add("\(step): spawn after exit, on \(event)") }
-                switch pool.phase {
-                case .stopping, .exited: v.add("\(step): spawn of slot \(slot) while \(pool.phase), on \(event)")
-                default: break
-                }
-            case .exit:
-                if v.exitSeen { v.add("\(step): a second exit on \(event)") }
-                v.exitSeen = true
-            case let .signal(pid, _):
-                if !v.spawnedPids.contains(pid) { v.add("\(step): signal to pid \(pid), never a worker") }
-            default: break
-            }
-        }
-
-        var liveBySlot: [Int: Int] = [:]
-        for worker in pool.workers.values where !worker.isStopping {
-            liveBySlot[worker.slot, default: 0] += 1
-            if !pool.slots.indices.contains(worker.slot) || pool.slots[worker.slot].pid != worker.pid {
-                v.add("\(step): live pid \(worker.pid) is not the current worker of slot \(worker.slot) after \(event)")
-            }
-        }
-        for (slot, count) in liveBySlot where count > 1 { v.add("\(step): \(count) live workers in slot \(slot) after \(event)") }
-        for slot in pool.slots {
-            if let pid = slot.pid, pool.workers[pid]?.slot != slot.id { v.add("\(step): slot \(slot.id) points at pid \(pid), which is not its worker") }
-        }
-        if pool.phase == .exited, pool.workers.values.contains(where: { !$0.isStopping }) {
-            v.add("\(step): a worker is left running unstopped after exit, on \(event)")
-        }
-    }
-
-    static func run(seed: UInt64, steps: Int) -> [String] {
+    /// One random run; returns the violations found, each with its seed and step. To replay a seed,
+    /// call it with `trace: true`: it prints every `handle` with its actions and the slots after it.
+    static func run(seed: UInt64, steps: Int, trace: Bool = false) -> [String] {
         var random = SplitMix64(seed: seed)
-        let violations = Violations()
-        var driver = PoolDriver(desired: 1 + Int(random.nextUnit() * 4), policy: randomPolicy(&random), seed: seed)
+        let systemdWatchdog: Duration? = random.nextUnit() < 0.4 ? .seconds(2) : nil
+        var driver = PoolDriver(desired: 1 + Int(random.nextUnit() * 4), policy: randomPolicy(&random, systemdWatchdog: systemdWatchdog), seed: seed)
         var spawnRandom = SplitMix64(seed: seed ^ 0xABCD)
-        let failRate = random.nextUnit() * 0.5
+        let failRate = random.nextUnit() * 0.4
         driver.spawnOutcome = { _, _ in spawnRandom.nextUnit() < failRate ? "fork: out of memory" : nil }
-        var stepName = "seed \(seed) step 0"
-        driver.observer = { event, actions, pool in check(event, actions, pool, violations, stepName) }
+        let invariants = PoolInvariants(driver.pool, at: driver.now)
+        invariants.step = "seed \(seed) step 0"
+        var stalled = false
+        driver.onStall = { invariants.add($0); stalled = true }
+        driver.observer = { event, actions, pool, now in
+            if trace { print("\(invariants.step) \(now) \(event)\n    -> \(actions.filter { if case .log(.debug, _) = $0 { false } else { true } })\n    slots \(pool.slots.map { "\($0.id):\($0.pid.map(String.init) ?? "-")/\($0.successor.map { "\($0.generation)@\($0.pid ?? -1)" } ?? "-")" }) roll \(pool.roll.map { "\($0.kind) \($0.active) \($0.queue)" } ?? "-")") }
+            invariants.check(event, actions, pool, at: now)
+        }
         driver.start()
+        var nextRelease = 2
 
         for step in 1...steps {
-            stepName = "seed \(seed) step \(step)"
-            if driver.pool.phase == .exited { break }
-            let pids = driver.pool.workers.keys.sorted()
-            let roll = random.nextUnit()
-            switch roll {
-            case ..<0.25 where !pids.isEmpty:
-                let pid = pids[Int(random.nextUnit() * Double(pids.count))]
-                let status: ExitStatus = random.nextUnit() < 0.5 ? .exited(Int32(random.nextUnit() * 3)) : .signaled(9)
-                driver.send(.exited(pid: pid, status: status))
-            case ..<0.40 where !pids.isEmpty:
-                let pid = pids[Int(random.nextUnit() * Double(pids.count))]
-                driver.send(.notified(pid: pid, message: NotifyMessage(ready: true)))
-            case ..<0.55:
-                _ = driver.advanceToNextDeadline()
-            case ..<0.65:
-                driver.advance(by: .milliseconds(Int64(random.nextUnit() * 5000)))
-            case ..<0.72:
-                driver.send(.desiredCountChanged(Int(random.nextUnit() * 8)))
-            case ..<0.78:
-                driver.send(.signalReceived(.ttin))
-            case ..<0.84:
-                driver.send(.signalReceived(.ttou))
-            case ..<0.88:
-                driver.send(.exited(pid: 9_000 + Int32(random.nextUnit() * 100), status: .exited(1)))
-            case ..<0.91:
-                driver.send(.notified(pid: 9_000 + Int32(random.nextUnit() * 100), message: NotifyMessage(ready: true)))
-            case ..<0.93:
-                driver.send(.signalReceived(.terminate))
-            case ..<0.94:
-                driver.send(.signalReceived(.hangup))
-            default:
-                _ = driver.advanceToNextDeadline()
+            invariants.step = "seed \(seed) step \(step)"
+            if driver.pool.phase == .exited || stalled { break }
+            switch randomStep(&random, driver.pool, nextRelease: &nextRelease, systemdWatchdog: systemdWatchdog) {
+            case let .send(event): driver.send(event)
+            case .nextDeadline: _ = driver.advanceToNextDeadline()
+            case .wait: driver.advance(by: .milliseconds(Int64(random.nextUnit() * 5000)))
             }
-            // Between events no slot is forgotten: it has a worker or a restart on the clock.
-            if driver.pool.phase == .starting || driver.pool.phase == .running {
-                for slot in driver.pool.slots where slot.pid == nil && slot.restartAt == nil {
-                    violations.add("\(stepName): slot \(slot.id) has neither a worker nor a restart due")
-                }
-            }
+            invariants.checkSettled(driver.pool)
         }
-        return violations.found
+
+        // However it got here, SIGTERM and every worker's end (even after SIGKILL only) exit it exactly once.
+        invariants.step = "seed \(seed) stop"
+        if driver.pool.phase != .exited, !stalled { driver.send(.signalReceived(.terminate)) }
+        var rounds = 0
+        while driver.pool.phase != .exited, !stalled, rounds < 20 {
+            if random.nextUnit() < 0.5 { _ = driver.advanceToNextDeadline() }
+            driver.exitAll(status: .signaled(9))
+            rounds += 1
+        }
+        if !stalled {
+            if driver.pool.phase != .exited { invariants.add("not exited 20 rounds after SIGTERM: \(driver.pool.phase), \(driver.pool.workers.count) workers") }
+            if invariants.exits != 1 { invariants.add("\(invariants.exits) exit actions") }
+        }
+        return invariants.found
+    }
+
+    enum Step {
+        case send(Event)
+        /// Jump to the pool's next deadline (silence from every worker until then).
+        case nextDeadline
+        /// Let up to 5 s pass, firing every deadline on the way.
+        case wait
+    }
+
+    static func randomStep(_ random: inout SplitMix64, _ pool: Pool, nextRelease: inout Int, systemdWatchdog: Duration?) -> Step {
+        let pids = pool.workers.keys.sorted()
+        let successors = pool.slots.compactMap { $0.successor?.pid }
+        func pick(_ from: [Int32]) -> Int32 { from[Int(random.nextUnit() * Double(from.count))] }
+        // Successors get their share of every event, as the roll depends on them.
+        func anyPid() -> Int32? {
+            if !successors.isEmpty, random.nextUnit() < 0.4 { return pick(successors) }
+            return pids.isEmpty ? nil : pick(pids)
+        }
+        let stray = 9_000 + Int32(random.nextUnit() * 100)
+        switch random.nextUnit() {
+        case ..<0.13:
+            // A worker sent SIGKILL ends soon; the others whenever they like.
+            let killed = pool.workers.values.filter(\.killed).map(\.pid).sorted()
+            guard let pid = !killed.isEmpty && random.nextUnit() < 0.5 ? pick(killed) : anyPid() else { return .nextDeadline }
+            let status: ExitStatus = random.nextUnit() < 0.5 ? .exited(Int32(random.nextUnit() * 3)) : .signaled(random.nextUnit() < 0.5 ? 9 : 6)
+            return .send(.exited(pid: pid, status: status))
+        case ..<0.25:
+            guard let pid = anyPid() else { return .nextDeadline }
+            return .send(.notified(pid: pid, message: NotifyMessage(ready: true)))
+        case ..<0.31:
+            guard let pid = anyPid() else { return .nextDeadline }
+            return .send(.notified(pid: pid, message: NotifyMessage(watchdog: true)))
+        case ..<0.32:
+            guard let pid = anyPid() else { return .nextDeadline }
+            return .send(.notified(pid: pid, message: NotifyMessage(watchdogTrigger: true)))
+        case ..<0.33:
+            guard let pid = anyPid() else { return .nextDeadline }
+            return .send(.notified(pid: pid, message: NotifyMessage(watchdog: true, watchdogInterval: .milliseconds(500 + Int64(random.nextUnit() * 3000)))))
+        case ..<0.42:
+            // Mostly the answer to a probe the pool asked for; sometimes a late one for a pid it did not.
+            let asked = pool.workers.values.filter(\.health.probing).map(\.pid).sorted()
+            let pid = !asked.isEmpty && random.nextUnit() < 0.8 ? pick(asked) : (anyPid() ?? stray)
+            let ok = random.nextUnit() < 0.65
+            return .send(.probed(pid: pid, result: ProbeResult(ok: ok, latency: .milliseconds(3), detail: ok ? "200" : "HTTP 500")))
+        case ..<0.46:
+            var usage: [Int32: UInt64] = [:]
+            for pid in pids where random.nextUnit() < 0.6 { usage[pid] = random.nextUnit() < 0.4 ? 150 << 20 : 50 << 20 }
+            return .send(.memorySampled(usage))
+        case ..<0.54: return .nextDeadline
+        case ..<0.62: return .wait
+        case ..<0.66:
+            nextRelease += 1
+            return .send(.reloadRequested(release: nextRelease - 1, policy: randomPolicy(&random, systemdWatchdog: systemdWatchdog)))
+        case ..<0.69:
+            return .send(.restartRequested(slots: (0..<7).filter { _ in random.nextUnit() < 0.4 }))
+        case ..<0.70: return .send(.reloadRejected(reason: "supervisor.conf:2: unknown key 'wrokers'"))
+        case ..<0.74: return .send(.desiredCountChanged(Int(random.nextUnit() * 8)))
+        case ..<0.76: return .send(.signalReceived(.ttin))
+        case ..<0.78: return .send(.signalReceived(.ttou))
+        case ..<0.80: return .send(.exited(pid: stray, status: .exited(1)))
+        case ..<0.81: return .send(.notified(pid: stray, message: NotifyMessage(ready: true)))
+        case ..<0.825: return .send(.signalReceived(.terminate))
+        case ..<0.83: return .send(.signalReceived(.hangup))
+        default: return .nextDeadline
+        }
     }
 
     @Test("random event sequences never break the pool's invariants", arguments: 0..<8)
@@ -127,28 +155,5 @@ struct PoolPropertyTests {
             if found.count >= 5 { break }
         }
         #expect(found.isEmpty, "\(found.prefix(5).joined(separator: "\n"))")
-    }
-
-    @Test("a pool told to stop and drained always exits exactly once")
-    func stopAlwaysExits() {
-        for seed in UInt64(0)..<200 {
-            var random = SplitMix64(seed: seed)
-            var driver = PoolDriver(desired: 1 + Int(random.nextUnit() * 4), policy: Self.randomPolicy(&random), seed: seed)
-            driver.start()
-            for _ in 0..<Int(random.nextUnit() * 10) {
-                if let pid = driver.pool.workers.keys.sorted().first { driver.send(.exited(pid: pid, status: .exited(1))) }
-                _ = driver.advanceToNextDeadline()
-            }
-            if driver.pool.phase != .exited { driver.send(.signalReceived(.terminate)) }
-            // Workers ignore SIGTERM; the graceful timeout must kill them, then they are reaped.
-            var rounds = 0
-            while driver.pool.phase != .exited, rounds < 20 {
-                _ = driver.advanceToNextDeadline()
-                driver.exitAll(status: .signaled(9))
-                rounds += 1
-            }
-            #expect(driver.pool.phase == .exited, "seed \(seed)")
-            #expect(driver.history.exitCodes.count == 1, "seed \(seed)")
-        }
     }
 }

@@ -19,7 +19,7 @@ struct PoolRollTests {
         var driver = Self.running(3)
         let old = (0..<3).map { driver.pid(ofSlot: $0)! }
         var lowestReady = Int.max
-        driver.observer = { _, _, pool in lowestReady = min(lowestReady, pool.readyCount) }
+        driver.observer = { _, _, pool, _ in lowestReady = min(lowestReady, pool.readyCount) }
 
         let begin = driver.send(.reloadRequested(release: 2, policy: Self.notify))
         #expect(begin.systemdMessages.contains { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") })
@@ -195,5 +195,46 @@ struct PoolRollTests {
         #expect(actions.spawnedSlots.isEmpty && actions.signals.isEmpty)
         #expect(driver.pool.lastRoll?.succeeded == false)
         #expect(driver.lastStatus == "2/2 workers ready; reload refused, nothing changed: /etc/hyperglass/supervisor.conf:3: unknown key 'wrkers'")
+    }
+
+    @Test("a reload that finds a slot replacing an unhealthy worker moves that slot to the new release after the replacement")
+    func reloadAfterUnhealthyReplacement() {
+        let policy = PoolPolicy.with { $0.readiness = .notify; $0.health.maxMemory = 100 << 20 }
+        var driver = Self.running(1, policy: policy)
+        let unhealthy = driver.pid(ofSlot: 0)!
+        driver.send(.memorySampled([unhealthy: 150 << 20]))
+        #expect(driver.advance(by: policy.health.memoryCheckInterval).spawnedSlots == [0])
+        let replacement = driver.pool.slots[0].successor!.pid!
+        driver.send(.reloadRequested(release: 2, policy: policy))
+        // The replacement runs release 1: it takes over, then the slot still gets its release-2 successor.
+        let promoted = driver.send(.notified(pid: replacement, message: NotifyMessage(ready: true)))
+        #expect(promoted.pids(sent: .terminate) == [unhealthy])
+        #expect(promoted.contains(.spawn(slot: 0, generation: 3, release: 2)))
+        #expect(driver.pool.roll != nil && driver.pool.lastRoll == nil)
+        let successor = driver.pool.slots[0].successor!.pid!
+        let done = driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
+        #expect(done.pids(sent: .terminate) == [replacement])
+        #expect(driver.pool.lastRoll?.succeeded == true)
+        #expect(driver.pool.slots[0].release == 2 && driver.pool.workers[successor]?.release == 2)
+    }
+
+    @Test("a reload failure that sets off crash_loop = exit stops the pool: no rollback and no restart while stopping")
+    func reloadFailureIntoCrashLoopExit() {
+        let policy = PoolPolicy.with { $0.readiness = .notify; $0.maxSurge = 3; $0.crashLoop = .exit; $0.crashLoopThreshold = 1 }
+        var driver = Self.running(4, policy: policy)
+        driver.send(.reloadRequested(release: 2, policy: policy))
+        driver.send(.notified(pid: driver.pool.slots[0].successor!.pid!, message: NotifyMessage(ready: true)))
+        #expect(driver.pool.roll?.active == [1, 2, 3])
+        // Slots 2 and 3 lose their own workers while their successors start: nothing to restart yet.
+        driver.exit(slot: 2)
+        driver.exit(slot: 3)
+        #expect(driver.pool.phase == .running)
+        // Slot 1's successor fails: the others are killed, slot 2 has nothing left and fails: a crash loop.
+        let failed = driver.send(.exited(pid: driver.pool.slots[1].successor!.pid!, status: .exited(3)))
+        #expect(driver.pool.phase == .stopping(exitCode: 1))
+        #expect(failed.spawnedSlots.isEmpty, "before the fix: a rollback of slot 0 and a restart of slot 3, while stopping")
+        #expect(driver.pool.roll == nil)
+        #expect(driver.pool.lastRoll?.summary == "reload interrupted: the supervisor is stopping")
+        #expect(!failed.systemdMessages.contains("READY=1"))
     }
 }

@@ -1,3 +1,4 @@
+import Testing
 @testable import SupervisorCore
 
 /// Drives a `Pool` the way the shell's event loop does, with a fake clock and fake processes.
@@ -14,8 +15,13 @@ struct PoolDriver {
     private(set) var history: [Action] = []
     /// Decides each spawn: nil means it succeeds, a string is the reason it failed.
     var spawnOutcome: (_ slot: Int, _ generation: Int) -> String? = { _, _ in nil }
-    /// Sees every single `handle` call: the event, its actions and the pool just after.
-    var observer: (_ event: Event, _ actions: [Action], _ pool: Pool) -> Void = { _, _, _ in }
+    /// Sees every single `handle` call: the event, its actions, the pool just after, and the clock.
+    var observer: (_ event: Event, _ actions: [Action], _ pool: Pool, _ now: Instant) -> Void = { _, _, _, _ in }
+    /// Hears of a deadline that did not move after `deadlineReached`: the shell's timerfd would fire at
+    /// once, forever. The clock stops advancing there, so a test fails instead of hanging.
+    var onStall: (_ message: String) -> Void = { Issue.record(Comment(rawValue: $0)) }
+    /// More deadlines than this in one `advance(by:)` is a runaway loop, whatever its cause.
+    var maxDeadlinesPerAdvance = 10_000
 
     static let epoch = Instant(nanoseconds: 1_000_000_000_000)
 
@@ -53,7 +59,7 @@ struct PoolDriver {
 
     private mutating func handle(_ event: Event) -> [Action] {
         let actions = pool.handle(event, at: now)
-        observer(event, actions, pool)
+        observer(event, actions, pool, now)
         return actions
     }
 
@@ -62,9 +68,16 @@ struct PoolDriver {
     mutating func advance(by duration: Duration) -> [Action] {
         let target = now + duration
         var actions: [Action] = []
+        var fired = 0
         while let deadline = pool.nextDeadline, deadline <= target {
             if deadline > now { now = deadline }
             actions += send(.deadlineReached)
+            fired += 1
+            if stalled() { return actions }
+            if fired >= maxDeadlinesPerAdvance {
+                onStall("more than \(maxDeadlinesPerAdvance) deadlines within \(duration.spoken) at \(now)")
+                return actions
+            }
         }
         now = target
         return actions
@@ -74,7 +87,16 @@ struct PoolDriver {
     mutating func advanceToNextDeadline() -> [Action]? {
         guard let deadline = pool.nextDeadline else { return nil }
         if deadline > now { now = deadline }
-        return send(.deadlineReached)
+        let actions = send(.deadlineReached)
+        _ = stalled()
+        return actions
+    }
+
+    /// Whether the deadline just fired is still due: reports it and says so.
+    private func stalled() -> Bool {
+        guard let next = pool.nextDeadline, next <= now else { return false }
+        onStall("after deadlineReached at \(now) the next deadline is \(next), not in the future: the event loop would spin")
+        return true
     }
 
     // MARK: - Fake processes
