@@ -44,6 +44,12 @@ enum ProcFS {
         return entries.compactMap(Int32.init).filter { stat($0)?.ppid == parent && stat($0)?.state != "Z" }.sorted()
     }
 
+    /// The children the kernel lists for `parent` in one read, zombies included.
+    static func childrenSnapshot(of parent: Int32) -> [Int32] {
+        let text = (try? String(contentsOfFile: "/proc/\(parent)/task/\(parent)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
     static func stat(_ pid: Int32) -> (state: String, ppid: Int32, pgid: Int32)? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = text.lastIndex(of: ")") else { return nil }

@@ -35,6 +35,8 @@ struct ReloadTests {
     }
 
     /// Samples the supervisor's live workers every few milliseconds on a thread, keeping the lowest count.
+    /// Each sample is one read of the kernel's children list, a snapshot: scanning /proc pid by pid
+    /// could miss a worker started after the scan began while its predecessor exits during the scan.
     final class CountWatcher: @unchecked Sendable {
         private let lock = NSLock()
         private var lowest = Int.max
@@ -45,7 +47,7 @@ struct ReloadTests {
             let box = Box()
             thread = Thread {
                 while box.watcher?.isRunning ?? false {
-                    box.watcher?.record(ProcFS.children(of: supervisor).count)
+                    box.watcher?.record(ProcFS.childrenSnapshot(of: supervisor).count)
                     usleep(3000)
                 }
             }
