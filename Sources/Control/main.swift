@@ -107,6 +107,7 @@ case .version: print("hyperglass \(reply["version"]?.string ?? "?") (control pro
 case .getWorkers: print(reply["desired"]?.int ?? 0)
 case .reload, .restart:
     print(reply["summary"]?.string ?? "started")
+    if let note = reply["note"]?.string { stderrLine("hyperglassctl: note: \(note)") }
 case .setWorkers:
     if wait {
         print("\(reply["ready"]?.int ?? 0)/\(reply["desired"]?.int ?? 0) workers ready")

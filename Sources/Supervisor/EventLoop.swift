@@ -14,6 +14,8 @@ final class EventLoop {
     /// Each worker's private socket for probes, by pid.
     private var healthAddresses: [Int32: String] = [:]
     private var lastRelease = 1
+    /// Changed settings a reload could not apply, by roll id, for its reply.
+    private var reloadNotes: [Int: String] = [:]
     private let listeners: [Listener]
     private let notifier: SystemdNotifier
     private let notifySocket: WorkerNotifySocket
@@ -43,7 +45,6 @@ final class EventLoop {
          notifySocket: WorkerNotifySocket, control: ControlServer, log: Log) throws(SystemError) {
         self.control = control
         self.reloader = reloader
-        prober.configure(path: reloader.current.health.probePath, timeout: reloader.current.health.probeTimeout)
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
@@ -164,7 +165,8 @@ final class EventLoop {
             guard let address = healthAddresses[pid] else {
                 return .probed(pid: pid, result: ProbeResult(ok: true, latency: .zero, detail: "not probed: started without a health socket"))
             }
-            switch prober.start(pid: pid, address: address, at: Sys.now) {
+            let health = pool.policy.health
+            switch prober.start(pid: pid, address: address, path: health.probePath ?? "/", timeout: health.probeTimeout, at: Sys.now) {
             case .failure(let failure): return .probed(pid: pid, result: failure.result)
             case .success(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
             }
@@ -268,11 +270,15 @@ final class EventLoop {
     private func rollStarted(_ id: Int) -> JSON {
         if let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
         let total = pool.roll?.total ?? 0
-        return ControlReply.success([("summary", .string("\(pool.roll?.kind.rawValue ?? "roll") started: \(total) worker\(total == 1 ? "" : "s") to replace"))])
+        let note = reloadNotes.removeValue(forKey: id)
+        return ControlReply.success([("summary", .string("\(pool.roll?.kind.rawValue ?? "roll") started: \(total) worker\(total == 1 ? "" : "s") to replace"))]
+                                    + (note.map { [("note", .string($0))] } ?? []))
     }
 
     private func rollReply(_ outcome: RollOutcome) -> JSON {
-        outcome.succeeded ? ControlReply.success([("summary", .string(outcome.summary))]) : ControlReply.failure(outcome.summary)
+        let note = reloadNotes.removeValue(forKey: outcome.id)
+        guard outcome.succeeded else { return ControlReply.failure(outcome.summary) }
+        return ControlReply.success([("summary", .string(outcome.summary))] + (note.map { [("note", .string($0))] } ?? []))
     }
 
     /// Re-reads the configuration and starts the roll onto it; the roll's id, or why nothing happened.
@@ -286,12 +292,13 @@ final class EventLoop {
             return .failure(ControlError(pool.lastRoll?.summary ?? error.description))
         }
         if !plan.needRestart.isEmpty {
-            log(.warning, "reload: \(plan.needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); keeping the running value")
+            let note = "\(plan.needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); kept the running value"
+            log(.warning, "reload: " + note)
+            reloadNotes[pool.nextRollID] = note
         }
         spawner.keepOnly(Set(pool.slots.map(\.release) + pool.workers.values.map(\.release)))
         lastRelease += 1
         spawner.register(release: lastRelease, settings: plan.settings)
-        prober.configure(path: plan.settings.health.probePath, timeout: plan.settings.health.probeTimeout)
         let id = pool.nextRollID
         // Shrink before the roll and grow after it, so no slot is replaced only to be removed.
         if let count = plan.count, count < pool.desired { dispatch(.desiredCountChanged(count)) }

@@ -9,25 +9,20 @@ final class Prober {
         let pid: Int32
         let startedAt: Instant
         let deadline: Instant
+        let timeout: Duration
         var unsent: [UInt8]
         var received: [UInt8] = []
     }
 
-    private var timeout: Duration = .seconds(2)
-    private var request: [UInt8] = []
     private var inFlight: [Int32: Probe] = [:]
 
-    /// Applies to probes started from now on (a reload may change both).
-    func configure(path: String?, timeout: Duration) {
-        self.timeout = timeout
-        request = Array("GET \(path ?? "/") HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hyperglass-probe\r\nConnection: close\r\n\r\n".utf8)
-    }
-
-    /// Starts a probe: the fd to watch, or the result at once when the connect failed.
-    func start(pid: Int32, address: String, at now: Instant) -> Result<Int32, ProbeFailure> {
+    /// Starts a probe of `path` (the settings in effect now: a reload, or its rollback, may change them):
+    /// the fd to watch, or the result at once when the connect failed.
+    func start(pid: Int32, address: String, path: String, timeout: Duration, at now: Instant) -> Result<Int32, ProbeFailure> {
         let fd = hg_connect_unix_nonblocking(address)
         guard fd >= 0 else { return .failure(ProbeFailure(pid: pid, result: failed("cannot connect: \(String(cString: strerror(errno)))", since: now, now: now))) }
-        inFlight[fd] = Probe(pid: pid, startedAt: now, deadline: now + timeout, unsent: request)
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hyperglass-probe\r\nConnection: close\r\n\r\n".utf8)
+        inFlight[fd] = Probe(pid: pid, startedAt: now, deadline: now + timeout, timeout: timeout, unsent: request)
         return .success(fd)
     }
 
@@ -68,7 +63,7 @@ final class Prober {
     /// Probes past their timeout, as failures.
     func expire(at now: Instant) -> [(pid: Int32, result: ProbeResult)] {
         inFlight.filter { $0.value.deadline <= now }.sorted { $0.key < $1.key }.map { fd, probe in
-            finish(fd, probe.pid, failed("no answer within \(timeout.spoken)", since: probe.startedAt, now: now))
+            finish(fd, probe.pid, failed("no answer within \(probe.timeout.spoken)", since: probe.startedAt, now: now))
         }
     }
 
