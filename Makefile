@@ -28,8 +28,18 @@ test: test-deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory acceptance
 
+# Release binaries: the Swift runtime linked statically (the service needs no toolchain), and link
+# choices that keep the supervisor's resident memory small (bench/footprint.sh; 8.4 → ~6 MiB): lld with
+# RELR relocations, libstdc++ and libgcc's unwinder linked statically (libstdc++.so is not loaded),
+# identical code folded, and the functions the supervisor runs laid out together (bench/supervisor.order,
+# recorded with callgrind; when it goes stale only the memory figure suffers).
+STATICLIBS = $(abspath $(SCRATCH))/staticlibs
+RELEASE_LINK = -Xswiftc -use-ld=lld -Xlinker -L$(STATICLIBS) -Xlinker -lgcc_eh \
+  -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --icf=safe \
+  -Xlinker --symbol-ordering-file=$(CURDIR)/bench/supervisor.order -Xlinker --no-warn-symbol-ordering
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	mkdir -p $(STATICLIBS) && ln -sf "$$(clang -print-file-name=libstdc++.a)" $(STATICLIBS)/libstdc++.a
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(SCRATCH) $(RELEASE_LINK)
 
 clean:
 	rm -rf .build
