@@ -80,6 +80,12 @@ public struct Pool: Sendable {
         case let .restartRequested(ids):
             actions += beginRoll(.restart, release: release, slots: ids, at: now)
         }
+        if phase != .starting && phase != .running {
+            // Nothing starts once the stop began, even what this same event asked for before it began
+            // (a restart decided just before another slot's crash loop chose crash_loop = exit).
+            actions.removeAll { if case .spawn = $0 { true } else { false } }
+            for index in slots.indices where slots[index].successor?.pid == nil { slots[index].successor = nil }
+        }
         actions += poolReadiness()
         if readyCount > 0 { lastReadyAt = now }
         actions += statusUpdate(at: now)
@@ -136,7 +142,7 @@ public struct Pool: Sendable {
         }
         var actions: [Action] = []
         if let status = message.status { worker.status = status }
-        if message.ready, policy.readiness == .notify || policy.readiness == .http, worker.readyAt == nil, !worker.isStopping {
+        if message.ready, policy.readiness == .notify, worker.readyAt == nil, !worker.isStopping {
             worker.readyAt = now
             actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)"))
         }

@@ -54,6 +54,19 @@ struct HealthTests {
         #expect(eventually { !ProcFS.isAlive(sick) })
     }
 
+    @Test("the bundled worker needs no change for probes: readiness http makes it ready at its first good probe on its health socket")
+    func bundledWorkerProbed() throws {
+        let supervisor = try SupervisorProcess(["--workers", "2", "--readiness", "http", "--health-path", "/health",
+                                                "--health-interval", "200ms"], worker: nil)
+        #expect(eventually { Self.workerPid(supervisor, slot: 0) != nil && Self.workerPid(supervisor, slot: 1) != nil }, "\(supervisor.log)")
+        #expect(supervisor.log.contains("ready (pid"), "\(supervisor.log)")
+        #expect(supervisor.log.contains("first good probe"), "\(supervisor.log)")
+        #expect(eventually { supervisor.ctl(["status"]).out.components(separatedBy: "ok, probe HTTP 200").count == 3 }, "\(supervisor.ctl(["status"]).out)")
+        // Each worker was given its own health socket, named as such.
+        let environ = (try? String(contentsOfFile: "/proc/\(Self.workerPid(supervisor, slot: 0)!)/environ", encoding: .utf8)) ?? ""
+        #expect(environ.contains("LISTEN_FDNAMES=http:health"), "\(environ.split(separator: "\0").filter { $0.hasPrefix("LISTEN") })")
+    }
+
     @Test("a worker never ready is killed at ready_timeout and restarted with backoff")
     func readyTimeout() throws {
         let supervisor = try SupervisorProcess(["--workers", "1", "--readiness", "notify", "--ready-timeout", "500ms",
