@@ -11,7 +11,7 @@ enum StatusTable {
             out += "roll        \(roll["kind"]?.string ?? "?"): \(int(roll["done"])) done, \(int(roll["to_go"])) to go\n"
         }
         out += "\n"
-        var rows = [["ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST EXIT", "RSS", "HEALTH"]]
+        var rows = [["ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST FAILURE", "RSS", "HEALTH"]]
         for worker in reply["workers"]?.array ?? [] {
             rows.append([
                 String(int(worker["id"])),
@@ -20,7 +20,7 @@ enum StatusTable {
                 worker["generation"]?.int.map { String($0) } ?? "-",
                 worker["uptime_seconds"].map { duration($0) } ?? "-",
                 worker["restarts"]?.int.map { String($0) } ?? "-",
-                worker["last_exit"]?.string ?? "-",
+                worker["last_failure"]?.string ?? worker["last_exit"]?.string ?? "-",
                 bytes(worker["rss_bytes"]),
                 health(worker),
             ])

@@ -70,6 +70,8 @@ enum StatusReport {
         if let slotInfo {
             members.append(("restarts", .number(Double(slotInfo.restarts))))
             members.append(("last_exit", slotInfo.lastExit.map { .string($0.description) } ?? .null))
+            // Why the slot's last worker was replaced: a crash, a missed watchdog, failed probes, memory.
+            members.append(("last_failure", slotInfo.lastFailure.map { .string($0) } ?? .null))
             if let due = slotInfo.restartAt, due > now { members.append(("restart_in_seconds", .number(seconds(due - now)))) }
         }
         return .object(members)

@@ -52,6 +52,8 @@ struct HealthTests {
         let signalled = records.firstIndex { $0.hasPrefix("\(sick) signal 15") }
         #expect(started != nil && signalled != nil && started! < signalled!, "\(records)")
         #expect(eventually { !ProcFS.isAlive(sick) })
+        let table = supervisor.ctl(["status"]).out
+        #expect(table.contains("3/3 health probes failed (last: HTTP 500)"), "the reason stays in status: \(table)")
     }
 
     @Test("the bundled worker needs no change for probes: readiness http makes it ready at its first good probe on its health socket")
