@@ -72,8 +72,12 @@ final class EventLoop {
             }
             for event in events.prefix(Int(n)) {
                 if event.data & EventLoop.probeTag != 0 {
-                    if let (pid, result) = prober.ready(Int32(truncatingIfNeeded: event.data), at: Sys.now) {
+                    let fd = Int32(truncatingIfNeeded: event.data)
+                    if let (pid, result) = prober.ready(fd, at: Sys.now) {
                         dispatch(.probed(pid: pid, result: result))
+                    } else if !prober.wantsWrite(fd) {
+                        // The request is out: wait for the answer only (a writable socket would wake us at once, forever).
+                        _ = hg_epoll_mod(epoll, fd, HG_EPOLLIN, event.data)
                     }
                     continue
                 }
@@ -168,8 +172,8 @@ final class EventLoop {
             }
             let health = pool.policy.health
             switch prober.start(pid: pid, address: address, path: health.probePath ?? "/", timeout: health.probeTimeout, at: Sys.now) {
-            case .failure(let failure): return .probed(pid: pid, result: failure.result)
-            case .success(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+            case .failed(let result): return .probed(pid: pid, result: result)
+            case .inFlight(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
             }
         case let .sampleMemory(pids):
             var usage: [Int32: UInt64] = [:]

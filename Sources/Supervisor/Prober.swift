@@ -16,19 +16,20 @@ final class Prober {
 
     private var inFlight: [Int32: Probe] = [:]
 
-    /// Starts a probe of `path` (the settings in effect now: a reload, or its rollback, may change them):
-    /// the fd to watch, or the result at once when the connect failed.
-    func start(pid: Int32, address: String, path: String, timeout: Duration, at now: Instant) -> Result<Int32, ProbeFailure> {
-        let fd = hg_connect_unix_nonblocking(address)
-        guard fd >= 0 else { return .failure(ProbeFailure(pid: pid, result: failed("cannot connect: \(String(cString: strerror(errno)))", since: now, now: now))) }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hyperglass-probe\r\nConnection: close\r\n\r\n".utf8)
-        inFlight[fd] = Probe(pid: pid, startedAt: now, deadline: now + timeout, timeout: timeout, unsent: request)
-        return .success(fd)
+    enum Started {
+        /// Watch this fd; `ready` finishes the probe.
+        case inFlight(fd: Int32)
+        /// The connect failed: that is the result.
+        case failed(ProbeResult)
     }
 
-    struct ProbeFailure: Error {
-        let pid: Int32
-        let result: ProbeResult
+    /// Starts a probe of `path` (the settings in effect now: a reload, or its rollback, may change them).
+    func start(pid: Int32, address: String, path: String, timeout: Duration, at now: Instant) -> Started {
+        let fd = hg_connect_unix_nonblocking(address)
+        guard fd >= 0 else { return .failed(failed("cannot connect: \(String(cString: strerror(errno)))", since: now, now: now)) }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hyperglass-probe\r\nConnection: close\r\n\r\n".utf8)
+        inFlight[fd] = Probe(pid: pid, startedAt: now, deadline: now + timeout, timeout: timeout, unsent: request)
+        return .inFlight(fd: fd)
     }
 
     /// Moves a probe along; its worker and result once it is done (the fd is closed then).

@@ -69,6 +69,26 @@ struct HealthTests {
         #expect(environ.contains("LISTEN_FDNAMES=http:health"), "\(environ.split(separator: "\0").filter { $0.hasPrefix("LISTEN") })")
     }
 
+    @Test("a probe waiting on a frozen worker costs the supervisor no CPU: it sleeps until the answer or the timeout")
+    func hangingProbeDoesNotSpin() throws {
+        let supervisor = try SupervisorProcess(["--workers", "2", "--health-path", "/health", "--health-interval", "300ms",
+                                                "--health-timeout", "3s", "--health-failures", "100"], worker: nil)
+        #expect(eventually { Self.workerPid(supervisor, slot: 0) != nil && supervisor.ctl(["status"]).out.contains("probe HTTP 200") })
+        let frozen = Self.workerPid(supervisor, slot: 0)!
+        kill(frozen, SIGSTOP)
+        defer { kill(frozen, SIGCONT) }
+        usleep(500_000)  // a probe of the frozen worker is now in flight
+        func cpuTicks() -> Int {
+            let fields = ((try? String(contentsOfFile: "/proc/\(supervisor.pid)/stat", encoding: .utf8)) ?? "")
+                .split(separator: ")").last?.split(separator: " ") ?? []
+            return fields.count > 13 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        }
+        let before = cpuTicks()
+        usleep(2_000_000)
+        let used = cpuTicks() - before
+        #expect(used < 30, "the supervisor used \(used) clock ticks in 2 s while a probe waited")
+    }
+
     @Test("a worker never ready is killed at ready_timeout and restarted with backoff")
     func readyTimeout() throws {
         let supervisor = try SupervisorProcess(["--workers", "1", "--readiness", "notify", "--ready-timeout", "500ms",
