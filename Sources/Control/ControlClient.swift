@@ -10,16 +10,6 @@ struct ClientError: Error, CustomStringConvertible {
 
 /// One request, one reply, over the supervisor's control socket.
 enum ControlClient {
-    static func defaultPath() -> String {
-        if let runtime = getenv("RUNTIME_DIRECTORY").map({ String(cString: $0) })?.split(separator: ":").first {
-            return "\(runtime)/control.sock"
-        }
-        if getuid() != 0, let xdg = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), !xdg.isEmpty {
-            return "\(xdg)/hyperglass/control.sock"
-        }
-        return "/run/hyperglass/control.sock"
-    }
-
     static func send(_ request: ControlRequest, to path: String, timeoutSeconds: Int) throws(ClientError) -> JSON {
         let fd = hg_connect_unix(path)
         guard fd >= 0 else {

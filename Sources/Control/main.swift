@@ -88,7 +88,11 @@ case .setWorkers, .reload, .restart: break
 default: if wait { usageError("--wait goes with 'workers N', 'reload' and 'restart'") }
 }
 
-let path = socketPath ?? ControlClient.defaultPath()
+var environment: [String: String] = [:]
+for name in ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"] {
+    if let value = getenv(name) { environment[name] = String(cString: value) }
+}
+let path = socketPath ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0)
 let reply: JSON
 do {
     reply = try ControlClient.send(request, to: path, timeoutSeconds: wait ? 900 : 10)

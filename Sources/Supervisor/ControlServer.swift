@@ -65,13 +65,6 @@ final class ControlServer {
         self.groupID = groupID
     }
 
-    /// The default path: systemd's RuntimeDirectory, else /run/hyperglass (root) or $XDG_RUNTIME_DIR/hyperglass.
-    static func defaultPath(environment: [String: String]) -> String {
-        if let runtime = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first { return "\(runtime)/control.sock" }
-        if getuid() != 0, let xdg = environment["XDG_RUNTIME_DIR"], !xdg.isEmpty { return "\(xdg)/hyperglass/control.sock" }
-        return "/run/hyperglass/control.sock"
-    }
-
     func close() {
         for client in clients.values { _ = Glibc.close(client.fd) }
         clients.removeAll()

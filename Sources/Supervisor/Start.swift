@@ -1,4 +1,5 @@
 import CHyperglass
+import ControlProtocol
 import Glibc
 import SupervisorCore
 
@@ -32,7 +33,7 @@ enum Start {
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
                 ? " (from systemd socket activation)" : ""
             log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
-            let control = try ControlServer(path: settings.controlSocket ?? ControlServer.defaultPath(environment: environment),
+            let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
                                             group: settings.controlGroup)
             log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,

@@ -29,7 +29,8 @@ enum StatusReport {
             workers.append(entry(slot: slot.id, worker: worker, slotInfo: slot, threshold: pool.policy.health.probeFailures, now: now))
         }
         // Workers still draining after a scale-down have no slot any more; they are shown too.
-        for worker in pool.workers.values.sorted(by: { $0.pid < $1.pid }) where pool.slots.first(where: { $0.pid == worker.pid }) == nil {
+        let current = Set(pool.slots.compactMap(\.pid))
+        for worker in pool.workers.values.sorted(by: { $0.pid < $1.pid }) where !current.contains(worker.pid) {
             workers.append(entry(slot: worker.slot, worker: worker, slotInfo: nil, threshold: pool.policy.health.probeFailures, now: now))
         }
         return ControlReply.success([("supervisor", supervisor), ("workers", .array(workers))])

@@ -109,7 +109,7 @@ extension Pool {
     /// Replaces a worker that runs but does not serve well: its successor starts first, and it drains once
     /// the successor is ready, so capacity does not drop.
     mutating func replaceUnhealthy(_ pid: Int32, reason: String, at now: Instant) -> [Action] {
-        guard var worker = workers[pid], !worker.isStopping, phase == .starting || phase == .running else { return [] }
+        guard var worker = workers[pid], !worker.isStopping, phase.isActive else { return [] }
         let id = worker.slot
         guard slots.indices.contains(id), slots[id].pid == pid else { return [] }
         worker.health.verdict = reason

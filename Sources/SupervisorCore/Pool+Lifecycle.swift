@@ -10,7 +10,7 @@ extension Pool {
         if current { slots[worker.slot].pid = nil; slots[worker.slot].lastExit = status }
 
         let successor = slots.indices.contains(worker.slot) && slots[worker.slot].successor?.pid == pid
-        if successor, phase == .starting || phase == .running {
+        if successor, phase.isActive {
             let reason = worker.killReason ?? "\(status) before ready"
             actions.append(.log(.warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)"))
             actions += successorFailed(worker.slot, reason: reason, at: now)
@@ -41,7 +41,7 @@ extension Pool {
     /// Counts a failure against the slot and restarts it after the backoff, or gives up per `crash_loop`.
     mutating func slotFailed(_ slot: Int, reason: String, at now: Instant) -> [Action] {
         // Once the stop began (a crash loop elsewhere with crash_loop = exit, say), nothing restarts.
-        guard phase == .starting || phase == .running else { return [] }
+        guard phase.isActive else { return [] }
         slots[slot].failures += 1
         slots[slot].lastFailure = reason
         let failures = slots[slot].failures

@@ -12,7 +12,7 @@ extension Pool {
 
     /// Why a roll cannot start now; nil when it can. Rolls never interleave.
     public func rollRefusal(_ kind: Roll.Kind) -> String? {
-        guard phase == .starting || phase == .running else { return "cannot \(kind): the supervisor is stopping" }
+        guard phase.isActive else { return "cannot \(kind): the supervisor is stopping" }
         guard let roll else { return nil }
         return "cannot \(kind) now: a \(roll.kind) is in progress (\(roll.done)/\(roll.total) workers replaced); try again when it has finished"
     }
@@ -134,7 +134,7 @@ extension Pool {
             if slots[other].pid == nil, slots[other].restartAt == nil { actions += slotFailed(other, reason: "\(current.kind) stopped", at: now) }
         }
         // With crash_loop = exit, one of those failures may have begun the stop, which ended the roll.
-        guard phase == .starting || phase == .running else { return actions }
+        guard phase.isActive else { return actions }
         switch current.kind {
         case .reload:
             let message = "reload failed at \(position): \(reason); kept the previous version"

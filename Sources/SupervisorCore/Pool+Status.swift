@@ -2,7 +2,7 @@
 extension Pool {
     /// READY=1 once every desired worker has been ready; a log line whenever the pool becomes whole again.
     mutating func poolReadiness() -> [Action] {
-        guard isSettled, phase == .starting || phase == .running else {
+        guard isSettled, phase.isActive else {
             allReadyLogged = false
             return []
         }

@@ -57,8 +57,7 @@ public struct Pool: Sendable {
             guard slots.indices.contains(slot), slots[slot].generation < generation else { break }
             slots[slot].generation = generation
             actions.append(.log(.error, "worker \(slot) could not start: \(reason)"))
-            // A spawn asked for before the stop began may fail after it: nothing to restart then.
-            if phase == .starting || phase == .running { actions += slotFailed(slot, reason: reason, at: now) }
+            actions += slotFailed(slot, reason: reason, at: now)
         case let .exited(pid, status):
             actions += workerExited(pid: pid, status: status, at: now)
         case let .notified(pid, message):
@@ -80,7 +79,7 @@ public struct Pool: Sendable {
         case let .restartRequested(ids):
             actions += beginRoll(.restart, release: release, slots: ids, at: now)
         }
-        if phase != .starting && phase != .running {
+        if !phase.isActive {
             // Nothing starts once the stop began, even what this same event asked for before it began
             // (a restart decided just before another slot's crash loop chose crash_loop = exit).
             actions.removeAll { if case .spawn = $0 { true } else { false } }
@@ -98,12 +97,12 @@ public struct Pool: Sendable {
         func consider(_ instant: Instant?) {
             if let instant, earliest.map({ instant < $0 }) ?? true { earliest = instant }
         }
-        if phase == .starting || phase == .running { healthDeadlines.forEach(consider) }
         for worker in workers.values where !worker.killed {
             consider(worker.killAt)
             if readyTimeoutApplies(worker) { consider(worker.startedAt + policy.readyTimeout) }
         }
-        if case .stopping = phase {} else {
+        if phase.isActive {
+            healthDeadlines.forEach(consider)
             for slot in slots { consider(slot.restartAt) }
         }
         return earliest
@@ -169,14 +168,14 @@ public struct Pool: Sendable {
                 actions.append(.signal(pid: pid, .kill))
             }
         }
-        if case .stopping = phase {} else {
+        if phase.isActive {
             for slot in slots where slot.pid == nil {
                 if let due = slot.restartAt, due <= now {
                     actions.append(.spawn(slot: slot.id, generation: slot.generation + 1, release: slot.release))
                 }
             }
+            actions += healthDeadlinesPassed(at: now)
         }
-        if phase == .starting || phase == .running { actions += healthDeadlinesPassed(at: now) }
         actions += systemdWatchdogDue(at: now)
         return actions
     }

@@ -59,4 +59,7 @@ public enum Phase: Equatable, Sendable {
     /// Draining every worker; exit with `exitCode` when the last one is gone.
     case stopping(exitCode: Int32)
     case exited
+
+    /// Starting or running: workers are kept alive, restarted and replaced; after that, only drained.
+    public var isActive: Bool { self == .starting || self == .running }
 }
