@@ -1,5 +1,6 @@
 import CHyperglass
 import Glibc
+import SupervisorCore
 
 /// Whether a worker really accepts on the listening sockets it inherited, seen from /proc alone:
 /// the socket registered for input in an epoll set of the worker's process tree, or a thread blocked
@@ -13,15 +14,6 @@ struct AcceptingProbe {
         /// The fd the worker received it at (3, 4, ...), for the evidence.
         let workerFD: Int32
         let address: String
-    }
-
-    /// What one look found.
-    enum Sample: Equatable {
-        /// Accepting on at least one listener: the evidence says where and how.
-        case accepting(String)
-        case notYet
-        /// The worker's /proc entry is gone (it exited; its exit event is on its way) or unreadable.
-        case unknown(String)
     }
 
     let targets: [Target]
@@ -44,7 +36,7 @@ struct AcceptingProbe {
 
     /// Looks at `pid` and its descendants. A server that accepts on one inherited socket accepts on all it
     /// uses (uvicorn `--fd 3` uses only the first), so one is enough; the evidence names which.
-    func sample(pid: Int32) -> Sample {
+    func sample(pid: Int32) -> AcceptingSample {
         guard !targets.isEmpty else { return .unknown("no listening socket to look for") }
         var found = targets.map { hg_accepting(device: $0.device, inode: $0.inode, how: 0, pid: 0, fd: -1, tid: 0) }
         var queue: [Int32] = [pid]

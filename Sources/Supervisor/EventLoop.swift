@@ -12,6 +12,8 @@ final class EventLoop {
     var spawner: Spawner
     var reloader: Reloader
     private let prober = Prober()
+    /// Looks in /proc whether starting workers accept on the listeners (`readiness = accepting`).
+    private let acceptingProbe: AcceptingProbe
     /// Each worker's private socket for probes, by pid.
     private var healthAddresses: [Int32: String] = [:]
     var lastRelease = 1
@@ -49,6 +51,7 @@ final class EventLoop {
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
+        acceptingProbe = AcceptingProbe(listeners: listeners.map { ($0.fd, $0.address) })
         self.notifier = notifier
         self.notifySocket = notifySocket
         self.log = log
@@ -175,6 +178,10 @@ final class EventLoop {
             case .failed(let result): return .probed(pid: pid, result: result)
             case .inFlight(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
             }
+        case let .sampleAccepting(pids):
+            var samples: [Int32: AcceptingSample] = [:]
+            for pid in pids { samples[pid] = acceptingProbe.sample(pid: pid) }
+            return .acceptingSampled(samples)
         case let .sampleMemory(pids):
             var usage: [Int32: UInt64] = [:]
             for pid in pids { usage[pid] = Sys.residentBytes(pid) }

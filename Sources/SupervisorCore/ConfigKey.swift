@@ -51,11 +51,14 @@ public struct ConfigKey: Sendable {
         ConfigKey(name: "environment", section: "worker", repeatable: true, accepts: "KEY=VALUE") {
             s, v throws(ConfigValueError) in s.environment.append(try ValueParser.environmentEntry(v))
         },
-        ConfigKey(name: "readiness", section: "worker", repeatable: false, accepts: "exec, notify or http") {
+        ConfigKey(name: "readiness", section: "worker", repeatable: false, accepts: "accepting, exec, notify or http") {
             s, v throws(ConfigValueError) in s.readiness = try ValueParser.choice(v, Readiness.self)
         },
         ConfigKey(name: "ready_timeout", section: "worker", repeatable: false, accepts: "a duration such as 60s") {
             s, v throws(ConfigValueError) in s.readyTimeout = try ValueParser.duration(v)
+        },
+        ConfigKey(name: "min_ready", section: "worker", repeatable: false, accepts: "a duration such as 2s, or 0 for none") {
+            s, v throws(ConfigValueError) in s.minReady = try ValueParser.duration(v)
         },
         ConfigKey(name: "watchdog", section: "worker", repeatable: false, accepts: "a duration such as 30s, or 0 for none") {
             s, v throws(ConfigValueError) in

@@ -89,6 +89,10 @@ extension Pool {
     /// The successor is ready: it takes over the slot and the previous worker drains.
     mutating func promote(_ id: Int, at now: Instant) -> [Action] {
         guard let successor = slots[id].successor, let pid = successor.pid else { return [] }
+        // A successor that is ready stays ready for min_ready first (the settle deadline promotes it then).
+        if mustSettle(id, at: now) {
+            return [.log(.info, "worker \(id): generation \(successor.generation) (pid \(pid)) ready; settling for \(policy.minReady.spoken) (min_ready) before it takes over")]
+        }
         let previous = slots[id].pid
         slots[id].pid = pid
         slots[id].release = successor.release

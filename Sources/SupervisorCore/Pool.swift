@@ -72,6 +72,8 @@ public struct Pool: Sendable {
             actions += reload(to: newRelease, policy: newPolicy, at: now)
         case let .probed(pid, result):
             actions += probed(pid, result, at: now)
+        case let .acceptingSampled(samples):
+            for (pid, sample) in samples.sorted(by: { $0.key < $1.key }) { actions += acceptingSampled(pid, sample, at: now) }
         case let .memorySampled(usage):
             actions += memorySampled(usage, at: now)
         case let .reloadRejected(reason):
@@ -103,6 +105,7 @@ public struct Pool: Sendable {
         }
         if phase.isActive {
             healthDeadlines.forEach(consider)
+            readinessDeadlines.forEach(consider)
             for slot in slots { consider(slot.restartAt) }
         }
         return earliest
@@ -141,13 +144,9 @@ public struct Pool: Sendable {
         }
         var actions: [Action] = []
         if let status = message.status { worker.status = status }
-        if message.ready, policy.readiness == .notify, worker.readyAt == nil, !worker.isStopping {
-            worker.readyAt = now
-            actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)"))
-        }
         workers[pid] = worker
-        if worker.isReady, slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
-            actions += promote(worker.slot, at: now)
+        if message.ready, policy.readiness == .notify {
+            actions += becameReady(pid, evidence: "READY=1", at: now)
         }
         actions += watchdogNotified(pid, message, at: now)
         return actions
@@ -162,9 +161,10 @@ public struct Pool: Sendable {
                 actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"))
                 actions.append(.signal(pid: pid, .kill))
             } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
+                let verdict = notReadyWithin(worker)
                 workers[pid]?.killed = true
-                workers[pid]?.killReason = "not ready within \(policy.readyTimeout.spoken)"
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it"))
+                workers[pid]?.killReason = verdict
+                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)): \(verdict); killing it"))
                 actions.append(.signal(pid: pid, .kill))
             }
         }
@@ -175,6 +175,7 @@ public struct Pool: Sendable {
                 }
             }
             actions += healthDeadlinesPassed(at: now)
+            actions += readinessDeadlinesPassed(at: now)
         }
         actions += systemdWatchdogDue(at: now)
         return actions

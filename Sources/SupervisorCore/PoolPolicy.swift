@@ -1,7 +1,10 @@
 /// The part of `Settings` the pool's policy reads, plus what systemd told the supervisor.
 public struct PoolPolicy: Equatable, Sendable {
+    /// The bare policy's defaults are the simplest (exec, no settle); the operator's come from `Settings`.
     public var readiness: Readiness = .exec
     public var readyTimeout: Duration = .seconds(60)
+    /// A successor stays ready this long before its predecessor drains; exiting meanwhile is a failed start.
+    public var minReady: Duration = .zero
     public var gracefulTimeout: Duration = .seconds(30)
     public var backoff = BackoffPolicy()
     public var crashLoop: CrashLoopPolicy = .keepTrying
@@ -18,6 +21,7 @@ public struct PoolPolicy: Equatable, Sendable {
     public init(settings: Settings, systemdWatchdog: Duration?) {
         readiness = settings.readiness
         readyTimeout = settings.readyTimeout
+        minReady = settings.minReady
         gracefulTimeout = settings.gracefulTimeout
         backoff = settings.backoff
         crashLoop = settings.crashLoop

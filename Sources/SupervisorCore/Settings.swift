@@ -27,6 +27,9 @@ public enum Readiness: String, Equatable, Sendable, CaseIterable {
     case notify
     /// At the first good HTTP probe of health_path on the worker's own health socket.
     case http
+    /// Once /proc shows the worker's process tree accepting on an inherited listening socket
+    /// (registered in an epoll set, or a thread in accept/poll/select on it). Needs nothing from the worker.
+    case accepting
 }
 
 /// What to do when a slot keeps failing: retry at the maximum backoff, or give up so that
@@ -65,8 +68,11 @@ public struct Settings: Equatable, Sendable {
     /// The worker command; empty means the bundled hyperglass-worker.
     public var command: [String] = []
     public var environment: [String] = []
-    public var readiness: Readiness = .exec
+    /// `accepting` needs nothing from the worker and means serving (docs/readiness.md); `exec` stays a choice.
+    public var readiness: Readiness = .accepting
     public var readyTimeout: Duration = .seconds(60)
+    /// How long a roll's successor must stay ready before its predecessor drains (Kubernetes' minReadySeconds).
+    public var minReady: Duration = .seconds(2)
     public var backoff = BackoffPolicy()
     /// Consecutive failures of one slot that make a crash loop.
     public var crashLoopThreshold: Int = 5

@@ -1,0 +1,151 @@
+/// What one look in /proc found for a starting worker (`readiness = accepting`).
+public enum AcceptingSample: Equatable, Sendable {
+    /// Its process tree accepts on a listening socket: where and how, in an operator's words.
+    case accepting(String)
+    case notYet
+    /// /proc could not tell (the process is gone, or not readable): why.
+    case unknown(String)
+}
+
+/// How a worker came to count as ready, and when readiness is next looked for.
+public struct WorkerReadiness: Equatable, Sendable {
+    /// "accepting on fd 3 (127.0.0.1:8001): in an epoll set of the worker", "READY=1", "exec succeeded".
+    public internal(set) var evidence: String? = nil
+    /// When the next /proc sample is due (`accepting` only, and only until the worker is ready).
+    public internal(set) var sampleDue: Instant? = nil
+    /// Samples taken so far, and the last thing /proc could not tell, for the ready-timeout message.
+    public internal(set) var samples = 0
+    public internal(set) var lastProblem: String? = nil
+}
+
+/// Readiness: how a starting worker becomes ready, the /proc sampling schedule of `accepting`, and the
+/// settle period (`min_ready`) a roll's successor must stay ready before its predecessor drains.
+extension Pool {
+    /// Samples come every 50 ms at first, then every tenth of the worker's age (a late start is seen at most
+    /// 10 % late), at most every 500 ms; with many workers starting at once, no more often than 10 ms per
+    /// starting worker, so a pool of 64 starting together costs the loop a few percent of one core.
+    func sampleInterval(startedAt: Instant, at now: Instant) -> Duration {
+        let starting = workers.values.count { $0.readyAt == nil && !$0.isStopping }
+        let byAge = max(.milliseconds(50), min(.milliseconds(500), (now - startedAt) / 10))
+        return max(byAge, .milliseconds(10) * starting)
+    }
+
+    /// A freshly exec'd worker's readiness: ready at once for `exec`, a first sample due for `accepting`.
+    func initialReadiness(of worker: inout WorkerProcess, at now: Instant) {
+        switch policy.readiness {
+        case .exec:
+            worker.readyAt = now
+            worker.readiness.evidence = "exec succeeded (readiness exec)"
+        case .accepting:
+            worker.readiness.sampleDue = now + .milliseconds(50)
+        case .notify, .http:
+            break
+        }
+    }
+
+    /// Marks a worker ready with its evidence; a roll's successor then settles, or takes over at once.
+    mutating func becameReady(_ pid: Int32, evidence: String, at now: Instant) -> [Action] {
+        guard var worker = workers[pid], worker.readyAt == nil, !worker.isStopping else { return [] }
+        worker.readyAt = now
+        worker.readiness.evidence = evidence
+        worker.readiness.sampleDue = nil
+        workers[pid] = worker
+        var actions: [Action] = [.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start): \(evidence)")]
+        if slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
+            actions += promote(worker.slot, at: now)
+        }
+        return actions
+    }
+
+    mutating func acceptingSampled(_ pid: Int32, _ sample: AcceptingSample, at now: Instant) -> [Action] {
+        guard var worker = workers[pid], worker.readyAt == nil, !worker.isStopping, policy.readiness == .accepting else { return [] }
+        worker.readiness.samples += 1
+        switch sample {
+        case .accepting(let evidence):
+            workers[pid] = worker
+            return becameReady(pid, evidence: evidence, at: now)
+        case .notYet:
+            worker.readiness.sampleDue = now + sampleInterval(startedAt: worker.startedAt, at: now)
+        case .unknown(let problem):
+            // Said once per worker: the exit event or the ready timeout will settle its fate.
+            let first = worker.readiness.lastProblem == nil
+            worker.readiness.lastProblem = problem
+            worker.readiness.sampleDue = now + sampleInterval(startedAt: worker.startedAt, at: now)
+            workers[pid] = worker
+            return first ? [.log(.debug, "worker \(worker.slot) (pid \(pid)): cannot tell from /proc whether it accepts: \(problem)")] : []
+        }
+        workers[pid] = worker
+        return []
+    }
+
+    /// When the settle period of slot `id`'s ready successor ends; nil when it has none waiting.
+    func settleEnd(_ id: Int) -> Instant? {
+        guard slots.indices.contains(id), let pid = slots[id].successor?.pid, let worker = workers[pid],
+              worker.isReady, let readyAt = worker.readyAt, policy.minReady > .zero else { return nil }
+        return readyAt + policy.minReady
+    }
+
+    /// Readiness instants the core wants to wake up for: samples due, settle periods ending.
+    var readinessDeadlines: [Instant] {
+        var instants = workers.values.compactMap { $0.isStopping || $0.readyAt != nil ? nil : $0.readiness.sampleDue }
+        instants += slots.indices.compactMap(settleEnd)
+        return instants
+    }
+
+    /// One `sampleAccepting` for every worker whose sample is due; promotion of settled successors.
+    mutating func readinessDeadlinesPassed(at now: Instant) -> [Action] {
+        var actions: [Action] = []
+        var due: [Int32] = []
+        for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where worker.readyAt == nil && !worker.isStopping {
+            if let at = worker.readiness.sampleDue, at <= now {
+                // Cleared until the answer comes, so a slow shell cannot make the loop spin.
+                workers[pid]?.readiness.sampleDue = nil
+                due.append(pid)
+            }
+        }
+        if !due.isEmpty { actions.append(.sampleAccepting(due)) }
+        for id in slots.indices {
+            if let end = settleEnd(id), end <= now { actions += promote(id, at: now) }
+        }
+        return actions
+    }
+
+    /// Whether a ready successor must still wait before it takes over (and its predecessor drains).
+    func mustSettle(_ id: Int, at now: Instant) -> Bool {
+        guard let end = settleEnd(id) else { return false }
+        return now < end
+    }
+
+    /// Why a worker that exited was a failed start, or nil if it had been ready past the settle period:
+    /// "exit status 0 before it accepted on its listening sockets", "exit status 3 0.4s after it was ready,
+    /// within min_ready (2s)". An exit 0 nobody asked for counts like any other.
+    func failedStartReason(_ worker: WorkerProcess, _ status: ExitStatus, at now: Instant) -> String? {
+        if let reason = worker.killReason { return reason }
+        guard let readyAt = worker.readyAt else { return "\(status) \(notReadyYet) (\((now - worker.startedAt).spoken) after start)" }
+        guard now - readyAt < policy.minReady else { return nil }
+        return "\(status) \((now - readyAt).spoken) after it was ready, within min_ready (\(policy.minReady.spoken))"
+    }
+
+    /// "before it accepted on its listening sockets", in the words of the readiness mode.
+    var notReadyYet: String {
+        switch policy.readiness {
+        case .accepting: "before it accepted on its listening sockets"
+        case .notify: "before it sent READY=1"
+        case .http: "before its first good health probe"
+        case .exec: "before ready"
+        }
+    }
+
+    /// The ready-timeout verdict in the words of the readiness mode.
+    func notReadyWithin(_ worker: WorkerProcess) -> String {
+        let mode: String
+        switch policy.readiness {
+        case .accepting: mode = "not accepting on its listening sockets"
+        case .notify: mode = "no READY=1"
+        case .http: mode = "no good health probe"
+        case .exec: mode = "not ready"
+        }
+        let note = worker.readiness.lastProblem.map { "; /proc: \($0)" } ?? ""
+        return "\(mode) within \(policy.readyTimeout.spoken) (ready_timeout)\(note)"
+    }
+}
