@@ -12,7 +12,7 @@ extension Pool {
         let successor = slots.indices.contains(worker.slot) && slots[worker.slot].successor?.pid == pid
         if successor, phase.isActive {
             // Ready or not, a successor that exits before it took over is a failed start, exit 0 included.
-            let reason = failedStartReason(worker, status, at: now) ?? "\(status) before it took over"
+            let reason = worker.killReason ?? failedStartReason(worker, status, at: now) ?? "\(status) before it took over"
             actions.append(.log(.warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)"))
             actions += successorFailed(worker.slot, reason: reason, at: now)
         } else if worker.killAt != nil, worker.killReason == nil {
@@ -24,8 +24,9 @@ extension Pool {
             actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(status); its successor\(next.pid.map { " (pid \($0))" } ?? "") is starting"))
         } else if current {
             // An exit nobody asked for is a failure whatever its status; within min_ready it is a failed start.
-            let reason = failedStartReason(worker, status, at: now) ?? "\(status) after \((now - worker.startedAt).spoken)"
-            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason)"))
+            let failedStart = failedStartReason(worker, status, at: now)
+            let reason = failedStart ?? worker.killReason ?? status.description
+            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason)\(failedStart == nil ? " after \((now - worker.startedAt).spoken)" : "")"))
             if let readyAt = worker.readyAt, now - readyAt >= policy.backoff.reset { slots[worker.slot].failures = 0 }
             actions += slotFailed(worker.slot, reason: reason, at: now)
         } else {

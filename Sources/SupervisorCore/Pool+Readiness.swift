@@ -117,35 +117,26 @@ extension Pool {
     }
 
     /// Why a worker that exited was a failed start, or nil if it had been ready past the settle period:
-    /// "exit status 0 before it accepted on its listening sockets", "exit status 3 0.4s after it was ready,
-    /// within min_ready (2s)". An exit 0 nobody asked for counts like any other.
+    /// "exit status 0 before ready (it had not accepted on its listening sockets)", "exit status 3 400ms
+    /// after it was ready, within min_ready (2s)". An exit 0 nobody asked for counts like any other.
     func failedStartReason(_ worker: WorkerProcess, _ status: ExitStatus, at now: Instant) -> String? {
+        guard let readyAt = worker.readyAt else { return "\(worker.killReason ?? status.description) before ready\(notReadyDetail(worker))" }
         if let reason = worker.killReason { return reason }
-        guard let readyAt = worker.readyAt else { return "\(status) \(notReadyYet) (\((now - worker.startedAt).spoken) after start)" }
         guard now - readyAt < policy.minReady else { return nil }
         return "\(status) \((now - readyAt).spoken) after it was ready, within min_ready (\(policy.minReady.spoken))"
     }
 
-    /// "before it accepted on its listening sockets", in the words of the readiness mode.
-    var notReadyYet: String {
-        switch policy.readiness {
-        case .accepting: "before it accepted on its listening sockets"
-        case .notify: "before it sent READY=1"
-        case .http: "before its first good health probe"
-        case .exec: "before ready"
-        }
+    /// What `accepting` adds to "before ready" and "not ready within": what /proc did (not) show.
+    func notReadyDetail(_ worker: WorkerProcess) -> String {
+        guard policy.readiness == .accepting, worker.killReason == nil else { return "" }
+        return " (it had not accepted on its listening sockets" + (worker.readiness.lastProblem.map { "; /proc: \($0)" } ?? "") + ")"
     }
 
-    /// The ready-timeout verdict in the words of the readiness mode.
-    func notReadyWithin(_ worker: WorkerProcess) -> String {
-        let mode: String
-        switch policy.readiness {
-        case .accepting: mode = "not accepting on its listening sockets"
-        case .notify: mode = "no READY=1"
-        case .http: mode = "no good health probe"
-        case .exec: mode = "not ready"
-        }
-        let note = worker.readiness.lastProblem.map { "; /proc: \($0)" } ?? ""
-        return "\(mode) within \(policy.readyTimeout.spoken) (ready_timeout)\(note)"
+    /// The ready-timeout verdict: "not ready within 1m", and in `accepting` mode what /proc showed.
+    func notReadyWithin(_ worker: WorkerProcess) -> (verdict: String, detail: String) {
+        let detail = policy.readiness == .accepting
+            ? ": it never accepted on its listening sockets" + (worker.readiness.lastProblem.map { " (/proc: \($0))" } ?? "")
+            : ""
+        return ("not ready within \(policy.readyTimeout.spoken)", detail)
     }
 }

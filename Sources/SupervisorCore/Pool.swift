@@ -161,10 +161,10 @@ public struct Pool: Sendable {
                 actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"))
                 actions.append(.signal(pid: pid, .kill))
             } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
-                let verdict = notReadyWithin(worker)
+                let (verdict, detail) = notReadyWithin(worker)
                 workers[pid]?.killed = true
-                workers[pid]?.killReason = verdict
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)): \(verdict); killing it"))
+                workers[pid]?.killReason = verdict + detail
+                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) was \(verdict) (ready_timeout)\(detail); killing it"))
                 actions.append(.signal(pid: pid, .kill))
             }
         }

@@ -21,15 +21,15 @@ public enum WorkerCount: Equatable, Sendable, CustomStringConvertible {
 
 /// When a freshly started worker counts as ready.
 public enum Readiness: String, Equatable, Sendable, CaseIterable {
+    /// Once /proc shows the worker's process tree accepting on an inherited listening socket
+    /// (registered in an epoll set, or a thread in accept/poll/select on it). Needs nothing from the worker.
+    case accepting
     /// As soon as exec succeeded.
     case exec
     /// When the worker sends READY=1 on NOTIFY_SOCKET.
     case notify
     /// At the first good HTTP probe of health_path on the worker's own health socket.
     case http
-    /// Once /proc shows the worker's process tree accepting on an inherited listening socket
-    /// (registered in an epoll set, or a thread in accept/poll/select on it). Needs nothing from the worker.
-    case accepting
 }
 
 /// What to do when a slot keeps failing: retry at the maximum backoff, or give up so that
