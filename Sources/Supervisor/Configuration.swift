@@ -81,6 +81,7 @@ enum Configuration {
         lines += s.environment.map { "environment = \($0)" }
         lines.append("readiness = \(s.readiness.rawValue)")
         lines.append("ready_timeout = \(s.readyTimeout.spoken)")
+        lines.append("min_ready = \(s.minReady.spoken)")
         lines.append("max_surge = \(s.maxSurge)")
         lines.append("watchdog = \(s.health.workerWatchdog?.spoken ?? "0")")
         lines.append("watchdog_signal = \(SignalName.of(s.health.watchdogSignal.rawValue))")

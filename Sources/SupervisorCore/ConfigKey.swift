@@ -57,7 +57,7 @@ public struct ConfigKey: Sendable {
         ConfigKey(name: "ready_timeout", section: "worker", repeatable: false, accepts: "a duration such as 60s") {
             s, v throws(ConfigValueError) in s.readyTimeout = try ValueParser.duration(v)
         },
-        ConfigKey(name: "min_ready", section: "worker", repeatable: false, accepts: "a duration such as 2s, or 0 for none") {
+        ConfigKey(name: "min_ready", section: "worker", repeatable: false, accepts: "a duration such as 3s, or 0 for none") {
             s, v throws(ConfigValueError) in s.minReady = try ValueParser.duration(v)
         },
         ConfigKey(name: "watchdog", section: "worker", repeatable: false, accepts: "a duration such as 30s, or 0 for none") {

@@ -79,9 +79,11 @@ extension Pool {
     }
 
     /// When the settle period of slot `id`'s ready successor ends; nil when it has none waiting.
+    /// Only a roll settles: a successor replacing an unhealthy worker takes over as soon as it is ready.
     func settleEnd(_ id: Int) -> Instant? {
-        guard slots.indices.contains(id), let pid = slots[id].successor?.pid, let worker = workers[pid],
-              worker.isReady, let readyAt = worker.readyAt, policy.minReady > .zero else { return nil }
+        guard policy.minReady > .zero, roll?.active.contains(id) == true, slots.indices.contains(id),
+              let pid = slots[id].successor?.pid, let worker = workers[pid], worker.isReady, let readyAt = worker.readyAt,
+              slots[id].pid.flatMap({ workers[$0]?.health.verdict }) == nil else { return nil }
         return readyAt + policy.minReady
     }
 

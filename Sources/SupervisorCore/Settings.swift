@@ -72,7 +72,8 @@ public struct Settings: Equatable, Sendable {
     public var readiness: Readiness = .accepting
     public var readyTimeout: Duration = .seconds(60)
     /// How long a roll's successor must stay ready before its predecessor drains (Kubernetes' minReadySeconds).
-    public var minReady: Duration = .seconds(2)
+    /// 3 s catches a release that starts, accepts, and dies a couple of seconds later (a failed startup hook).
+    public var minReady: Duration = .seconds(3)
     public var backoff = BackoffPolicy()
     /// Consecutive failures of one slot that make a crash loop.
     public var crashLoopThreshold: Int = 5
