@@ -24,8 +24,13 @@ final class Connection {
     var peerClosed = false
     /// When bytes last moved either way; the base of the idle and write timeouts.
     var lastActivity: UInt64
-    /// When the first byte of a still incomplete request arrived, or 0.
+    /// When the first byte of a still incomplete request head and body, or WebSocket frame, arrived,
+    /// or 0. Later bytes never move it: a client dripping one byte at a time still meets the deadline.
     var requestStartedAt: UInt64 = 0
+    /// When pending output last made progress (or became pending), or 0: the base of the write
+    /// timeout. Reads never move it, so a client that keeps sending but never reads cannot keep
+    /// its unread responses buffered forever.
+    var outputWaitingSince: UInt64 = 0
     /// The sleep's end, the linger's end, or the close handshake's end, by mode.
     var modeDeadline: UInt64 = 0
     var sleepMilliseconds = 0
@@ -48,7 +53,7 @@ final class Connection {
     /// Parses and answers whatever complete requests or frames the input holds.
     func process(router: Router, limits: Limits, draining: Bool, now: UInt64) {
         if mode == .http { processHTTP(router: router, limits: limits, draining: draining, now: now) }
-        if mode == .webSocket { processWebSocket() }
+        if mode == .webSocket { processWebSocket(now: now) }
     }
 
     private func processHTTP(router: Router, limits: Limits, draining: Bool, now: UInt64) {
@@ -111,11 +116,25 @@ final class Connection {
         discardInput(consumed)
     }
 
-    private func processWebSocket() {
+    private func processWebSocket(now: UInt64) {
         guard !input.isEmpty else { return }
         let consumed = input.withUnsafeMutableBufferPointer { session.consume($0, from: 0, into: &output) }
         discardInput(consumed)
         if session.state == .closed { closeAfterFlush = true }
+        // What is left is the start of a frame: its deadline runs from now, and only a complete
+        // frame resets it. Without one, a frame stopped one byte short held its buffer forever.
+        if consumed > 0 || input.isEmpty { requestStartedAt = 0 }
+        if !input.isEmpty, requestStartedAt == 0 { requestStartedAt = now }
+    }
+
+    /// A WebSocket frame did not arrive whole within the request timeout: fail the session with
+    /// 1008 and drop the partial frame.
+    func frameTimedOut() {
+        precondition(mode == .webSocket, "frameTimedOut on a connection that is not a WebSocket")
+        session.timedOut(into: &output)
+        closeAfterFlush = true
+        input = []
+        requestStartedAt = 0
     }
 
     /// Answers a `/sleep` whose time has come, then carries on with any pipelined requests.
@@ -150,8 +169,11 @@ final class Connection {
         case .sleeping, .lingering: return modeDeadline
         case .http, .webSocket: break
         }
-        if pendingOutput > 0 { return lastActivity + limits.writeTimeout }
-        if mode == .webSocket { return session.state == .closeSent ? modeDeadline : 0 }
+        if pendingOutput > 0 { return (outputWaitingSince != 0 ? outputWaitingSince : lastActivity) + limits.writeTimeout }
+        if mode == .webSocket {
+            if session.state == .closeSent { return modeDeadline }
+            return requestStartedAt != 0 ? requestStartedAt + limits.requestTimeout : 0
+        }
         return requestStartedAt != 0 ? requestStartedAt + limits.requestTimeout : lastActivity + limits.idleTimeout
     }
 

@@ -119,6 +119,11 @@ struct WebSocketSession {
         state = .closed
     }
 
+    /// A frame stalled part-way: close with 1008 (our policy bounds how long a frame may take).
+    mutating func timedOut(into out: inout [UInt8]) {
+        fail(.policyViolation, &out)
+    }
+
     /// Fails the connection (§7.1.7): send a close frame with the code if we have not sent one yet.
     private mutating func fail(_ code: CloseCode, _ out: inout [UInt8]) {
         if state == .open {
