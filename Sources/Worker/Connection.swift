@@ -121,13 +121,17 @@ final class Connection {
         let consumed = input.withUnsafeMutableBufferPointer { session.consume($0, from: 0, into: &output) }
         discardInput(consumed)
         if session.state == .closed { closeAfterFlush = true }
-        // What is left is the start of a frame: its deadline runs from now, and only a complete
-        // frame resets it. Without one, a frame stopped one byte short held its buffer forever.
-        if consumed > 0 || input.isEmpty { requestStartedAt = 0 }
-        if !input.isEmpty, requestStartedAt == 0 { requestStartedAt = now }
+        // A frame or a fragmented message in progress has a deadline from its first byte, reset
+        // only when it is whole. Without one, a frame stopped one byte short (or a message whose
+        // last fragment never comes) held its buffer forever.
+        if input.isEmpty && !session.isReassembling {
+            requestStartedAt = 0
+        } else if requestStartedAt == 0 || (consumed > 0 && !session.isReassembling) {
+            requestStartedAt = now  // what is left started with the bytes just read
+        }
     }
 
-    /// A WebSocket frame did not arrive whole within the request timeout: fail the session with
+    /// A WebSocket frame (or fragmented message) did not arrive whole within the request timeout: fail the session with
     /// 1008 and drop the partial frame.
     func frameTimedOut() {
         precondition(mode == .webSocket, "frameTimedOut on a connection that is not a WebSocket")
@@ -184,5 +188,20 @@ final class Connection {
         } else if count > 0 {
             input.removeFirst(count)
         }
+    }
+}
+
+extension Connection {
+    /// The HTTP connection that has waited longest for a (complete) request with nothing owed to it,
+    /// or nil: the one to close when we run out of fds, so idle or slow-loris connections cannot
+    /// lock new clients out. Scans the table: it runs only when accept() fails with EMFILE.
+    static func longestWaiting(in connections: [Connection?]) -> Connection? {
+        var oldest: Connection?
+        var oldestSince = UInt64.max
+        for case let connection? in connections where connection.mode == .http && connection.pendingOutput == 0 && !connection.closeAfterFlush {
+            let since = connection.requestStartedAt != 0 ? connection.requestStartedAt : connection.lastActivity
+            if since < oldestSince { oldest = connection; oldestSince = since }
+        }
+        return oldest
     }
 }

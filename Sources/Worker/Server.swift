@@ -114,7 +114,7 @@ final class Server {
                     // Out of fds: the HTTP connection waiting longest for a request gives way, so
                     // a flood of idle (or slow-loris) connections cannot lock new clients out.
                     let code = errno
-                    if code == EMFILE || code == ENFILE, let victim = longestWaiting() {
+                    if code == EMFILE || code == ENFILE, let victim = Connection.longestWaiting(in: connections) {
                         close(victim)
                         continue
                     }
@@ -350,18 +350,6 @@ final class Server {
     }
 
     // MARK: bookkeeping
-
-    /// The HTTP connection that has waited longest for a (complete) request with nothing owed to it,
-    /// or nil. Scans the table: this runs only when we are out of fds.
-    private func longestWaiting() -> Connection? {
-        var oldest: Connection?
-        var oldestSince = UInt64.max
-        for case let connection? in connections where connection.mode == .http && connection.pendingOutput == 0 && !connection.closeAfterFlush {
-            let since = connection.requestStartedAt != 0 ? connection.requestStartedAt : connection.lastActivity
-            if since < oldestSince { oldest = connection; oldestSince = since }
-        }
-        return oldest
-    }
 
     private func key(_ connection: Connection) -> UInt64 {
         UInt64(connection.serial) << 32 | UInt64(UInt32(bitPattern: connection.fd))

@@ -19,6 +19,9 @@ struct WebSocketSession {
     private var fragmentOpcode: WebSocketFrame.Opcode?
     private var fragments: [UInt8] = []
 
+    /// Whether a fragmented message has begun and its last fragment is still to come.
+    var isReassembling: Bool { fragmentOpcode != nil }
+
     init(maxMessage: Int = WebSocketSession.defaultMaxMessage) {
         self.maxMessage = maxMessage
     }

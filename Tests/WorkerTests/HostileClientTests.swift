@@ -81,6 +81,32 @@ struct HostileClientTests {
         #expect(try ws.receiveBytes(count: 1).isEmpty, "the connection is closed after the close frame")
     }
 
+    @Test("a fragmented WebSocket message whose last fragment never comes is closed with 1008 at the request timeout")
+    func stalledMessage() throws {
+        let port = try freePort()
+        let worker = try Child.spawn(Child.workerPath, ["--bind", "127.0.0.1:\(port)", "--request-timeout", "1s"])
+        defer { worker.kill() }
+        let ws = try Client.connect(port: port, within: 5, receiveTimeout: 4)
+        defer { ws.close() }
+        try ws.send("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        #expect(try ws.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 101 "))
+        var first: [UInt8] = []
+        WebSocketFrame.append(opcode: .text, fin: false, payload: Array("part one".utf8), mask: (1, 2, 3, 4), to: &first)
+        let start = now()
+        try ws.send(first)
+        // A ping in the middle is a whole frame, but the message is still unfinished.
+        usleep(500_000)
+        var ping: [UInt8] = []
+        WebSocketFrame.append(opcode: .ping, payload: [1], mask: (1, 2, 3, 4), to: &ping)
+        try ws.send(ping)
+        #expect(try ws.receiveBytes(count: 3) == [0x8A, 1, 1])
+        let close = try ws.receiveBytes(count: 4)
+        let elapsed = now() - start
+        #expect(close.count == 4 && close[0] == 0x88 && UInt16(close[2]) << 8 | UInt16(close[3]) == 1008)
+        #expect(elapsed > 0.9 && elapsed < 2, "closed after \(elapsed) s")
+    }
+
     @Test("a head dripped a line at a time gets 408 at the request timeout from its first byte")
     func slowLoris() throws {
         let port = try freePort()

@@ -156,7 +156,14 @@ final class Client {
         return n > 0
     }
 
-    func close() { Glibc.close(fd) }
+    private var closed = false
+
+    /// Closes once: a second close could hit an fd number another test (running in parallel) now owns.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
 }
 
 /// A Unix datagram socket in the abstract namespace that stands for a supervisor's NOTIFY_SOCKET
@@ -173,7 +180,8 @@ final class DatagramSink {
         var sockaddress = DatagramSink.socketAddress(address)
         let length = socklen_t(MemoryLayout<sa_family_t>.size + address.utf8.count)
         let rc = withUnsafePointer(to: &sockaddress) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard rc == 0 else { Glibc.close(fd); throw TestFailure(description: "bind \(address): errno \(errno)") }
+        // No close here: a class whose init throws once every property is set still runs deinit.
+        guard rc == 0 else { throw TestFailure(description: "bind \(address): errno \(errno)") }
     }
 
     /// Sends to ourselves from another socket until the receive queue is full (EAGAIN), as the
