@@ -36,6 +36,10 @@ final class Connection {
     var sleepMilliseconds = 0
     var sleepPersistence = HTTPResponse.Persistence.keepAlive
     var sleepHeadOnly = false
+    /// Bytes of the current request's body still to come and be thrown away. No route reads a
+    /// body, so a body is discarded as it streams in instead of buffered whole: many clients
+    /// sending 1 MiB bodies slowly cannot hold 1 MiB of our memory each.
+    var bodyToSkip = 0
     /// The epoll events currently registered.
     var interest: UInt32
     /// The deadline of this connection's entry in the timer queue, or 0 when it has none.
@@ -59,6 +63,13 @@ final class Connection {
     private func processHTTP(router: Router, limits: Limits, draining: Bool, now: UInt64) {
         var consumed = 0
         while mode == .http, !closeAfterFlush, consumed < input.count, pendingOutput <= limits.maxPendingOutput {
+            if bodyToSkip > 0 {
+                let skipped = min(bodyToSkip, input.count - consumed)
+                consumed += skipped
+                bodyToSkip -= skipped
+                if bodyToSkip == 0 { requestStartedAt = 0 }  // the request is complete
+                continue
+            }
             let parsed = input.withUnsafeBufferPointer { HTTPParser.parse($0, from: consumed, maxHeadLength: limits.maxHeadLength) }
             guard case .complete(let head) = parsed else {
                 if case .failure(let status) = parsed {
@@ -75,7 +86,10 @@ final class Connection {
                 break
             }
             let total = head.headLength + head.contentLength
-            guard input.count - consumed >= total else {
+            // An upgrade waits for its whole body (bytes after it are WebSocket frames); any other
+            // request is answered once its head is here, and its body discarded as it arrives.
+            let waitForBody = head.upgradeWebSocket ? total : head.headLength
+            guard input.count - consumed >= waitForBody else {
                 if requestStartedAt == 0 { requestStartedAt = now }
                 break
             }
@@ -105,8 +119,10 @@ final class Connection {
                 mode = .webSocket
                 session = WebSocketSession(maxMessage: limits.maxWebSocketMessage)
             }
-            consumed += total
-            requestStartedAt = 0
+            let here = min(total, input.count - consumed)
+            consumed += here
+            bodyToSkip = total - here
+            requestStartedAt = bodyToSkip > 0 ? (requestStartedAt != 0 ? requestStartedAt : now) : 0
             if !keepAlive, mode != .webSocket {
                 if mode == .http { closeAfterFlush = true }
                 consumed = input.count  // nothing after a closing request is answered
@@ -165,7 +181,7 @@ final class Connection {
     }
 
     /// Whether nothing is in progress: no partial request, no pending response.
-    var isIdleHTTP: Bool { mode == .http && input.isEmpty && pendingOutput == 0 && !closeAfterFlush }
+    var isIdleHTTP: Bool { mode == .http && input.isEmpty && bodyToSkip == 0 && pendingOutput == 0 && !closeAfterFlush }
 
     /// The moment this connection next needs attention, or 0 for never (an open WebSocket).
     func deadline(_ limits: Limits) -> UInt64 {

@@ -276,6 +276,11 @@ final class Server {
             settle(connection)
         case .lingering:
             close(connection)
+        case .http where connection.pendingOutput == 0 && connection.bodyToSkip > 0:
+            // Answered already; the body stopped coming. Nothing more to say: close.
+            connection.closeAfterFlush = true
+            connection.input = []
+            settle(connection)
         case .http where connection.pendingOutput == 0 && connection.requestStartedAt != 0:
             HTTPResponse.appendError(.requestTimeout, to: &connection.output)
             connection.closeAfterFlush = true
