@@ -10,7 +10,7 @@ import Glibc
 /// comes back as `.wouldBlock` and the caller decides: a `WATCHDOG=1` can be dropped (the next one
 /// is due in half the interval), a state change (`READY=1`, `STOPPING=1`) is kept and retried
 /// (see `Announcements` in the bundled worker).
-public struct Notifier: Sendable {
+public final class Notifier: Sendable {
     /// What became of one notification.
     public enum Delivery: Equatable, Sendable {
         /// The kernel queued the datagram.
@@ -30,13 +30,19 @@ public struct Notifier: Sendable {
     private let fd: Int32
 
     /// A notifier for `NOTIFY_SOCKET` as found in the environment.
-    public init() {
+    public convenience init() {
         self.init(address: Environment.get("NOTIFY_SOCKET"))
     }
 
     public init(address: String?) {
-        self.address = address.flatMap { $0.isEmpty ? nil : $0 }
-        fd = self.address == nil ? -1 : Notifier.openSocket()
+        let address = address.flatMap { $0.isEmpty ? nil : $0 }
+        self.address = address
+        fd = address == nil ? -1 : Notifier.openSocket()
+    }
+
+    /// A class so that its socket is closed with it: a notifier made per message must not leak fds.
+    deinit {
+        if fd >= 0 { Glibc.close(fd) }
     }
 
     /// `READY=1`: we accept connections now.
