@@ -33,7 +33,14 @@ enum StatusReport {
         // Workers still draining after a scale-down have no slot any more; they are shown too.
         let current = Set(pool.slots.compactMap(\.pid))
         for worker in pool.workers.values.sorted(by: { $0.pid < $1.pid }) where !current.contains(worker.pid) {
-            workers.append(entry(slot: worker.slot, worker: worker, slotInfo: nil, threshold: pool.policy.health.probeFailures, now: now))
+            var item = entry(slot: worker.slot, worker: worker, slotInfo: nil, threshold: pool.policy.health.probeFailures, now: now)
+            // A roll's successor that is ready but still inside min_ready: it takes over when that ends.
+            if let until = pool.settlingUntil(worker.pid), case .object(var members) = item {
+                members = members.map { $0.0 == "state" ? ("state", .string("settling")) : $0 }
+                members.append(("takes_over_in_seconds", .number(seconds(until > now ? until - now : .zero))))
+                item = .object(members)
+            }
+            workers.append(item)
         }
         return ControlReply.success([("supervisor", supervisor), ("workers", .array(workers))])
     }

@@ -75,7 +75,7 @@ extension Pool {
         }
         worker.health.probeDue = now + (worker.readyAt == nil && !becomesReady ? policy.health.readyProbeInterval : policy.health.probeInterval)
         workers[pid] = worker
-        if becomesReady { actions += becameReady(pid, evidence: "first good health probe (\(result.detail))", at: now) }
+        if becomesReady { actions += becameReady(pid, evidence: "first good probe (\(result.detail))", at: now) }
         let failed = worker.health.failedProbes
         if failed >= policy.health.probeFailures {
             actions += replaceUnhealthy(pid, reason: "\(failed)/\(policy.health.probeFailures) health probes failed (last: \(result.detail))", at: now)

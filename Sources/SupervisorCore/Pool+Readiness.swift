@@ -112,6 +112,12 @@ extension Pool {
         return actions
     }
 
+    /// When the worker `pid`, a roll's ready successor, takes over; nil unless it is settling.
+    public func settlingUntil(_ pid: Int32) -> Instant? {
+        guard let worker = workers[pid], slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid else { return nil }
+        return settleEnd(worker.slot)
+    }
+
     /// Whether a ready successor must still wait before it takes over (and its predecessor drains).
     func mustSettle(_ id: Int, at now: Instant) -> Bool {
         guard let end = settleEnd(id) else { return false }

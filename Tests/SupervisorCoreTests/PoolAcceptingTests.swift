@@ -112,6 +112,8 @@ struct PoolAcceptingTests {
         let ready = Self.successorAccepts(&driver, slot: 0)
         #expect(ready.pids(sent: .terminate).isEmpty, "the predecessor keeps serving while the successor settles")
         #expect(ready.logs().contains { $0.contains("settling for 2s (min_ready)") })
+        let successor = driver.pool.slots[0].successor!.pid!
+        #expect(driver.pool.settlingUntil(successor) == driver.now + .seconds(2))
         #expect(driver.advance(by: .milliseconds(1999)).pids(sent: .terminate).isEmpty)
         let settled = driver.advance(by: .milliseconds(1))
         #expect(settled.pids(sent: .terminate) == [old])
