@@ -79,11 +79,10 @@ extension Pool {
     }
 
     /// When the settle period of slot `id`'s ready successor ends; nil when it has none waiting.
-    /// Only a roll settles: a successor replacing an unhealthy worker takes over as soon as it is ready.
+    /// Only a roll settles: a successor replacing an unhealthy worker outside one takes over once ready.
     func settleEnd(_ id: Int) -> Instant? {
         guard policy.minReady > .zero, roll?.active.contains(id) == true, slots.indices.contains(id),
-              let pid = slots[id].successor?.pid, let worker = workers[pid], worker.isReady, let readyAt = worker.readyAt,
-              slots[id].pid.flatMap({ workers[$0]?.health.verdict }) == nil else { return nil }
+              let pid = slots[id].successor?.pid, let worker = workers[pid], worker.isReady, let readyAt = worker.readyAt else { return nil }
         return readyAt + policy.minReady
     }
 
@@ -106,8 +105,8 @@ extension Pool {
             }
         }
         if !due.isEmpty { actions.append(.sampleAccepting(due)) }
-        for id in slots.indices {
-            if let end = settleEnd(id), end <= now { actions += promote(id, at: now) }
+        for id in slots.indices where settleEnd(id) != nil && !mustSettle(id, at: now) {
+            actions += promote(id, at: now)
         }
         return actions
     }
@@ -119,9 +118,10 @@ extension Pool {
     }
 
     /// Whether a ready successor must still wait before it takes over (and its predecessor drains).
+    /// A predecessor found unhealthy meanwhile is not worth waiting for: the next event or deadline promotes.
     func mustSettle(_ id: Int, at now: Instant) -> Bool {
-        guard let end = settleEnd(id) else { return false }
-        return now < end
+        guard let end = settleEnd(id), now < end else { return false }
+        return slots[id].pid.flatMap { workers[$0]?.health.verdict } == nil
     }
 
     /// Why a worker that exited was a failed start, or nil if it had been ready past the settle period:
