@@ -140,6 +140,22 @@ extension Pool {
         return " (it had not accepted on its listening sockets" + (worker.readiness.lastProblem.map { "; /proc: \($0)" } ?? "") + ")"
     }
 
+    /// Kills a worker whose ready timeout has passed: SIGKILL, and the verdict kept for its exit.
+    mutating func expireReadyTimeout(_ pid: Int32, at now: Instant) -> [Action] {
+        guard let worker = workers[pid], !worker.killed, readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now else { return [] }
+        let (verdict, detail) = notReadyWithin(worker)
+        workers[pid]?.killed = true
+        workers[pid]?.killReason = verdict + detail
+        return [.log(.warning, "worker \(worker.slot) (pid \(pid)) was \(verdict) (ready_timeout)\(detail); killing it"),
+                .signal(pid: pid, .kill)]
+    }
+
+    /// After the settings changed (a reload, or back from a failed one), ready timeouts that are already
+    /// over under the new ones are acted on now, not left as a deadline in the past.
+    mutating func expireReadyTimeouts(at now: Instant) -> [Action] {
+        workers.keys.sorted().flatMap { expireReadyTimeout($0, at: now) }
+    }
+
     /// The ready-timeout verdict: "not ready within 1m", and in `accepting` mode what /proc showed.
     func notReadyWithin(_ worker: WorkerProcess) -> (verdict: String, detail: String) {
         let detail = policy.readiness == .accepting

@@ -7,7 +7,7 @@ extension Pool {
         if let refusal = rollRefusal(.reload) { return [.log(.warning, refusal)] }
         policyBeforeReload = policy
         adopt(newPolicy, at: now)
-        return beginRoll(.reload, release: newRelease, slots: slots.map(\.id), at: now)
+        return expireReadyTimeouts(at: now) + beginRoll(.reload, release: newRelease, slots: slots.map(\.id), at: now)
     }
 
     /// Why a roll cannot start now; nil when it can. Rolls never interleave.
@@ -144,7 +144,10 @@ extension Pool {
             let message = "reload failed at \(position): \(reason); kept the previous version"
             release = current.fallback
             // The previous version is its command and its settings: timeouts, health, readiness.
-            if let previous = policyBeforeReload { adopt(previous, at: now) }
+            if let previous = policyBeforeReload {
+                adopt(previous, at: now)
+                actions += expireReadyTimeouts(at: now)
+            }
             let moved = slots.filter { $0.release == current.release }.map(\.id)
             roll = nil
             actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))

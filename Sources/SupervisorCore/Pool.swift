@@ -95,6 +95,8 @@ public struct Pool: Sendable {
 
     /// The earliest instant at which the core wants a `deadlineReached`; nil means sleep until an event.
     public var nextDeadline: Instant? {
+        // An exited pool has asked the shell to exit: nothing more is due, systemd's watchdog included.
+        guard phase != .exited else { return nil }
         var earliest = nextWatchdogPing
         func consider(_ instant: Instant?) {
             if let instant, earliest.map({ instant < $0 }) ?? true { earliest = instant }
@@ -160,22 +162,19 @@ public struct Pool: Sendable {
                 let waited = worker.killReason != nil ? "the watchdog signal (\(policy.health.watchdogKillAfter.spoken))" : "the graceful timeout (\(policy.gracefulTimeout.spoken))"
                 actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"))
                 actions.append(.signal(pid: pid, .kill))
-            } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
-                let (verdict, detail) = notReadyWithin(worker)
-                workers[pid]?.killed = true
-                workers[pid]?.killReason = verdict + detail
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) was \(verdict) (ready_timeout)\(detail); killing it"))
-                actions.append(.signal(pid: pid, .kill))
+            } else {
+                actions += expireReadyTimeout(pid, at: now)
             }
         }
         if phase.isActive {
+            // First: a settled successor moves the roll on, which may give a slot waiting out a backoff its successor.
+            actions += readinessDeadlinesPassed(at: now)
             for slot in slots where slot.pid == nil {
                 if let due = slot.restartAt, due <= now {
                     actions.append(.spawn(slot: slot.id, generation: slot.generation + 1, release: slot.release))
                 }
             }
             actions += healthDeadlinesPassed(at: now)
-            actions += readinessDeadlinesPassed(at: now)
         }
         actions += systemdWatchdogDue(at: now)
         return actions
@@ -198,7 +197,7 @@ public struct Pool: Sendable {
         }
     }
 
-    private func readyTimeoutApplies(_ worker: WorkerProcess) -> Bool {
+    func readyTimeoutApplies(_ worker: WorkerProcess) -> Bool {
         policy.readiness != .exec && worker.readyAt == nil && worker.killAt == nil
     }
 }
