@@ -29,11 +29,7 @@ struct Reloader {
         guard effective <= settings.maxWorkers else {
             throw ConfigError(location: "max_workers", message: "\(effective) workers would exceed max_workers (\(settings.maxWorkers)); raise max_workers or lower the count first")
         }
-        var needRestart: [String] = []
-        if settings.bind != current.bind { needRestart.append("bind") }
-        if settings.controlSocket != current.controlSocket { needRestart.append("control_socket") }
-        if settings.controlGroup != current.controlGroup { needRestart.append("control_group") }
-        if settings.debug != current.debug { needRestart.append("debug") }
+        let needRestart = settings.restartNeeded(comparedTo: current)
         pending = (rollID, settings)
         return Plan(settings: settings, count: count, needRestart: needRestart)
     }
