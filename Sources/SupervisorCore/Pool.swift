@@ -91,23 +91,6 @@ public struct Pool: Sendable {
         return actions
     }
 
-    /// The earliest instant at which the core wants a `deadlineReached`; nil means sleep until an event.
-    public var nextDeadline: Instant? {
-        var earliest = nextWatchdogPing
-        func consider(_ instant: Instant?) {
-            if let instant, earliest.map({ instant < $0 }) ?? true { earliest = instant }
-        }
-        for worker in workers.values where !worker.killed {
-            consider(worker.killAt)
-            if readyTimeoutApplies(worker) { consider(worker.startedAt + policy.readyTimeout) }
-        }
-        if phase.isActive {
-            healthDeadlines.forEach(consider)
-            for slot in slots { consider(slot.restartAt) }
-        }
-        return earliest
-    }
-
     // MARK: - Events
 
     private mutating func workerSpawned(slot: Int, generation: Int, pid: Int32, at now: Instant) -> [Action] {
@@ -153,33 +136,6 @@ public struct Pool: Sendable {
         return actions
     }
 
-    private mutating func deadlinesPassed(at now: Instant) -> [Action] {
-        var actions: [Action] = []
-        for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where !worker.killed {
-            if let killAt = worker.killAt, killAt <= now {
-                workers[pid]?.killed = true
-                let waited = worker.killReason != nil ? "the watchdog signal (\(policy.health.watchdogKillAfter.spoken))" : "the graceful timeout (\(policy.gracefulTimeout.spoken))"
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"))
-                actions.append(.signal(pid: pid, .kill))
-            } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
-                workers[pid]?.killed = true
-                workers[pid]?.killReason = "not ready within \(policy.readyTimeout.spoken)"
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it"))
-                actions.append(.signal(pid: pid, .kill))
-            }
-        }
-        if phase.isActive {
-            for slot in slots where slot.pid == nil {
-                if let due = slot.restartAt, due <= now {
-                    actions.append(.spawn(slot: slot.id, generation: slot.generation + 1, release: slot.release))
-                }
-            }
-            actions += healthDeadlinesPassed(at: now)
-        }
-        actions += systemdWatchdogDue(at: now)
-        return actions
-    }
-
     private mutating func signalReceived(_ signal: Signal, at now: Instant) -> [Action] {
         switch signal {
         case .terminate, .interrupt:
@@ -195,9 +151,5 @@ public struct Pool: Sendable {
             // SIGHUP reloads, but reading the configuration is the shell's part: it sends `reloadRequested`.
             return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored")]
         }
-    }
-
-    private func readyTimeoutApplies(_ worker: WorkerProcess) -> Bool {
-        policy.readiness != .exec && worker.readyAt == nil && worker.killAt == nil
     }
 }
