@@ -5,17 +5,6 @@ import SupervisorCore
 /// Starts worker processes the way systemd socket activation would start a service:
 /// the listeners at fds 3.., LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, NOTIFY_SOCKET pointing at us.
 struct Spawner {
-    /// What a configuration release runs: argv (argv[0] absolute, resolved when the config was loaded) and environment.
-    struct Release {
-        let command: [String]
-        /// The supervisor's environment minus what belongs to systemd and us, plus the configured entries.
-        let environment: [String]
-        /// WATCHDOG_USEC for the workers, if they have a watchdog.
-        let watchdog: Duration?
-        /// Whether each worker gets a private socket (fd name `health`) for the supervisor's probes.
-        let healthSocket: Bool
-    }
-
     /// A started worker, and the address of its health socket when it has one.
     struct Started {
         let pid: Int32
@@ -25,8 +14,6 @@ struct Spawner {
     let listenerFDs: [Int32]
     let notifySocket: String
     private let inherited: [String]
-    /// Every release a live worker may still need (a restart of an old-release slot, a rollback).
-    private(set) var releases: [Int: Release] = [:]
 
     /// Variables describing the supervisor's own relationship with systemd; a worker must not see them.
     static let privateVariables: Set<String> = [
@@ -39,31 +26,29 @@ struct Spawner {
         self.inherited = inherited
     }
 
-    mutating func register(release: Int, settings: Settings) {
+    /// The environment a worker of `settings` gets: the supervisor's minus what belongs to systemd and us,
+    /// plus the configured entries (which win over inherited ones of the same name).
+    func environment(for settings: Settings) -> [String] {
         let configured = settings.environment
         let overridden = Set(configured.map { String($0.prefix { $0 != "=" }) })
-        let environment = inherited.filter { entry in
+        return inherited.filter { entry in
             let name = String(entry.prefix { $0 != "=" })
             return !Spawner.privateVariables.contains(name) && !overridden.contains(name)
         } + configured
-        releases[release] = Release(command: settings.command, environment: environment, watchdog: settings.health.workerWatchdog,
-                                    healthSocket: settings.health.probePath != nil)
-    }
-
-    /// Forgets releases no slot, worker or fallback uses any more.
-    mutating func keepOnly(_ inUse: Set<Int>) {
-        releases = releases.filter { inUse.contains($0.key) }
     }
 
     /// Forks and execs one worker; returns its pid once exec succeeded.
-    func spawn(slot: Int, generation: Int, release number: Int) throws(SystemError) -> Started {
-        guard let release = releases[number] else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
-        let command = release.command
+    /// `settings` are those of the release the pool asked for (`pool.releases`).
+    func spawn(slot: Int, generation: Int, release number: Int, settings: Settings?) throws(SystemError) -> Started {
+        guard let settings else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
+        let command = settings.command
+        let watchdog = settings.health.workerWatchdog
         var fds = listenerFDs
         var names = Array(repeating: "http", count: listenerFDs.count)
         // Each worker's own address for probes: through the shared socket a probe would reach a random worker.
         var healthAddress: String? = nil
-        if release.healthSocket {
+        // Each worker gets a private socket (fd name `health`) for the supervisor's probes when there are probes.
+        if settings.health.probePath != nil {
             let address = "@hyperglass-\(getpid())-health-\(slot)-\(generation)"
             let fd = try Sys.check("create the health socket for worker \(slot)") { hg_listen_unix(address, 16) }
             fds.append(fd)
@@ -71,17 +56,17 @@ struct Spawner {
             healthAddress = address
         }
         defer { if healthAddress != nil, let fd = fds.last { close(fd) } }
-        var env = release.environment + [
+        var env = environment(for: settings) + [
             "LISTEN_FDS=\(fds.count)",
             "LISTEN_FDNAMES=\(names.joined(separator: ":"))",
             "NOTIFY_SOCKET=\(notifySocket)",
             "HYPERGLASS_WORKER_ID=\(slot)",
         ]
-        if let watchdog = release.watchdog { env.append("WATCHDOG_USEC=\(watchdog.nanoseconds / 1000)") }
+        if let watchdog { env.append("WATCHDOG_USEC=\(watchdog.nanoseconds / 1000)") }
         // The child writes its own pid into these between fork and exec; the padding is room for the digits.
         let pidIndex = env.count
         env.append("LISTEN_PID=" + String(repeating: " ", count: 24))
-        if release.watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
+        if watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
         var error: Int32 = 0
         let pid = withCStrings(command) { argv in
             withCStrings(env) { envp in

@@ -8,13 +8,16 @@ public struct Pool: Sendable {
     public internal(set) var phase: Phase = .starting
     /// The count before the last scaling, shown until the pool has reached the new one.
     public internal(set) var scalingFrom: Int? = nil
-    /// The configuration release new workers run; the shell maps it to a command and environment.
-    public internal(set) var release = 1
+    /// Every configuration release in use; the shell maps a `spawn` action's release to a command and environment.
+    public internal(set) var releases: Releases
+    /// The configuration release new workers run.
+    public internal(set) var release: Int {
+        get { releases.current }
+        set { releases.current = newValue }
+    }
     public internal(set) var roll: Roll? = nil
     public internal(set) var lastRoll: RollOutcome? = nil
     var rollSerial = 0
-    /// What a failed reload restores besides the release.
-    var policyBeforeReload: PoolPolicy? = nil
     var random: SplitMix64
     var nextWatchdogPing: Instant? = nil
     var nextMemoryCheck: Instant? = nil
@@ -27,6 +30,7 @@ public struct Pool: Sendable {
     public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED) {
         precondition(desired >= 1 && desired <= policy.maxWorkers, "the desired count was validated by the caller")
         self.policy = policy
+        self.releases = Releases(initial: policy.settings)
         self.slots = (0..<desired).map { Slot(id: $0) }
         self.random = SplitMix64(seed: seed)
     }
@@ -68,8 +72,8 @@ public struct Pool: Sendable {
             actions += signalReceived(signal, at: now)
         case let .desiredCountChanged(count):
             actions += scale(to: count, at: now)
-        case let .reloadRequested(newRelease, newPolicy):
-            actions += reload(to: newRelease, policy: newPolicy, at: now)
+        case let .reloadRequested(newRelease, newPolicy, count, note):
+            actions += reload(to: newRelease, policy: newPolicy, count: count, note: note, at: now)
         case let .probed(pid, result):
             actions += probed(pid, result, at: now)
         case let .memorySampled(usage):
