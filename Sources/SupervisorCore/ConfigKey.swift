@@ -21,15 +21,9 @@ public struct ConfigKey: Sendable {
          reset: (@Sendable (inout Settings) -> Void)? = nil,
          render: @escaping @Sendable (Settings) -> [String],
          apply: @escaping @Sendable (inout Settings, String) throws(ConfigValueError) -> Void) {
-        self.name = name
-        self.section = section
-        self.repeatable = reset != nil
-        self.accepts = accepts
-        self.reloadable = reloadable
-        self.unset = unset
-        self.reset = reset
-        self.render = render
-        self.apply = apply
+        (self.name, self.section, self.accepts, self.reloadable, self.unset) = (name, section, accepts, reloadable, unset)
+        (self.reset, self.render, self.apply) = (reset, render, apply)
+        repeatable = reset != nil
     }
 
     public var flag: String { "--" + name.replacingUnderscores(with: "-") }
