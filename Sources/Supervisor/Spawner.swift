@@ -5,6 +5,17 @@ import SupervisorCore
 /// Starts worker processes the way systemd socket activation would start a service:
 /// the listeners at fds 3.., LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, NOTIFY_SOCKET pointing at us.
 struct Spawner {
+    /// What a configuration release runs: argv (argv[0] absolute, resolved when the config was loaded) and environment.
+    struct Release {
+        let command: [String]
+        /// The supervisor's environment minus what belongs to systemd and us, plus the configured entries.
+        let environment: [String]
+        /// WATCHDOG_USEC for the workers, if they have a watchdog.
+        let watchdog: Duration?
+        /// Whether each worker gets a private socket (fd name `health`) for the supervisor's probes.
+        let healthSocket: Bool
+    }
+
     /// A started worker, and the address of its health socket when it has one.
     struct Started {
         let pid: Int32
@@ -26,6 +37,12 @@ struct Spawner {
         self.inherited = inherited
     }
 
+    /// What a worker of a release with these settings runs.
+    func release(_ settings: Settings) -> Release {
+        Release(command: settings.command, environment: environment(for: settings), watchdog: settings.health.workerWatchdog,
+                healthSocket: settings.health.probePath != nil)
+    }
+
     /// The environment a worker of `settings` gets: the supervisor's minus what belongs to systemd and us,
     /// plus the configured entries (which win over inherited ones of the same name).
     func environment(for settings: Settings) -> [String] {
@@ -41,14 +58,13 @@ struct Spawner {
     /// `settings` are those of the release the pool asked for (`pool.releases`).
     func spawn(slot: Int, generation: Int, release number: Int, settings: Settings?) throws(SystemError) -> Started {
         guard let settings else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
-        let command = settings.command
-        let watchdog = settings.health.workerWatchdog
+        let release = release(settings)
+        let command = release.command
         var fds = listenerFDs
         var names = Array(repeating: "http", count: listenerFDs.count)
         // Each worker's own address for probes: through the shared socket a probe would reach a random worker.
         var healthAddress: String? = nil
-        // Each worker gets a private socket (fd name `health`) for the supervisor's probes when there are probes.
-        if settings.health.probePath != nil {
+        if release.healthSocket {
             let address = "@hyperglass-\(getpid())-health-\(slot)-\(generation)"
             let fd = try Sys.check("create the health socket for worker \(slot)") { hg_listen_unix(address, 16) }
             fds.append(fd)
@@ -56,17 +72,17 @@ struct Spawner {
             healthAddress = address
         }
         defer { if healthAddress != nil, let fd = fds.last { close(fd) } }
-        var env = environment(for: settings) + [
+        var env = release.environment + [
             "LISTEN_FDS=\(fds.count)",
             "LISTEN_FDNAMES=\(names.joined(separator: ":"))",
             "NOTIFY_SOCKET=\(notifySocket)",
             "HYPERGLASS_WORKER_ID=\(slot)",
         ]
-        if let watchdog { env.append("WATCHDOG_USEC=\(watchdog.nanoseconds / 1000)") }
+        if let watchdog = release.watchdog { env.append("WATCHDOG_USEC=\(watchdog.nanoseconds / 1000)") }
         // The child writes its own pid into these between fork and exec; the padding is room for the digits.
         let pidIndex = env.count
         env.append("LISTEN_PID=" + String(repeating: " ", count: 24))
-        if watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
+        if release.watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
         var error: Int32 = 0
         let pid = withCStrings(command) { argv in
             withCStrings(env) { envp in
