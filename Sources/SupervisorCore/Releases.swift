@@ -18,7 +18,10 @@ public struct Releases: Equatable, Sendable {
     public var next: Int { highest + 1 }
 
     /// The settings in effect: what a reload compares the newly loaded configuration with.
-    public var inEffect: Settings { settings[current]! }
+    public var inEffect: Settings {
+        guard let inEffect = settings[current] else { preconditionFailure("release \(current) is current but was forgotten") }
+        return inEffect
+    }
 
     public subscript(number: Int) -> Settings? { settings[number] }
 
