@@ -86,31 +86,6 @@ extension Pool {
         return readyAt + policy.minReady
     }
 
-    /// Readiness instants the core wants to wake up for: samples due, settle periods ending.
-    var readinessDeadlines: [Instant] {
-        var instants = workers.values.compactMap { $0.isStopping || $0.readyAt != nil ? nil : $0.readiness.sampleDue }
-        instants += slots.indices.compactMap(settleEnd)
-        return instants
-    }
-
-    /// One `sampleAccepting` for every worker whose sample is due; promotion of settled successors.
-    mutating func readinessDeadlinesPassed(at now: Instant) -> [Action] {
-        var actions: [Action] = []
-        var due: [Int32] = []
-        for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where worker.readyAt == nil && !worker.isStopping {
-            if let at = worker.readiness.sampleDue, at <= now {
-                // Cleared until the answer comes, so a slow shell cannot make the loop spin.
-                workers[pid]?.readiness.sampleDue = nil
-                due.append(pid)
-            }
-        }
-        if !due.isEmpty { actions.append(.sampleAccepting(due)) }
-        for id in slots.indices where settleEnd(id) != nil && !mustSettle(id, at: now) {
-            actions += promote(id, at: now)
-        }
-        return actions
-    }
-
     /// When the worker `pid`, a roll's ready successor, takes over; nil unless it is settling.
     public func settlingUntil(_ pid: Int32) -> Instant? {
         guard let worker = workers[pid], slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid else { return nil }
@@ -118,7 +93,8 @@ extension Pool {
     }
 
     /// Whether a ready successor must still wait before it takes over (and its predecessor drains).
-    /// A predecessor found unhealthy meanwhile is not worth waiting for: the next event or deadline promotes.
+    /// A predecessor found unhealthy meanwhile is not worth waiting for: it drains at the next promotion
+    /// attempt, at the latest when the settle deadline fires.
     func mustSettle(_ id: Int, at now: Instant) -> Bool {
         guard let end = settleEnd(id), now < end else { return false }
         return slots[id].pid.flatMap { workers[$0]?.health.verdict } == nil
