@@ -26,6 +26,7 @@ run: build
 
 test: test-deps
 	$(SWIFT) test
+	$(MAKE) --no-print-directory test-container-quick
 	$(MAKE) --no-print-directory acceptance
 
 # Release binaries: the Swift runtime linked statically (the service needs no toolchain), and link
@@ -110,3 +111,13 @@ uninstall:
 # It builds the release binaries itself (into SCRATCH) and installs them with `make install DESTDIR=…`.
 acceptance:
 	python3 Tests/Acceptance/acceptance.py --scratch-path $(SCRATCH)
+
+# ---- container mode: the supervisor as PID 1 of a real PID namespace (unshare), no systemd ---------
+# Root only (skips otherwise). BIN_DIR= for other binaries; `make test` runs the short set (~3 s) on
+# the debug build that `swift test` just made.
+CONTAINER_BIN_DIR ?= $(RELEASE_DIR)
+.PHONY: test-container test-container-quick
+test-container: release
+	python3 Tests/Container/container_test.py --bin-dir $(CONTAINER_BIN_DIR)
+test-container-quick:
+	python3 Tests/Container/container_test.py --quick --bin-dir $(or $(BIN_DIR),$(SCRATCH)/debug)
