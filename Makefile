@@ -121,3 +121,27 @@ test-container: release
 	python3 Tests/Container/container_test.py --bin-dir $(CONTAINER_BIN_DIR)
 test-container-quick:
 	python3 Tests/Container/container_test.py --quick --bin-dir $(or $(BIN_DIR),$(SCRATCH)/debug)
+
+# ---- Debian package: make deb ---------------------------------------------------------------------
+# The package's paths, all in one place: packaging/build-deb.sh stages `make install` with these and
+# reads program, unit and configuration names back from the staged tree. DEB_VERSION= to override
+# the version (default: `hyperglass version`+git<commit time>.<sha>-1).
+DEB_PACKAGE ?= hyperglass-supervisor
+DEB_PREFIX ?= /usr
+DEB_UNITDIR ?= /lib/systemd/system
+DEB_DOCDIR ?= /usr/share/doc/$(DEB_PACKAGE)
+DEB_OUT ?= $(SCRATCH)/deb
+DEB_VERSION ?=
+DEB_MAINTAINER ?= $(shell git config user.name 2>/dev/null || echo hyperglass) <$(shell git config user.email 2>/dev/null || echo root@localhost)>
+export DEB_PACKAGE DEB_PREFIX DEB_UNITDIR DEB_DOCDIR DEB_OUT DEB_VERSION DEB_MAINTAINER
+.PHONY: deb deb-deps test-package
+
+# dpkg-deb and dpkg-shlibdeps (dpkg-dev), binutils' strip, lintian to check the result.
+deb-deps:
+	@command -v dpkg-shlibdeps >/dev/null && command -v lintian >/dev/null && command -v strip >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q dpkg-dev binutils lintian || { apt-get update -q && apt-get install -y -q dpkg-dev binutils lintian; }; }
+
+deb: release deb-deps
+	@deb=$$(SCRATCH=$(SCRATCH) packaging/build-deb.sh | tail -n 1) && echo "built $$deb" && \
+	  lintian --fail-on error,warning --info "$$deb" && echo "lintian: clean (errors and warnings; overrides: packaging/debian/lintian-overrides)"
