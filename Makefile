@@ -145,3 +145,9 @@ deb-deps:
 deb: release deb-deps
 	@deb=$$(SCRATCH=$(SCRATCH) packaging/build-deb.sh | tail -n 1) && echo "built $$deb" && \
 	  lintian --fail-on error,warning --info "$$deb" && echo "lintian: clean (errors and warnings; overrides: packaging/debian/lintian-overrides)"
+
+# The package under a booted systemd 252 (../shared/tools/systemd-testbed, TESTBED_NAME=hg-pkg):
+# install, start returns when ready, upgrade under HTTP load with 0 failed requests, purge leaves
+# nothing. Root only (skips otherwise); builds its own two packages with `make deb`.
+test-package:
+	python3 Tests/Package/package_test.py --scratch-path $(SCRATCH)
