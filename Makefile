@@ -151,3 +151,20 @@ deb: release deb-deps
 # nothing. Root only (skips otherwise); builds its own two packages with `make deb`.
 test-package:
 	python3 Tests/Package/package_test.py --scratch-path $(SCRATCH)
+
+# ---- container image: Containerfile, deploy/ -------------------------------------------------------
+# The runtime image's own files, used by the Containerfile's build stage and by test-image-root
+# (which runs them in a Debian minbase root as PID 1). IMAGE_ROOT= the directory to fill.
+IMAGE_ROOT ?= $(SCRATCH)/image-root
+IMAGE_UID ?= 10001
+.PHONY: image-root test-image-root lint-deploy
+image-root:
+	@for p in $(PROGRAMS); do test -x $(RELEASE_DIR)/$$p || { echo "image-root: $(RELEASE_DIR)/$$p is missing; run 'make release' first" >&2; exit 1; }; done
+	install -d $(IMAGE_ROOT)/usr/bin $(IMAGE_ROOT)/etc/hyperglass
+	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(PROGRAMS)) $(IMAGE_ROOT)/usr/bin/
+	install -m 0644 deploy/supervisor.conf $(IMAGE_ROOT)/etc/hyperglass/supervisor.conf
+	install -d -m 0755 -o $(IMAGE_UID) -g $(IMAGE_UID) $(IMAGE_ROOT)/run/hyperglass
+
+# The image's files in a bookworm minbase root (mmdebstrap, cached), entrypoint run as PID 1 there.
+test-image-root: release
+	python3 Tests/Container/image_root_test.py --scratch-path $(SCRATCH)
