@@ -132,7 +132,7 @@ DEB_UNITDIR ?= /lib/systemd/system
 DEB_DOCDIR ?= /usr/share/doc/$(DEB_PACKAGE)
 DEB_OUT ?= $(SCRATCH)/deb
 DEB_VERSION ?=
-DEB_MAINTAINER ?= $(shell git config user.name 2>/dev/null || echo hyperglass) <$(shell git config user.email 2>/dev/null || echo root@localhost)>
+DEB_MAINTAINER ?= $(or $(shell git config user.name 2>/dev/null),hyperglass maintainers) <$(or $(shell git config user.email 2>/dev/null),maintainers@example.org)>
 export DEB_PACKAGE DEB_PREFIX DEB_UNITDIR DEB_DOCDIR DEB_OUT DEB_VERSION DEB_MAINTAINER
 .PHONY: deb deb-deps test-package
 
