@@ -9,10 +9,12 @@ inside, and then, with dpkg and systemctl only:
   1. install: the service and its socket unit are enabled and active when `dpkg -i` returns, and the
      pool already serves (`systemctl start` inside postinst returned only once ready);
   2. upgrade under HTTP load (a client on fresh connections, back to back): 0 failed requests, a new
-     supervisor process, the new version installed;
+     supervisor process running the new binary, the new version installed, the administrator's
+     change to the conffile kept;
   3. the same package upgrade with the socket unit disabled, measured and reported, not asserted:
      the supervisor then binds itself, and the restart refuses connections (why the socket is on);
-  4. purge: no file, unit, enablement symlink, dpkg state or process of the package is left.
+  4. purge: no file, unit, enablement symlink, dpkg state or process of the package is left, nor
+     the byte-code cache a Python worker writes beside the example apps.
 
 Skips (exit 0, saying why) when not root or the testbed is absent. Always takes the testbed down.
   python3 Tests/Package/package_test.py [--scratch-path .build] [--keep-up]
@@ -131,12 +133,23 @@ def test_install(deb):
     return f"{service} and {socket} enabled and active; {health.stdout.strip()}"
 
 
+CONF_MARK = "# changed by the administrator (package test)"
+
+
 def test_upgrade_under_load(deb):
+    conf = guest(f"dpkg-query -W -f='${{Conffiles}}' {PACKAGE} | awk '/supervisor.conf/ {{print $1}}'").stdout.strip()
+    guest(f"echo '{CONF_MARK}' >> {conf}")
     result, took = upgrade_under_load(deb, "upgrade")
     version = guest(f"dpkg-query -W -f='${{Version}}' {PACKAGE}").stdout.strip()
     check("pkgtest2" in version, f"installed version after the upgrade: {version}")
+    check(CONF_MARK in guest(f"cat {conf}").stdout, f"the administrator's change to {conf} was lost in the upgrade")
+    # The running supervisor is the file now on disk, not the replaced one ("(deleted)").
+    service, _ = units()
+    exe = guest(f"readlink /proc/{show(service, 'MainPID')['MainPID']}/exe").stdout.strip()
+    check(exe.startswith("/usr/bin/") and "deleted" not in exe, f"the supervisor runs {exe!r}, not the upgraded binary")
     check(result["ok"] > 0 and result["failed"] == 0, f"requests failed during the upgrade: {result}")
-    return f"dpkg -i (upgrade) took {took:.2f}s; {result['ok']} requests, 0 failed, served by {len(result['pids'])} worker pids"
+    return (f"dpkg -i (upgrade) took {took:.2f}s; {result['ok']} requests, 0 failed, served by {len(result['pids'])} worker pids; "
+            f"local change to {conf} kept; supervisor runs {exe}")
 
 
 def measure_upgrade_without_socket(deb):
@@ -161,6 +174,9 @@ def leftovers():
 
 def test_purge(baseline):
     service, socket = units()
+    # What a Python worker leaves when it imports the example apps: not the package's file, but its doing.
+    examples = guest(f"dpkg -L {PACKAGE} | grep '^/etc/.*/examples$'").stdout.strip()
+    guest(f"mkdir -p {examples}/__pycache__ && touch {examples}/__pycache__/asgi_app.cpython-311.pyc")
     guest(f"dpkg --purge {PACKAGE}", timeout=120)
     left = sorted(set(leftovers()) - set(baseline))
     check(not left, f"left behind after purge: {left}")
