@@ -162,6 +162,8 @@ image-root:
 	@for p in $(PROGRAMS); do test -x $(RELEASE_DIR)/$$p || { echo "image-root: $(RELEASE_DIR)/$$p is missing; run 'make release' first" >&2; exit 1; }; done
 	install -d $(IMAGE_ROOT)/usr/bin $(IMAGE_ROOT)/etc/hyperglass
 	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(PROGRAMS)) $(IMAGE_ROOT)/usr/bin/
+	@# No symbol tables in the image (30 -> 19 MB); the build directory keeps them.
+	strip --strip-unneeded --remove-section=.comment --remove-section=.note $(addprefix $(IMAGE_ROOT)/usr/bin/,$(PROGRAMS))
 	install -m 0644 deploy/supervisor.conf $(IMAGE_ROOT)/etc/hyperglass/supervisor.conf
 	install -d -m 0755 -o $(IMAGE_UID) -g $(IMAGE_UID) $(IMAGE_ROOT)/run/hyperglass
 

@@ -163,6 +163,23 @@ def measure_upgrade_without_socket(deb):
     return f"socket unit disabled: dpkg -i took {took:.2f}s; {result['ok']} requests, {result['failed']} failed {result['errors'][:2]}"
 
 
+def package_paths(*debs):
+    """Every path the packages hold, from the .deb files themselves."""
+    paths = set()
+    for deb in debs:
+        for line in run(["dpkg-deb", "-c", deb]).stdout.splitlines():
+            path = line.split(None, 5)[-1].split(" -> ")[0].lstrip(".").rstrip("/")
+            if path:
+                paths.add(path)
+    return sorted(paths)
+
+
+def existing(paths):
+    """The paths that exist in the guest (one shell call)."""
+    script = "for p in " + " ".join(shlex.quote(p) for p in paths) + '; do [ -e "$p" ] && echo "$p"; done; true'
+    return set(guest(script).stdout.split())
+
+
 def leftovers():
     """Everything on the guest's disk that names the package or its programs, plus live processes."""
     found = guest("find / -xdev \\( -path /proc -o -path /sys -o -path /tmp \\) -prune -o -name '*hyperglass*' -print",
@@ -172,7 +189,7 @@ def leftovers():
     return found
 
 
-def test_purge(baseline):
+def test_purge(baseline, paths, existed_before):
     service, socket = units()
     # What a Python worker leaves when it imports the example apps: not the package's file, but its doing.
     examples = guest(f"dpkg -L {PACKAGE} | grep '^/etc/.*/examples$'").stdout.strip()
@@ -180,6 +197,10 @@ def test_purge(baseline):
     guest(f"dpkg --purge {PACKAGE}", timeout=120)
     left = sorted(set(leftovers()) - set(baseline))
     check(not left, f"left behind after purge: {left}")
+    # Whatever the programs and directories are called: every path of the package that did not
+    # exist before the installation is gone.
+    left = sorted(existing(paths) - existed_before)
+    check(not left, f"paths of the package left behind after purge: {left}")
     state = guest(f"systemctl show -p LoadState {service} {socket}").stdout.split()
     check(state == ["LoadState=not-found"] * 2, f"units still known to systemd after purge: {state}")
     return "nothing left (files, units, enablement state, dpkg state, processes)"
@@ -222,9 +243,11 @@ def main():
         # A real Debian system has /etc/hosts; the testbed's minimal root file system does not.
         guest("test -e /etc/hosts || printf '127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' > /etc/hosts")
         baseline = leftovers()
+        paths = package_paths(old, new)
+        existed_before = existing(paths)  # /usr/bin, /etc and the like
         steps = [("install", lambda: test_install(old)), ("upgrade_under_load", lambda: test_upgrade_under_load(new)),
                  ("measure_upgrade_without_socket", lambda: measure_upgrade_without_socket(old)),
-                 ("purge", lambda: test_purge(baseline))]
+                 ("purge", lambda: test_purge(baseline, paths, existed_before))]
         for name, step in steps:
             started = time.monotonic()
             try:
