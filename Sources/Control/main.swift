@@ -18,8 +18,8 @@ let usage = """
       health [--min-ready SHARE]
                                for orchestrators' exec probes and HEALTHCHECK: exit 0 while at least
                                SHARE of the desired workers are ready (0.5 by default; 0..1 or 0%..100%;
-                               0 only asks that the supervisor answers), 1 otherwise or while it drains,
-                               with a one-line reason either way
+                               0 only asks that the supervisor answers), 1 otherwise, while it drains or
+                               when no supervisor answers; one line says why either way
       version                  the supervisor's version and protocol
 
     The socket is --socket PATH, else $HYPERGLASS_CONTROL_SOCKET, else $RUNTIME_DIRECTORY/control.sock,
