@@ -55,9 +55,10 @@ final class EventLoop {
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
-        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify), (control.fd, .control)] {
-            try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, source.rawValue) }
+        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify)] {
+            try Epoll.add(epoll, fd, HG_EPOLLIN, source.rawValue)
         }
+        try control.attach(epoll: epoll, listenerData: Source.control.rawValue, clientTag: EventLoop.clientTag)
     }
 
     /// Runs until the pool says exit; returns the exit code.
@@ -65,24 +66,21 @@ final class EventLoop {
         dispatch(.started)
         var events = [hg_event](repeating: hg_event(), count: 16)
         while exitCode == nil {
-            let n = hg_epoll_wait(epoll, &events, Int32(events.count), -1)
-            if n < 0 {
-                precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
-                continue
-            }
-            for event in events.prefix(Int(n)) {
+            // Control requests left over from the last turn are served after a non-blocking look at everything else.
+            let n = Epoll.wait(epoll, &events, timeoutMilliseconds: control.hasBacklog ? 0 : -1)
+            for event in events.prefix(n) {
                 if event.data & EventLoop.probeTag != 0 {
                     let fd = Int32(truncatingIfNeeded: event.data)
                     if let (pid, result) = prober.ready(fd, at: Sys.now) {
                         dispatch(.probed(pid: pid, result: result))
                     } else if !prober.wantsWrite(fd) {
                         // The request is out: wait for the answer only (a writable socket would wake us at once, forever).
-                        _ = hg_epoll_mod(epoll, fd, HG_EPOLLIN, event.data)
+                        Epoll.modify(epoll, fd, HG_EPOLLIN, event.data)
                     }
                     continue
                 }
                 if event.data & EventLoop.clientTag != 0 {
-                    controlClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
+                    control.ready(Int32(truncatingIfNeeded: event.data), events: event.events, at: Sys.now)
                     continue
                 }
                 switch Source(rawValue: event.data) {
@@ -97,14 +95,12 @@ final class EventLoop {
                 case .notify:
                     for (pid, message) in notifySocket.receiveAll() { dispatch(.notified(pid: pid, message: message)) }
                 case .control:
-                    for fd in control.acceptAll(at: Sys.now) {
-                        _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
-                    }
-                    armTimer()
+                    control.acceptAll(at: Sys.now)
                 case nil: preconditionFailure("epoll returned an unknown source \(event.data)")
                 }
                 if exitCode != nil { break }
             }
+            if exitCode == nil { serveControlRequests() }
         }
         Listeners.close(listeners)
         control.close()
@@ -173,7 +169,12 @@ final class EventLoop {
             let health = pool.policy.health
             switch prober.start(pid: pid, address: address, path: health.probePath ?? "/", timeout: health.probeTimeout, at: Sys.now) {
             case .failed(let result): return .probed(pid: pid, result: result)
-            case .inFlight(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+            case .inFlight(let fd):
+                do {
+                    try Epoll.add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+                } catch {
+                    return .probed(pid: pid, result: prober.abandon(fd, because: "\(error)", at: Sys.now))
+                }
             }
         case let .sampleMemory(pids):
             var usage: [Int32: UInt64] = [:]

@@ -61,6 +61,12 @@ final class Prober {
         }
     }
 
+    /// Ends a probe the loop could not watch, as a failure.
+    func abandon(_ fd: Int32, because reason: String, at now: Instant) -> ProbeResult {
+        let started = inFlight[fd]?.startedAt ?? now
+        return finish(fd, inFlight[fd]?.pid ?? 0, failed("cannot watch the probe: \(reason)", since: started, now: now)).result
+    }
+
     /// Probes past their timeout, as failures.
     func expire(at now: Instant) -> [(pid: Int32, result: ProbeResult)] {
         inFlight.filter { $0.value.deadline <= now }.sorted { $0.key < $1.key }.map { fd, probe in

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Hostile clients and local users against a real `hyperglass start` (issue 11).
+
+Usage: hostile.py PRODUCTS_DIR SCENARIO.  Exit 0 when the supervisor withstood the scenario, 1 when
+not (the reason on stderr), 77 when it cannot run here (not root). One JSON line of figures on stdout.
+Every process started is ended by pid; every wait is bounded.
+"""
+import json, os, resource, signal, socket, subprocess, sys, tempfile, threading, time
+
+PRODUCTS = sys.argv[1]
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTWORKER = os.path.join(HERE, "..", "Fixtures", "testworker.py")
+READER = (12345, 65534)  # a control_group (nogroup) member: read-only, as the issue's attacker
+
+
+def fail(message, **figures):
+    print(json.dumps(figures))
+    print("FAIL: " + message, file=sys.stderr)
+    sys.exit(1)
+
+
+class Supervisor:
+    """`hyperglass start` with a notify socket we own, so its WATCHDOG=1 pings can be timed."""
+
+    def __init__(self, extra=(), workers=1, watchdog_usec=None, nofile=None, worker_args=(), env=None):
+        self.dir = tempfile.mkdtemp(prefix="hg-hostile-")
+        os.chmod(self.dir, 0o755)
+        self.control = os.path.join(self.dir, "control.sock")
+        self.pings = []
+        self.notify = None
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("HYPERGLASS_") and k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID")}
+        if watchdog_usec:
+            self.notify_path = os.path.join(self.dir, "systemd-notify.sock")
+            self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.notify.bind(self.notify_path)
+            self.notify.settimeout(0.2)
+            environment["NOTIFY_SOCKET"] = self.notify_path
+            environment["WATCHDOG_USEC"] = str(watchdog_usec)
+            self.listening = True
+            self.thread = threading.Thread(target=self._record_pings, daemon=True)
+            self.thread.start()
+        environment.update(env or {})
+        port = free_port()
+        argv = [os.path.join(PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{port}", "--control-socket", self.control,
+                "--workers", str(workers), "--control-group", "nogroup", *extra, "--", TESTWORKER, *worker_args]
+        self.log = open(os.path.join(self.dir, "supervisor.log"), "w+")
+
+        def limits():
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        self.process = subprocess.Popen(argv, env=environment, stdout=self.log, stderr=self.log, preexec_fn=limits)
+        self.pid = self.process.pid
+        if not wait_for(lambda: self.request({"cmd": "ping"}, timeout=1).get("ok") is True, 10):
+            self.stop()
+            fail("the supervisor did not answer ping at start: " + self.log_text())
+
+    def _record_pings(self):
+        while self.listening:
+            try:
+                data = self.notify.recv(4096)
+            except (socket.timeout, OSError):
+                continue
+            if b"WATCHDOG=1" in data:
+                self.pings.append(time.monotonic())
+
+    def request(self, message, timeout=5.0, as_user=None):
+        """One request on a new connection, as root or as a forked user; the reply as a dict ({} on no reply)."""
+        if as_user:
+            return run_as(as_user, lambda: self.request(message, timeout))
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(self.control)
+                s.sendall((json.dumps(message) + "\n").encode())
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                return json.loads(data) if data.strip() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self):
+        for line in open(f"/proc/{self.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0
+
+    def max_ping_gap(self, since):
+        times = [t for t in self.pings if t >= since]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        if times:
+            gaps.append(time.monotonic() - times[-1])
+        return max(gaps) if gaps else float("inf")
+
+    def log_text(self):
+        self.log.flush()
+        return open(self.log.name).read()[-2000:]
+
+    def children(self):
+        try:
+            return [int(p) for p in open(f"/proc/{self.pid}/task/{self.pid}/children").read().split()]
+        except OSError:
+            return []
+
+    def stop(self):
+        if self.notify:
+            self.listening = False
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                for child in self.children():
+                    os.kill(child, signal.SIGKILL)
+                self.process.kill()
+                self.process.wait(5)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def run_as(user, body):
+    """Runs body() in a forked child with uid/gid switched; its JSON-able result."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
+            os.write(write, json.dumps(body()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    data = b""
+    while True:
+        chunk = os.read(read, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    return json.loads(data) if data else None
+
+
+def hostile_child(user, body):
+    """Starts body() as `user` in a forked child; its pid (the caller kills it)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
+            body()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def end(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def timed_status(supervisor, timeout=5.0):
+    start = time.monotonic()
+    reply = supervisor.request({"cmd": "status"}, timeout=timeout)
+    return reply.get("ok") is True, time.monotonic() - start
+
+
+# MARK: - scenarios
+
+def idle_lockout():
+    """64 idle connections from a control_group member, pinging now and then: root still gets in."""
+    s = Supervisor()
+    try:
+        def hold():
+            sockets = []
+            for _ in range(80):
+                try:
+                    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    c.connect(s.control)
+                    sockets.append(c)
+                except OSError:
+                    pass
+            for _ in range(200):  # bounded: about 20 s
+                for c in sockets:
+                    try:
+                        c.send(b'{"cmd":"ping"}\n')
+                    except OSError:
+                        pass
+                time.sleep(0.1)
+        attacker = hostile_child(READER, hold)
+        time.sleep(1.0)
+        results = [timed_status(s, timeout=2) for _ in range(5)]
+        end(attacker)
+        figures = {"root_status_ok": sum(ok for ok, _ in results), "slowest_s": round(max(t for _, t in results), 3)}
+        if not all(ok for ok, _ in results):
+            fail("root was locked out by 80 idle connections", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
+def pipelined_flood():
+    """A control_group member pipelines status requests as fast as it can and never reads: memory, the
+    systemd watchdog and root's status must not suffer."""
+    s = Supervisor(workers=4, watchdog_usec=1_000_000)
+    try:
+        wait_for(lambda: len(s.pings) >= 2, 5)
+        rss_before = s.rss_mb()
+
+        def flood():
+            sockets = []
+            for _ in range(8):
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.connect(s.control)
+                c.setblocking(False)
+                sockets.append(c)
+            line = b'{"cmd":"status"}\n' * 1000
+            deadline = time.monotonic() + 12
+            while time.monotonic() < deadline:
+                for c in sockets:
+                    try:
+                        c.send(line)
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        sockets.remove(c)
+                        try:
+                            n = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                            n.connect(s.control)
+                            n.setblocking(False)
+                            sockets.append(n)
+                        except OSError:
+                            pass
+                time.sleep(0.001)
+            time.sleep(30)
+        start = time.monotonic()
+        attacker = hostile_child(READER, flood)
+        latencies = []
+        while time.monotonic() - start < 12:
+            ok, took = timed_status(s, timeout=5)
+            latencies.append(took if ok else float("inf"))
+            time.sleep(0.1)
+        gap = s.max_ping_gap(start)
+        rss_during = s.rss_mb()
+        end(attacker)
+        figures = {"watchdog_max_gap_s": round(gap, 3), "root_status_slowest_s": round(max(latencies), 3),
+                   "root_status_count": len(latencies), "rss_mb_before": round(rss_before, 1), "rss_mb_during": round(rss_during, 1),
+                   "supervisor_cpu_s": round(s.cpu_seconds(), 2)}
+        if gap > 0.8:
+            fail(f"the watchdog pings (every 0.5 s) stalled for {gap:.2f} s", **figures)
+        if max(latencies) > 0.5:
+            fail(f"root's status took {max(latencies):.2f} s under the flood", **figures)
+        if rss_during - rss_before > 20:
+            fail(f"RSS grew {rss_during - rss_before:.1f} MB", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
+def half_close_after_long_line():
+    """Unread replies, an over-long line, then shutdown(SHUT_WR), then silence: no busy loop."""
+    s = Supervisor(workers=4)
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(s.control)
+        c.setblocking(False)
+        sent = 0
+        # Requests whose replies it never reads, a pause for them to be answered, then the over-long line.
+        for payload, pause in ((b'{"cmd":"status"}\n' * 3000, 1.0), (b"x" * (70 * 1024), 0.0)):
+            done = 0
+            deadline = time.monotonic() + 2
+            while done < len(payload) and time.monotonic() < deadline:
+                try:
+                    done += c.send(payload[done:done + 8192])
+                except BlockingIOError:
+                    time.sleep(0.01)
+                except OSError:
+                    break
+            sent += done
+            time.sleep(pause)
+        try:
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        time.sleep(0.3)
+        before = s.cpu_seconds()
+        time.sleep(2)
+        used = s.cpu_seconds() - before
+        ok, took = timed_status(s, timeout=3)
+        c.close()
+        figures = {"sent": sent, "cpu_s_in_2s": round(used, 3), "status_s": round(took, 3)}
+        if used > 0.3 or not ok:
+            fail(f"the supervisor used {used:.2f} s of CPU in 2 s idle time with a half-closed client", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
+def emfile():
+    """With its fd limit reached by connections, accept() must not spin and the owner must get in."""
+    s = Supervisor(nofile=48)
+    held = []
+    try:
+        for _ in range(60):
+            try:
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.connect(s.control)
+                held.append(c)
+            except OSError:
+                break
+        time.sleep(0.3)
+        before = s.cpu_seconds()
+        time.sleep(2)
+        used = s.cpu_seconds() - before
+        ok, took = timed_status(s, timeout=3)
+        figures = {"connections": len(held), "cpu_s_in_2s": round(used, 3), "status_ok": ok, "status_s": round(took, 3)}
+        if used > 0.3:
+            fail(f"the supervisor used {used:.2f} s of CPU in 2 s at EMFILE", **figures)
+        if not ok:
+            fail("the owner's status was not answered at EMFILE", **figures)
+        print(json.dumps(figures))
+    finally:
+        for c in held:
+            c.close()
+        s.stop()
+
+
+def drip():
+    """A line dripped one byte per 0.4 s: timed out 5 s after its first byte, not served."""
+    s = Supervisor()
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(s.control)
+        c.settimeout(0.05)
+        start = time.monotonic()
+        reply = b""
+        for byte in b'{"cmd":"ping"}' + b" " * 40 + b"\n":
+            try:
+                c.send(bytes([byte]))
+            except OSError:
+                pass  # closed by the supervisor: its last word is still there to read
+            try:
+                reply += c.recv(4096)
+            except (socket.timeout, OSError):
+                pass
+            if reply.endswith(b"\n") or time.monotonic() - start > 12:
+                break
+            time.sleep(0.35)
+        took = time.monotonic() - start
+        c.close()
+        figures = {"reply": reply.decode(errors="replace").strip(), "after_s": round(took, 2)}
+        if b"timed out waiting for a complete request line" not in reply or took > 6.5:
+            fail("a dripped line was not timed out 5 s after its first byte", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
+def request_then_shutdown():
+    """A complete request followed at once by shutdown(SHUT_WR) is executed and answered."""
+    s = Supervisor()
+    try:
+        answers = []
+        for _ in range(20):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(3)
+            c.connect(s.control)
+            c.sendall(b'{"cmd":"ping"}\n{"cmd":"version"}\n')
+            c.shutdown(socket.SHUT_WR)
+            data = b""
+            try:
+                while True:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            c.close()
+            answers.append(data.count(b"\n"))
+        figures = {"replies_per_connection": answers}
+        if any(n != 2 for n in answers):
+            fail("requests followed by shutdown(SHUT_WR) were not all answered", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
+SCENARIOS = {f.__name__: f for f in [idle_lockout, pipelined_flood, half_close_after_long_line, emfile, drip, request_then_shutdown]}
+
+if __name__ == "__main__":
+    if os.getuid() != 0:
+        print("{}")
+        print("SKIP: needs root to act as other users", file=sys.stderr)
+        sys.exit(77)
+    SCENARIOS[sys.argv[2]]()
