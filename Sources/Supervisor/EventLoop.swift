@@ -14,6 +14,8 @@ final class EventLoop {
     private let prober = Prober()
     /// Each worker's private socket for probes, by pid.
     private var healthAddresses: [Int32: String] = [:]
+    /// Workers started and not yet reaped: the only pids (and process groups) the loop may signal.
+    private var unreaped: Set<Int32> = []
     var lastRelease = 1
     /// Changed settings a reload could not apply, by roll id, for its reply.
     var reloadNotes: [Int: String] = [:]
@@ -126,11 +128,17 @@ final class EventLoop {
     }
 
     /// SIGCHLD coalesces, so one signal may stand for many exits: reap until none is left.
+    /// A worker's process group is killed just before its leader is reaped: until then the zombie pins
+    /// both the pid and the group id, so the signal cannot reach a stranger that reused them.
     private func reapChildren() {
-        while true {
+        for _ in 0..<4096 {
+            let exited = hg_peek_exited()
+            if exited <= 0 { return }
+            if unreaped.contains(exited) { Sys.signalGroup(exited, SIGKILL) }  // whatever it left in its group goes with it
             var status: Int32 = 0
-            let pid = hg_reap_any(&status)
-            if pid <= 0 { return }
+            let pid = hg_reap(exited, &status)
+            if pid <= 0 { continue }
+            unreaped.remove(pid)
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
             healthAddresses.removeValue(forKey: pid)
             dispatch(.exited(pid: pid, status: exit))
@@ -156,11 +164,15 @@ final class EventLoop {
             do {
                 let started = try spawner.spawn(slot: slot, generation: generation, release: release)
                 healthAddresses[started.pid] = started.healthAddress
+                unreaped.insert(started.pid)
                 return .spawned(slot: slot, generation: generation, pid: started.pid)
             } catch {
                 return .spawnFailed(slot: slot, generation: generation, reason: error.description)
             }
         case let .signal(pid, signal):
+            // Only a child not yet reaped: its pid and group cannot have been reused. (The pool also asks for
+            // SIGKILL right after an exit; the group was killed then, before the reap, in `reapChildren`.)
+            guard unreaped.contains(pid) else { break }
             Sys.signalGroup(pid, signal.rawValue)
         case let .probe(pid):
             guard let address = healthAddresses[pid] else {

@@ -41,6 +41,11 @@ int hg_set_child_subreaper(void);
 char **hg_environ(void);
 /// waitpid(-1, WNOHANG): returns the pid (0 when none, -1 when no children); *status gets the raw status.
 pid_t hg_reap_any(int *status);
+/// waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT): the pid of an exited child left unreaped (its zombie
+/// keeps the pid, and the process group it leads, from being reused), 0 when none, -1 when no children.
+pid_t hg_peek_exited(void);
+/// waitpid(pid, WNOHANG): reaps that one child; returns pid, 0 if it has not exited, -1 on error.
+pid_t hg_reap(pid_t pid, int *status);
 int hg_wifexited(int status);
 int hg_wexitstatus(int status);
 int hg_wifsignaled(int status);

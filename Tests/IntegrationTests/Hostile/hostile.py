@@ -22,7 +22,7 @@ def fail(message, **figures):
 class Supervisor:
     """`hyperglass start` with a notify socket we own, so its WATCHDOG=1 pings can be timed."""
 
-    def __init__(self, extra=(), workers=1, watchdog_usec=None, nofile=None, worker_args=(), env=None):
+    def __init__(self, extra=(), workers=1, watchdog_usec=None, nofile=None, worker_args=(), env=None, wrapper=()):
         self.dir = tempfile.mkdtemp(prefix="hg-hostile-")
         os.chmod(self.dir, 0o755)
         self.control = os.path.join(self.dir, "control.sock")
@@ -48,8 +48,20 @@ class Supervisor:
         def limits():
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        self.process = subprocess.Popen(argv, env=environment, stdout=self.log, stderr=self.log, preexec_fn=limits)
+        self.process = subprocess.Popen([*wrapper, *argv], env=environment, stdout=self.log, stderr=self.log, preexec_fn=limits)
         self.pid = self.process.pid
+        if wrapper:  # the supervisor is the wrapper's child, once it has exec'ed
+            exe = os.path.join(PRODUCTS, "hyperglass")
+            def supervisor_pid():
+                for pid in child_pids(self.process.pid):
+                    try:
+                        if os.readlink(f"/proc/{pid}/exe") == os.path.realpath(exe):
+                            return pid
+                    except OSError:
+                        pass
+                return None
+            wait_for(lambda: supervisor_pid() is not None, 5)
+            self.pid = supervisor_pid() or self.process.pid
         if not wait_for(lambda: self.request({"cmd": "ping"}, timeout=1).get("ok") is True, 10):
             self.stop()
             fail("the supervisor did not answer ping at start: " + self.log_text())
@@ -104,16 +116,16 @@ class Supervisor:
         return open(self.log.name).read()[-2000:]
 
     def children(self):
-        try:
-            return [int(p) for p in open(f"/proc/{self.pid}/task/{self.pid}/children").read().split()]
-        except OSError:
-            return []
+        return child_pids(self.pid)
 
     def stop(self):
         if self.notify:
             self.listening = False
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
@@ -121,6 +133,13 @@ class Supervisor:
                     os.kill(child, signal.SIGKILL)
                 self.process.kill()
                 self.process.wait(5)
+
+
+def child_pids(pid):
+    try:
+        return [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
 
 
 def free_port():
@@ -412,7 +431,42 @@ def request_then_shutdown():
         s.stop()
 
 
-SCENARIOS = {f.__name__: f for f in [idle_lockout, pipelined_flood, half_close_after_long_line, emfile, drip, request_then_shutdown]}
+def signal_after_reap():
+    """After wait4 reaps a worker, no kill() may name its pid or process group (the pid may be someone
+    else's by then). The supervisor runs under strace; a worker is killed, the pool replaced and stopped."""
+    trace = tempfile.mktemp(prefix="hg-strace-")
+    s = Supervisor(workers=2, wrapper=["strace", "-qq", "-o", trace, "-e", "trace=kill,wait4,waitid,pidfd_send_signal"])
+    try:
+        if not wait_for(lambda: len(s.children()) == 2, 10):
+            fail("the workers did not start: " + s.log_text())
+        victim = s.children()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in s.children() and len(s.children()) == 2, 10)
+        s.stop()
+        lines = open(trace).read().splitlines()
+    finally:
+        s.stop()
+        if os.path.exists(trace):
+            os.unlink(trace)
+    reaped, late = set(), []
+    import re
+    for line in lines:
+        m = re.match(r"wait4\((-?\d+),.*= (\d+)$", line)
+        if m and int(m.group(2)) > 0:
+            reaped.add(int(m.group(2)))
+            continue
+        m = re.match(r"kill\((-?\d+), ", line)
+        if m and abs(int(m.group(1))) in reaped:
+            late.append(line)
+    figures = {"reaped": len(reaped), "kills_after_reap": len(late), "example": late[:2]}
+    if not reaped:
+        fail("strace saw no reaped child: " + "\n".join(lines[-10:]), **figures)
+    if late:
+        fail("the supervisor signalled reaped pids: " + "; ".join(late[:3]), **figures)
+    print(json.dumps(figures))
+
+
+SCENARIOS = {f.__name__: f for f in [idle_lockout, pipelined_flood, half_close_after_long_line, emfile, drip, request_then_shutdown, signal_after_reap]}
 
 if __name__ == "__main__":
     if os.getuid() != 0:
