@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -103,6 +104,29 @@ int hg_listen_unix(const char *path, int backlog) {
         return -1;
     }
     return fd;
+}
+
+int hg_bind_unix(const char *path, int type, unsigned mode, int backlog) {
+    struct sockaddr_un addr;
+    socklen_t len = unix_address(path, &addr);
+    if (len == 0) return -1;
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    // The file bind() creates takes the socket inode's mode (less the umask): set it first, so the
+    // file is born with it and no chmod of a path (which could be swapped for a symlink) follows.
+    if (fchmod(fd, (mode_t)mode) < 0 ||
+        (type == SOCK_DGRAM && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)) goto fail;
+    mode_t previous = umask(0);
+    int bound = bind(fd, (struct sockaddr *)&addr, len);
+    umask(previous);
+    if (bound < 0 || (type == SOCK_STREAM && listen(fd, backlog) < 0)) goto fail;
+    return fd;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
 }
 
 int hg_connect_unix_nonblocking(const char *path) {

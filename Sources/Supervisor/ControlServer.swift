@@ -30,6 +30,9 @@ final class ControlServer {
 
     let fd: Int32
     let path: String
+    /// The checked directory holding the socket; the runtime directory the workers' private one goes in.
+    let directory: SocketDirectory
+    private let name: String
     private let groupID: UInt32?
     private(set) var clients: [Int32: ControlConnection] = [:]
     /// An fd held open only to be given up at EMFILE, so the pending connection can be accepted and answered.
@@ -47,18 +50,11 @@ final class ControlServer {
             }
             groupID = entry.pointee.gr_gid
         }
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if !directory.isEmpty, !Sys.fileExists(directory) {
-            try Sys.check("create the control socket's directory \(directory)") { mkdir(directory, 0o755) }
-        }
-        try Listeners.removeStaleSocket(path)
-        // Created with no permission for others; the mode below then opens it to owner and group only.
-        let previous = umask(0o177)
-        let listening = hg_listen_unix(path, 64)
-        umask(previous)
-        fd = try Sys.check("listen on the control socket \(path)") { listening }
-        chmod(path, 0o660)
-        if let groupID { chown(path, UInt32.max, groupID) }
+        let slash = path.lastIndex(of: "/")
+        directory = try SocketDirectory.open(slash.map { String(path[..<$0]) } ?? ".", createMode: 0o755, purpose: "the control socket")
+        name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        // Born 0660 (owner and control_group), never chmod'ed by path afterwards.
+        fd = try directory.bind(name, type: Int32(SOCK_STREAM.rawValue), mode: 0o660, group: groupID, backlog: 64, purpose: "the control socket")
         self.path = path
         self.groupID = groupID
         reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -75,7 +71,7 @@ final class ControlServer {
         for client in clients.values { Sys.close(client.fd) }
         clients.removeAll()
         Sys.close(fd)
-        unlink(path)
+        directory.remove(name)
     }
 
     /// Accepts up to `acceptsPerTurn` pending connections.

@@ -7,4 +7,13 @@ import Testing
 struct HostileSupervisorTests {
     @Test("no kill() names a worker's pid or process group once wait4 reaped it", .enabled(if: access("/usr/bin/strace", X_OK) == 0, "needs strace"))
     func noSignalAfterReap() { runHostile("signal_after_reap") }
+
+    @Test("a control-socket directory owned by another user is refused with a message")
+    func foreignRuntimeDirectoryIsRefused() { runHostile("foreign_runtime_dir") }
+
+    @Test("a control-socket directory writable by others is refused with a message")
+    func worldWritableRuntimeDirectoryIsRefused() { runHostile("world_writable_runtime_dir") }
+
+    @Test("a socket swapped for a symlink right after bind: the link's target keeps its mode and group", .enabled(if: access("/usr/bin/strace", X_OK) == 0, "needs strace"))
+    func noPathFollowingChmod() { runHostile("symlink_swap") }
 }

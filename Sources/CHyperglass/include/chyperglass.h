@@ -68,6 +68,10 @@ int hg_listen_tcp(const char *host, int port, int backlog, int *fds, int max, in
 const char *hg_gai_strerror(int code);
 /// A listening Unix stream socket at path ("@name" for the abstract namespace), non-blocking, close-on-exec.
 int hg_listen_unix(const char *path, int backlog);
+/// A non-blocking, close-on-exec Unix socket of `type` (SOCK_STREAM: listening; SOCK_DGRAM: receiving
+/// sender credentials) bound to path, its file created with exactly `mode` (fchmod before bind, umask 0).
+/// Give path as "/proc/self/fd/DIRFD/NAME" to bind inside a directory opened and checked beforehand.
+int hg_bind_unix(const char *path, int type, unsigned mode, int backlog);
 /// A connected Unix stream socket (blocking), close-on-exec.
 int hg_connect_unix(const char *path);
 /// A non-blocking, close-on-exec Unix stream socket connecting to path ("@name" is abstract), or -1.

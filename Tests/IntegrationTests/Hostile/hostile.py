@@ -466,7 +466,111 @@ def signal_after_reap():
     print(json.dumps(figures))
 
 
-SCENARIOS = {f.__name__: f for f in [idle_lockout, pipelined_flood, half_close_after_long_line, emfile, drip, request_then_shutdown, signal_after_reap]}
+def start_with_control_dir(directory, timeout=10):
+    """Runs `hyperglass start` with its control socket in `directory`; (exit code or None if still running, log)."""
+    port = free_port()
+    argv = [os.path.join(PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{port}", "--control-socket",
+            os.path.join(directory, "control.sock"), "--workers", "1", "--", TESTWORKER]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": os.environ["PATH"]})
+    try:
+        out, _ = process.communicate(timeout=timeout)
+        return process.returncode, out.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        for child in child_pids(process.pid):
+            os.kill(child, signal.SIGKILL)
+        process.kill()
+        out, _ = process.communicate()
+        return None, out.decode(errors="replace")
+
+
+def foreign_runtime_dir():
+    """A control-socket directory created first by another user is refused, with a message that says why."""
+    base = tempfile.mkdtemp(prefix="hg-hostile-")
+    os.chmod(base, 0o755)
+    directory = os.path.join(base, "run")
+    os.mkdir(directory, 0o755)
+    os.chown(directory, READER[0], READER[1])
+    try:
+        code, log = start_with_control_dir(directory, timeout=3)
+    finally:
+        subprocess.run(["rm", "-rf", base])
+    figures = {"exit": code, "log": log.strip().splitlines()[-1:] if log.strip() else []}
+    if code in (None, 0) or f"owned by uid {READER[0]}" not in log:
+        fail("a directory owned by another user was used for the control socket", **figures)
+    print(json.dumps(figures))
+
+
+def world_writable_runtime_dir():
+    """A control-socket directory anyone may write to (not sticky) is refused."""
+    base = tempfile.mkdtemp(prefix="hg-hostile-")
+    os.chmod(base, 0o755)
+    directory = os.path.join(base, "run")
+    os.mkdir(directory)
+    os.chmod(directory, 0o777)
+    try:
+        code, log = start_with_control_dir(directory, timeout=3)
+    finally:
+        subprocess.run(["rm", "-rf", base])
+    figures = {"exit": code, "log": log.strip().splitlines()[-1:] if log.strip() else []}
+    if code in (None, 0) or "writable by other users" not in log:
+        fail("a world-writable directory was used for the control socket", **figures)
+    print(json.dumps(figures))
+
+
+def symlink_swap():
+    """The socket file is swapped for a symlink right after bind() (strace holds the supervisor there
+    for 0.8 s, as a lucky attacker's race would): no mode or owner change may reach the link's target."""
+    base = tempfile.mkdtemp(prefix="hg-hostile-")
+    os.chmod(base, 0o755)
+    target = os.path.join(base, "precious")
+    with open(target, "w") as f:
+        f.write("secret\n")
+    os.chmod(target, 0o600)
+    sock = os.path.join(base, "control.sock")
+    port = free_port()
+    argv = ["strace", "-qq", "-o", "/dev/null", "-e", "trace=bind", "-e", "inject=bind:delay_exit=800000",
+            os.path.join(PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{port}", "--control-socket", sock,
+            "--control-group", "nogroup", "--workers", "1", "--", TESTWORKER]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    swapped = False
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if stat_is_socket(sock):
+                    link = os.path.join(base, "link")
+                    os.symlink(target, link)
+                    os.rename(link, sock)
+                    swapped = True
+                    break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.001)
+        time.sleep(2.5)
+    finally:
+        for pid in child_pids(process.pid):
+            for child in child_pids(pid):
+                os.kill(child, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+        process.kill()
+        process.wait()
+    info = os.stat(target)
+    subprocess.run(["rm", "-rf", base])
+    figures = {"swapped": swapped, "target_mode": oct(info.st_mode & 0o777), "target_gid": info.st_gid}
+    if not swapped:
+        fail("the socket never appeared to be swapped", **figures)
+    if info.st_mode & 0o777 != 0o600 or info.st_gid != 0:
+        fail("the supervisor changed the mode or group of a file a symlink pointed to", **figures)
+    print(json.dumps(figures))
+
+
+def stat_is_socket(path):
+    import stat as st
+    return st.S_ISSOCK(os.lstat(path).st_mode)
+
+
+SCENARIOS = {f.__name__: f for f in [idle_lockout, pipelined_flood, half_close_after_long_line, emfile, drip, request_then_shutdown, signal_after_reap,
+                                          foreign_runtime_dir, world_writable_runtime_dir, symlink_swap]}
 
 if __name__ == "__main__":
     if os.getuid() != 0:
