@@ -228,25 +228,6 @@ int hg_set_cloexec(int fd) {
     return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
-int hg_notify_listen(const char *abstract_name) {
-    struct sockaddr_un addr;
-    char name[108];
-    snprintf(name, sizeof name, "@%s", abstract_name);
-    socklen_t len = unix_address(name, &addr);
-    if (len == 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&addr, len) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
-
 ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid) {
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     union { struct cmsghdr align; char space[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)]; } control;

@@ -12,8 +12,6 @@ final class EventLoop {
     var spawner: Spawner
     var reloader: Reloader
     private let prober = Prober()
-    /// Each worker's private socket for probes, by pid.
-    private var healthAddresses: [Int32: String] = [:]
     /// Workers started and not yet reaped: the only pids (and process groups) the loop may signal.
     private var unreaped: Set<Int32> = []
     var lastRelease = 1
@@ -21,7 +19,7 @@ final class EventLoop {
     var reloadNotes: [Int: String] = [:]
     private let listeners: [Listener]
     let notifier: SystemdNotifier
-    private let notifySocket: WorkerNotifySocket
+    private let workerSockets: WorkerSockets
     let log: Log
     let epoll: Int32
     private let signals: Int32
@@ -35,29 +33,31 @@ final class EventLoop {
     private var armedDeadline: Instant? = nil
     private var exitCode: Int32? = nil
 
-    private enum Source: UInt64 { case signal = 1, timer, notify, control }
+    private enum Source: UInt64 { case signal = 1, timer, control }
     /// epoll data for a control client: this bit plus its fd.
     static let clientTag: UInt64 = 1 << 32
     /// epoll data for a health probe's connection: this bit plus its fd.
     private static let probeTag: UInt64 = 1 << 33
+    /// epoll data for a worker's notify socket: this bit plus its fd.
+    private static let notifyTag: UInt64 = 1 << 34
 
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log) throws(SystemError) {
+         workerSockets: WorkerSockets, control: ControlServer, log: Log) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
         self.notifier = notifier
-        self.notifySocket = notifySocket
+        self.workerSockets = workerSockets
         self.log = log
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
-        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify)] {
+        for (fd, source) in [(signals, Source.signal), (timer, .timer)] {
             try Epoll.add(epoll, fd, HG_EPOLLIN, source.rawValue)
         }
         try control.attach(epoll: epoll, listenerData: Source.control.rawValue, clientTag: EventLoop.clientTag)
@@ -81,6 +81,12 @@ final class EventLoop {
                     }
                     continue
                 }
+                if event.data & EventLoop.notifyTag != 0 {
+                    let (accepted, rejected) = workerSockets.receive(Int32(truncatingIfNeeded: event.data))
+                    for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
+                    for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
+                    continue
+                }
                 if event.data & EventLoop.clientTag != 0 {
                     control.ready(Int32(truncatingIfNeeded: event.data), events: event.events, at: Sys.now)
                     continue
@@ -94,8 +100,6 @@ final class EventLoop {
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     armTimer()
-                case .notify:
-                    for (pid, message) in notifySocket.receiveAll() { dispatch(.notified(pid: pid, message: message)) }
                 case .control:
                     control.acceptAll(at: Sys.now)
                 case nil: preconditionFailure("epoll returned an unknown source \(event.data)")
@@ -105,6 +109,7 @@ final class EventLoop {
             if exitCode == nil { serveControlRequests() }
         }
         Listeners.close(listeners)
+        workerSockets.removeAll()
         control.close()
         return exitCode ?? 1
     }
@@ -140,7 +145,7 @@ final class EventLoop {
             if pid <= 0 { continue }
             unreaped.remove(pid)
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
-            healthAddresses.removeValue(forKey: pid)
+            workerSockets.release(pid: pid)
             dispatch(.exited(pid: pid, status: exit))
         }
     }
@@ -163,8 +168,12 @@ final class EventLoop {
         case let .spawn(slot, generation, release):
             do {
                 let started = try spawner.spawn(slot: slot, generation: generation, release: release)
-                healthAddresses[started.pid] = started.healthAddress
                 unreaped.insert(started.pid)
+                do {
+                    try Epoll.add(epoll, started.sockets.notifyFD, HG_EPOLLIN, EventLoop.notifyTag | UInt64(UInt32(bitPattern: started.sockets.notifyFD)))
+                } catch {
+                    log(.error, "worker \(slot) (pid \(started.pid)): its notifications cannot be watched: \(error)")
+                }
                 return .spawned(slot: slot, generation: generation, pid: started.pid)
             } catch {
                 return .spawnFailed(slot: slot, generation: generation, reason: error.description)
@@ -175,7 +184,7 @@ final class EventLoop {
             guard unreaped.contains(pid) else { break }
             Sys.signalGroup(pid, signal.rawValue)
         case let .probe(pid):
-            guard let address = healthAddresses[pid] else {
+            guard let address = workerSockets.healthAddress(of: pid) else {
                 return .probed(pid: pid, result: ProbeResult(ok: true, latency: .zero, detail: "not probed: started without a health socket"))
             }
             let health = pool.policy.health

@@ -3,10 +3,10 @@ import Glibc
 
 /// A directory we create socket files in, held open and checked once: owned by us or root and not
 /// writable by anyone else (a sticky, root-owned one like /tmp is accepted: others can neither remove
-/// nor rename what we create there). Every socket is then bound, chowned and removed through the open
-/// directory (/proc/self/fd/N/NAME, the *at calls with AT_SYMLINK_NOFOLLOW), and its file is born
-/// with its final mode: no path is followed after the check, so a symlink swapped in cannot redirect
-/// a chmod or chown of ours onto a file of someone else's choosing.
+/// nor rename what we create there). Every socket is then chowned, tested and removed through the
+/// open directory (the *at calls with AT_SYMLINK_NOFOLLOW, /proc/self/fd/N/NAME), and its file is born
+/// with its final mode: no chmod or chown ever follows a path, so a symlink swapped in cannot redirect
+/// one onto a file of someone else's choosing. (bind() itself takes the real path, checked afterwards.)
 final class SocketDirectory {
     let path: String
     let fd: Int32
@@ -57,7 +57,14 @@ final class SocketDirectory {
     /// A socket of `type` bound at `name`, its file created with `mode` and, given a group, chowned to it.
     func bind(_ name: String, type: Int32, mode: mode_t, group: UInt32? = nil, backlog: Int32 = 64, purpose: String) throws(SystemError) -> Int32 {
         try removeStaleSocket(name, purpose: purpose)
-        let socket = try Sys.check("bind \(purpose) at \(path(of: name))") { hg_bind_unix(anchored(name), type, UInt32(mode), backlog) }
+        // Bound by its real path, so getsockname() tells a worker (gunicorn unlinks it at exit) and `ss -x` where it is.
+        let socket = try Sys.check("bind \(purpose) at \(path(of: name))") { hg_bind_unix(path(of: name), type, UInt32(mode), backlog) }
+        // The file must now be in the directory we checked (not elsewhere through a renamed ancestor), and ours.
+        var info = stat()
+        guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFSOCK, info.st_uid == geteuid() else {
+            Sys.close(socket)
+            throw SystemError(operation: "bind \(purpose) at \(path(of: name)): the socket did not appear in the directory checked; was \(path) moved?", errno: EXDEV)
+        }
         if let group {
             do {
                 try Sys.check("give \(path(of: name)) to group \(group)") { fchownat(fd, name, UInt32.max, group, AT_SYMLINK_NOFOLLOW) }

@@ -16,4 +16,10 @@ struct HostileSupervisorTests {
 
     @Test("a socket swapped for a symlink right after bind: the link's target keeps its mode and group", .enabled(if: access("/usr/bin/strace", X_OK) == 0, "needs strace"))
     func noPathFollowingChmod() { runHostile("symlink_swap") }
+
+    @Test("another user can neither reach the workers' notify and health sockets nor pre-bind the next ones")
+    func workerSocketsAreUnnameable() { runHostile("squat_worker_sockets") }
+
+    @Test("a root worker claiming its sibling's pid in SCM_CREDENTIALS does not make the supervisor act on the sibling")
+    func notifyImpersonationIsIgnored() { runHostile("impostor_worker") }
 }

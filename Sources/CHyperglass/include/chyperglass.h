@@ -70,7 +70,6 @@ const char *hg_gai_strerror(int code);
 int hg_listen_unix(const char *path, int backlog);
 /// A non-blocking, close-on-exec Unix socket of `type` (SOCK_STREAM: listening; SOCK_DGRAM: receiving
 /// sender credentials) bound to path, its file created with exactly `mode` (fchmod before bind, umask 0).
-/// Give path as "/proc/self/fd/DIRFD/NAME" to bind inside a directory opened and checked beforehand.
 int hg_bind_unix(const char *path, int type, unsigned mode, int backlog);
 /// A connected Unix stream socket (blocking), close-on-exec.
 int hg_connect_unix(const char *path);
@@ -90,8 +89,6 @@ int hg_set_nonblocking(int fd);
 int hg_set_cloexec(int fd);
 
 // MARK: sd_notify
-/// A datagram socket bound to the abstract address "@name", receiving sender credentials.
-int hg_notify_listen(const char *abstract_name);
 /// Receives one datagram; *pid gets the sender's pid (0 if unknown). Returns the length, 0 if none.
 ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid);
 /// Sends one datagram to a NOTIFY_SOCKET address (path or "@abstract"). Used by workers.

@@ -22,7 +22,7 @@ def fail(message, **figures):
 class Supervisor:
     """`hyperglass start` with a notify socket we own, so its WATCHDOG=1 pings can be timed."""
 
-    def __init__(self, extra=(), workers=1, watchdog_usec=None, nofile=None, worker_args=(), env=None, wrapper=()):
+    def __init__(self, extra=(), workers=1, watchdog_usec=None, nofile=None, worker_args=(), env=None, wrapper=(), worker=TESTWORKER):
         self.dir = tempfile.mkdtemp(prefix="hg-hostile-")
         os.chmod(self.dir, 0o755)
         self.control = os.path.join(self.dir, "control.sock")
@@ -42,7 +42,7 @@ class Supervisor:
         environment.update(env or {})
         port = free_port()
         argv = [os.path.join(PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{port}", "--control-socket", self.control,
-                "--workers", str(workers), "--control-group", "nogroup", *extra, "--", TESTWORKER, *worker_args]
+                "--workers", str(workers), "--control-group", "nogroup", *extra, "--", worker, *worker_args]
         self.log = open(os.path.join(self.dir, "supervisor.log"), "w+")
 
         def limits():
@@ -564,13 +564,97 @@ def symlink_swap():
     print(json.dumps(figures))
 
 
+def impostor_worker():
+    """A root worker sends WATCHDOG=trigger with its sibling's pid in SCM_CREDENTIALS: the sibling is untouched."""
+    s = Supervisor(workers=2, worker=os.path.join(HERE, "impostor_worker.py"))
+    try:
+        if not wait_for(lambda: "sent WATCHDOG=trigger as pid" in s.log_text(), 10):
+            fail("the impostor did not send: " + s.log_text())
+        time.sleep(1.5)
+        log = s.log_text()
+        acted = "watchdog triggered by the worker" in log
+        figures = {"acted_on_sibling": acted}
+        if acted:
+            fail("the supervisor acted on a worker because another one claimed its pid: " + log[-300:], **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
+def squat_worker_sockets():
+    """Another user looks up the supervisor's worker sockets in /proc/net/unix, tries to reach each and to
+    pre-bind the names the next workers will get; then workers are killed and must come back."""
+    s = Supervisor(extra=["--health-path", "/health"], workers=1)
+    try:
+        wait_for(lambda: len(s.children()) == 1, 5)
+
+        def attack():
+            reached, squatted, names = 0, 0, []
+            for line in open("/proc/net/unix").read().splitlines()[1:]:
+                fields = line.split()
+                # This supervisor's: its abstract names carry its pid, its files are under its directory.
+                if len(fields) >= 8 and (f"hyperglass-{s.pid}-" in fields[7] or f"hyperglass/{s.pid}/" in fields[7]
+                                         or fields[7].startswith(s.dir + "/workers.")):
+                    names.append(fields[7])
+            # The files' likely names, whether or not the listing shows them (the directory is 0755).
+            for entry in os.listdir(s.dir):
+                if entry.startswith("workers."):
+                    names += [f"{s.dir}/{entry}/{kind}-0-1" for kind in ("health", "notify")]
+            for name in set(names):
+                address = "\0" + name[1:] if name.startswith("@") else name
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    try:
+                        with socket.socket(socket.AF_UNIX, kind) as c:
+                            if kind == socket.SOCK_DGRAM:
+                                c.sendto(b"STATUS=hello", address)
+                            else:
+                                c.connect(address)
+                            reached += 1
+                    except OSError:
+                        pass
+                prefix = address.rsplit("-", 1)[0] if "health-" in address or "notify-" in address else None
+                for generation in range(1, 30):
+                    if not prefix:
+                        break
+                    try:
+                        squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                        squatter.bind(f"{prefix}-{generation}")
+                        squatter.listen(1)
+                        squatted += 1
+                        held.append(squatter)
+                    except OSError:
+                        squatter.close()
+            return {"names": len(set(names)), "reached": reached, "squatted": squatted}
+        held = []
+        read, write = os.pipe()
+        attacker = hostile_child(READER, lambda: (os.write(write, json.dumps(attack()).encode() + b"\n"), time.sleep(60)))
+        os.close(write)
+        seen = json.loads(os.read(read, 4096) or b"{}")
+        os.close(read)
+        restarted = True
+        for _ in range(2):
+            before = s.children()
+            for pid in before:
+                os.kill(pid, signal.SIGKILL)
+            restarted = restarted and wait_for(lambda: len(s.children()) == 1 and s.children() != before, 5)
+        log = s.log_text()
+        end(attacker)
+        figures = dict(seen, restarted=restarted, address_in_use="Address already in use" in log)
+        if seen.get("reached") or seen.get("squatted") or not restarted or "Address already in use" in log:
+            fail("another user reached or squatted the workers' private sockets", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
 def stat_is_socket(path):
     import stat as st
     return st.S_ISSOCK(os.lstat(path).st_mode)
 
 
 SCENARIOS = {f.__name__: f for f in [idle_lockout, pipelined_flood, half_close_after_long_line, emfile, drip, request_then_shutdown, signal_after_reap,
-                                          foreign_runtime_dir, world_writable_runtime_dir, symlink_swap]}
+                                          foreign_runtime_dir, world_writable_runtime_dir, symlink_swap,
+                                          impostor_worker, squat_worker_sockets]}
 
 if __name__ == "__main__":
     if os.getuid() != 0:
