@@ -5,6 +5,11 @@ import Glibc
 /// follows the same rules): EINTR is retried in `retryingInterrupts` and nowhere else, a bad fd or
 /// buffer (EBADF, EFAULT) is our bug and crashes, and what the peer or the environment can cause comes
 /// back as a value or a typed error. Each wrapper names its C call.
+///
+/// The worker still has its own Sources/Worker/Sys.swift with the same rules. To switch it: add
+/// "SystemCalls" to the Worker target's dependencies, delete its `Sys.read`/`write`/`close` and `Epoll`
+/// (these have the same meaning; `IO.failed` carries an `Errno` instead of an Int32, `send` here is
+/// `write` there), and keep `shutdownWrite`/`setNoDelay` as an `extension Sys` in the worker.
 public enum Sys {
     /// Runs `call` until it does not fail with EINTR; the result, or the errno of the failure.
     /// EBADF and EFAULT crash with `operation` in the message: a closed or foreign fd is a bookkeeping bug.
