@@ -466,11 +466,10 @@ def signal_after_reap():
     print(json.dumps(figures))
 
 
-def start_with_control_dir(directory, timeout=10):
+def start_with_control_dir(directory, timeout=10, bind=None, control=None):
     """Runs `hyperglass start` with its control socket in `directory`; (exit code or None if still running, log)."""
-    port = free_port()
-    argv = [os.path.join(PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{port}", "--control-socket",
-            os.path.join(directory, "control.sock"), "--workers", "1", "--", TESTWORKER]
+    argv = [os.path.join(PRODUCTS, "hyperglass"), "start", "--bind", bind or f"127.0.0.1:{free_port()}", "--control-socket",
+            control or os.path.join(directory, "control.sock"), "--workers", "1", "--", TESTWORKER]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": os.environ["PATH"]})
     try:
         out, _ = process.communicate(timeout=timeout)
@@ -501,7 +500,7 @@ def foreign_runtime_dir():
 
 
 def world_writable_runtime_dir():
-    """A control-socket directory anyone may write to (not sticky) is refused."""
+    """A control-socket directory anyone may write to (not sticky) is refused; so is one for a unix: bind."""
     base = tempfile.mkdtemp(prefix="hg-hostile-")
     os.chmod(base, 0o755)
     directory = os.path.join(base, "run")
@@ -509,11 +508,16 @@ def world_writable_runtime_dir():
     os.chmod(directory, 0o777)
     try:
         code, log = start_with_control_dir(directory, timeout=3)
+        bind_code, bind_log = start_with_control_dir(directory, timeout=3, bind=f"unix:{directory}/http.sock",
+                                                     control=os.path.join(base, "control.sock"))
     finally:
         subprocess.run(["rm", "-rf", base])
-    figures = {"exit": code, "log": log.strip().splitlines()[-1:] if log.strip() else []}
+    figures = {"exit": code, "log": log.strip().splitlines()[-1:] if log.strip() else [],
+               "unix_bind_exit": bind_code, "unix_bind_log": bind_log.strip().splitlines()[-1:] if bind_log.strip() else []}
     if code in (None, 0) or "writable by other users" not in log:
         fail("a world-writable directory was used for the control socket", **figures)
+    if bind_code in (None, 0) or "writable by other users" not in bind_log:
+        fail("a world-writable directory was used for a unix: bind", **figures)
     print(json.dumps(figures))
 
 
