@@ -10,6 +10,10 @@ final class ControlConnection {
     /// Bytes received; `consumed` of them are already taken as lines.
     private(set) var input: [UInt8] = []
     private var consumed = 0
+    /// Complete lines waiting in `input`, and where the unfinished one starts: counted as bytes arrive,
+    /// so no check rescans a 64 KiB buffer.
+    private var completeLines = 0
+    private var tailStart = 0
     /// Reply bytes; `sent` of them are already written.
     private(set) var output: [UInt8] = []
     private var sent = 0
@@ -37,22 +41,29 @@ final class ControlConnection {
     }
 
     var pendingOutput: Int { output.count - sent }
-    var hasUnfinishedLine: Bool { input.count > consumed && input[consumed...].lastIndex(of: 0x0A) == nil }
-    var hasCompleteLine: Bool { input[consumed...].contains(0x0A) }
+    var hasCompleteLine: Bool { completeLines > 0 }
     /// Length of the line still being received (after the last newline).
-    var unfinishedLength: Int { input.count - ((input[consumed...].lastIndex(of: 0x0A)).map { $0 + 1 } ?? consumed) }
+    var unfinishedLength: Int { input.count - tailStart }
 
     /// Whether to read more now: not while complete lines or too many reply bytes are waiting, so a
     /// pipelining client is served at the pace it reads its replies.
     var wantsRead: Bool { !closeAfterFlush && !readClosed && !hasCompleteLine && pendingOutput < ControlServer.maxPendingOutput }
 
     func received(_ bytes: UnsafeRawBufferPointer, at now: Instant) {
-        let hadUnfinished = input.count > consumed
+        let hadUnfinished = input.count > tailStart
+        let base = input.count
         input.append(contentsOf: bytes)
-        let tailStart = (input[consumed...].lastIndex(of: 0x0A)).map { $0 + 1 } ?? consumed
+        var newlines = 0
+        var last: Int? = nil
+        for (index, byte) in bytes.enumerated() where byte == 0x0A {
+            newlines += 1
+            last = index
+        }
+        completeLines += newlines
+        if let last { tailStart = base + last + 1 }
         if tailStart == input.count {
             lineStartedAt = nil
-        } else if !hadUnfinished || bytes.contains(0x0A) {
+        } else if !hadUnfinished || last != nil {
             // A new line began in these bytes; a line already under way keeps its first byte's time.
             lineStartedAt = now
         }
@@ -60,11 +71,19 @@ final class ControlConnection {
 
     /// The next complete request line, if any.
     func takeLine(at now: Instant) -> String? {
-        guard let newline = input[consumed...].firstIndex(of: 0x0A) else { return nil }
+        guard completeLines > 0, let newline = input[consumed...].firstIndex(of: 0x0A) else { return nil }
         let line = String(decoding: input[consumed..<newline], as: UTF8.self)
+        completeLines -= 1
         consumed = newline + 1
-        if consumed == input.count { input.removeAll(keepingCapacity: true); consumed = 0 }
-        else if consumed > 32768 { input.removeFirst(consumed); consumed = 0 }
+        if consumed == input.count {
+            input.removeAll(keepingCapacity: true)
+            consumed = 0
+            tailStart = 0
+        } else if consumed > 32768 {
+            input.removeFirst(consumed)
+            tailStart -= consumed
+            consumed = 0
+        }
         lastRequestAt = now
         return line
     }
