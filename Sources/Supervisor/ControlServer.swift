@@ -8,7 +8,7 @@ import SupervisorCore
 ///   root still get in, and the connection idle longest gives way to them;
 /// - input bounded by `maxLine`, reply bytes by `maxPendingOutput` (reading pauses until the client reads);
 /// - a line must be complete `lineTimeout` after its first byte; unread replies drop the client after `writeTimeout`;
-/// - the loop serves at most `linesPerTurn` requests per turn, one line per client in rotation;
+/// - the loop serves at most `linesPerTurn` requests, or `timePerTurn`, per turn, one line per client in rotation;
 /// - a reserve fd lets accept() make progress at EMFILE instead of spinning on a connection it cannot take.
 /// Everything is non-blocking: unsent reply bytes wait for EPOLLOUT.
 final class ControlServer {
@@ -19,6 +19,8 @@ final class ControlServer {
     static let maxLine = 64 * 1024
     static let maxPendingOutput = 256 * 1024
     static let linesPerTurn = 16
+    /// A turn stops taking requests once it has spent this long on them.
+    static let timePerTurn: Duration = .milliseconds(2)
     static let acceptsPerTurn = 16
     /// Time to send a complete line once its first byte arrived.
     static let lineTimeout: Duration = .seconds(5)
@@ -41,6 +43,9 @@ final class ControlServer {
     private var rotation: Int32 = -1
     private var epoll: Int32 = -1
     private var tag: UInt64 = 0
+    private var listenerData: UInt64 = 0
+    /// Accepting stopped because not even the reserve fd could be had: it resumes when a client closes.
+    private var acceptPaused = false
 
     init(path: String, group: String?) throws(SystemError) {
         var groupID: UInt32? = nil
@@ -64,6 +69,7 @@ final class ControlServer {
     func attach(epoll: Int32, listenerData: UInt64, clientTag: UInt64) throws(SystemError) {
         self.epoll = epoll
         tag = clientTag
+        self.listenerData = listenerData
         try Epoll.add(epoll, fd, HG_EPOLLIN, listenerData)
     }
 
@@ -81,12 +87,18 @@ final class ControlServer {
             case .success(let client): admit(client, at: now)
             case .failure(let error) where error.rawValue == EMFILE || error.rawValue == ENFILE:
                 // Out of fds: free the reserve, take the connection, and either make room for it or refuse it.
-                guard reserveFD >= 0 else { return }
-                Sys.close(reserveFD)
-                reserveFD = -1
-                if case .success(let client) = Sys.accept(fd) { admit(client, at: now, outOfDescriptors: true) }
-                reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                if reserveFD < 0 { return }
+                if reserveFD >= 0 {
+                    Sys.close(reserveFD)
+                    reserveFD = -1
+                    if case .success(let client) = Sys.accept(fd) { admit(client, at: now, outOfDescriptors: true) }
+                    reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                }
+                if reserveFD < 0 {
+                    // Not even that: a readable listener would wake the loop forever. Wait for a client to close.
+                    Epoll.modify(epoll, fd, 0, listenerData)
+                    acceptPaused = true
+                    return
+                }
             case .failure:
                 return  // EAGAIN, or an aborted connection: nothing more to take now
             }
@@ -170,23 +182,18 @@ final class ControlServer {
         settle(client)
     }
 
-    /// Up to `budget` request lines, one per client in turn, from clients that may be answered now.
-    func nextRequests(budget: Int = ControlServer.linesPerTurn, at now: Instant) -> [(fd: Int32, line: String)] {
-        var taken: [(fd: Int32, line: String)] = []
-        var progress = true
-        while taken.count < budget, progress {
-            progress = false
-            let order = clients.keys.sorted()
-            let start = order.firstIndex { $0 > rotation } ?? 0
-            for fd in order[start...] + order[..<start] where taken.count < budget {
-                guard let client = clients[fd], !client.closeAfterFlush, client.pendingOutput < ControlServer.maxPendingOutput,
-                      let line = client.takeLine(at: now) else { continue }
-                taken.append((fd, line))
-                rotation = fd
-                progress = true
-            }
+    /// The next request line, from the client after the last one served that may be answered now:
+    /// every client gets its turn, one line at a time.
+    func nextRequest(at now: Instant) -> (fd: Int32, line: String)? {
+        let order = clients.keys.sorted()
+        let start = order.firstIndex { $0 > rotation } ?? 0
+        for fd in order[start...] + order[..<start] {
+            guard let client = clients[fd], !client.closeAfterFlush, client.pendingOutput < ControlServer.maxPendingOutput,
+                  let line = client.takeLine(at: now) else { continue }
+            rotation = fd
+            return (fd, line)
         }
-        return taken
+        return nil
     }
 
     /// Whether complete lines wait for a turn: the loop polls instead of sleeping then.
@@ -264,5 +271,12 @@ final class ControlServer {
         }
         clients.removeValue(forKey: client.fd)
         Sys.close(client.fd)  // closing removes it from epoll too
+        if acceptPaused {
+            reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            if reserveFD >= 0 {
+                acceptPaused = false
+                Epoll.modify(epoll, fd, HG_EPOLLIN, listenerData)
+            }
+        }
     }
 }

@@ -6,11 +6,12 @@ import SupervisorCore
 /// Control requests: each line from a client becomes a reply now, or later (`--wait`), and reload
 /// turns the re-read configuration into a release for the pool to roll onto.
 extension EventLoop {
-    /// Answers this turn's share of control requests (ControlServer bounds it), then brings every
+    /// Answers this turn's share of control requests (16, or 2 ms), then brings every
     /// client's epoll interest in step with what is left.
     func serveControlRequests() {
-        let now = Sys.now
-        for (fd, line) in control.nextRequests(at: now) where control.isOpen(fd) {
+        let start = Sys.now
+        for _ in 0..<ControlServer.linesPerTurn {
+            guard Sys.now - start < ControlServer.timePerTurn, let (fd, line) = control.nextRequest(at: Sys.now) else { break }
             if let reply = answer(line, from: fd) { control.reply(to: fd, reply, at: Sys.now) }
         }
         control.settleAll()
