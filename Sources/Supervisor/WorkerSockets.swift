@@ -39,12 +39,18 @@ final class WorkerSockets {
         directory = try runtime.makePrivate(prefix: "workers")
     }
 
+    /// Counts every worker started: a slot removed and added again restarts its generations at 1 while
+    /// the old worker may still be draining with its sockets, so names carry this too.
+    private var started = 0
+
     /// Binds worker `slot`'s sockets for its generation `generation`.
     func prepare(slot: Int, generation: Int, health: Bool) throws(SystemError) -> Prepared {
-        let notifyName = "notify-\(slot)-\(generation)"
+        started += 1
+        let suffix = "\(slot)-\(generation)-\(started)"
+        let notifyName = "notify-\(suffix)"
         let notify = try directory.bind(notifyName, type: Int32(SOCK_DGRAM.rawValue), mode: 0o600, purpose: "worker \(slot)'s notify socket")
         var healthFD: Int32? = nil
-        let healthName = health ? "health-\(slot)-\(generation)" : nil
+        let healthName = health ? "health-\(suffix)" : nil
         if let healthName {
             do {
                 healthFD = try directory.bind(healthName, type: Int32(SOCK_STREAM.rawValue), mode: 0o600, backlog: 16, purpose: "worker \(slot)'s health socket")

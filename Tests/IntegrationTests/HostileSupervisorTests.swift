@@ -22,4 +22,7 @@ struct HostileSupervisorTests {
 
     @Test("a root worker claiming its sibling's pid in SCM_CREDENTIALS does not make the supervisor act on the sibling")
     func notifyImpersonationIsIgnored() { runHostile("impostor_worker") }
+
+    @Test("a slot removed and added again while its old worker drains starts at once (no 'Address already in use')")
+    func reAddedSlotGetsFreshSockets() { runHostile("rescale_while_draining") }
 }

@@ -603,7 +603,7 @@ def squat_worker_sockets():
             # The files' likely names, whether or not the listing shows them (the directory is 0755).
             for entry in os.listdir(s.dir):
                 if entry.startswith("workers."):
-                    names += [f"{s.dir}/{entry}/{kind}-0-1" for kind in ("health", "notify")]
+                    names += [f"{s.dir}/{entry}/{kind}-0-1-1" for kind in ("health", "notify")]
             for name in set(names):
                 address = "\0" + name[1:] if name.startswith("@") else name
                 for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
@@ -651,6 +651,23 @@ def squat_worker_sockets():
         s.stop()
 
 
+def rescale_while_draining():
+    """A slot removed and added again while its old worker still drains gets new sockets, not the old names."""
+    s = Supervisor(extra=["--health-path", "/health", "--graceful-timeout", "10s"], workers=2, worker_args=["--ignore-term"])
+    try:
+        down = s.request({"v": 1, "cmd": "workers", "set": 1})
+        up = s.request({"v": 1, "cmd": "workers", "set": 2, "wait": True}, timeout=8)
+        log = s.log_text()
+        figures = {"down": down.get("ok"), "up": up.get("ok"), "address_in_use": "Address already in use" in log}
+        if not up.get("ok") or "Address already in use" in log:
+            fail("the re-added slot did not start while the old worker drained: " + log[-400:], **figures)
+        print(json.dumps(figures))
+    finally:
+        for child in s.children():
+            os.kill(child, signal.SIGKILL)
+        s.stop()
+
+
 def stat_is_socket(path):
     import stat as st
     return st.S_ISSOCK(os.lstat(path).st_mode)
@@ -658,7 +675,7 @@ def stat_is_socket(path):
 
 SCENARIOS = {f.__name__: f for f in [idle_lockout, pipelined_flood, half_close_after_long_line, emfile, drip, request_then_shutdown, signal_after_reap,
                                           foreign_runtime_dir, world_writable_runtime_dir, symlink_swap,
-                                          impostor_worker, squat_worker_sockets]}
+                                          impostor_worker, squat_worker_sockets, rescale_while_draining]}
 
 if __name__ == "__main__":
     if os.getuid() != 0:
