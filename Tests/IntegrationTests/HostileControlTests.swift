@@ -31,8 +31,13 @@ func runDriver(_ arguments: [String], timeout: Double) -> (status: Int32, out: S
     return (process.terminationStatus, read(outPath), read(errPath))
 }
 
+/// Every hostile scenario, one at a time: the timing ones (CPU, watchdog gaps) must not share the machine with another.
 @Suite(.serialized, .timeLimit(.minutes(5)))
-struct HostileControlTests {
+struct Hostile {}
+
+extension Hostile {
+@Suite(.timeLimit(.minutes(5)))
+struct ControlClients {
     @Test("80 idle connections of a control_group member do not lock root out")
     func idleConnectionsDoNotLockRootOut() { runHostile("idle_lockout") }
 
@@ -50,4 +55,5 @@ struct HostileControlTests {
 
     @Test("requests followed at once by shutdown(SHUT_WR) are executed and answered")
     func requestThenShutdownIsAnswered() { runHostile("request_then_shutdown") }
+}
 }

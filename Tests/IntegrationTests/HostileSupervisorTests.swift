@@ -3,8 +3,9 @@ import Glibc
 import Testing
 
 /// Local users and workers against the supervisor's processes and sockets (issue 11), through Hostile/hostile.py.
-@Suite(.serialized, .timeLimit(.minutes(5)))
-struct HostileSupervisorTests {
+extension Hostile {
+@Suite(.timeLimit(.minutes(5)))
+struct LocalUsersAndWorkers {
     @Test("no kill() names a worker's pid or process group once wait4 reaped it", .enabled(if: access("/usr/bin/strace", X_OK) == 0, "needs strace"))
     func noSignalAfterReap() { runHostile("signal_after_reap") }
 
@@ -25,4 +26,5 @@ struct HostileSupervisorTests {
 
     @Test("a slot removed and added again while its old worker drains starts at once (no 'Address already in use')")
     func reAddedSlotGetsFreshSockets() { runHostile("rescale_while_draining") }
+}
 }
