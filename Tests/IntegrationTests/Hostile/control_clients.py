@@ -202,9 +202,14 @@ def request_then_shutdown():
         for _ in range(20):
             c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             c.settimeout(3)
-            c.connect(s.control)
-            c.sendall(b'{"cmd":"ping"}\n{"cmd":"version"}\n')
-            c.shutdown(socket.SHUT_WR)
+            # The supervisor is stopped meanwhile, so it finds the requests and the end of input at once.
+            os.kill(s.pid, signal.SIGSTOP)
+            try:
+                c.connect(s.control)
+                c.sendall(b'{"cmd":"ping"}\n{"cmd":"version"}\n')
+                c.shutdown(socket.SHUT_WR)
+            finally:
+                os.kill(s.pid, signal.SIGCONT)
             data = b""
             try:
                 while True:
