@@ -14,8 +14,6 @@ int hg_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0,
 extern char **environ;
 char **hg_environ(void) { return environ; }
 
-pid_t hg_reap_any(int *status) { return waitpid(-1, status, WNOHANG); }
-
 pid_t hg_peek_exited(void) {
     siginfo_t info;
     memset(&info, 0, sizeof info);

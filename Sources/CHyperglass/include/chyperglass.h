@@ -39,8 +39,6 @@ void hg_timerfd_drain(int fd);
 int hg_set_child_subreaper(void);
 /// The process environment (glibc's `environ`), which Swift 6 cannot read as a global safely.
 char **hg_environ(void);
-/// waitpid(-1, WNOHANG): returns the pid (0 when none, -1 when no children); *status gets the raw status.
-pid_t hg_reap_any(int *status);
 /// waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT): the pid of an exited child left unreaped (its zombie
 /// keeps the pid, and the process group it leads, from being reused), 0 when none, -1 when no children.
 pid_t hg_peek_exited(void);
