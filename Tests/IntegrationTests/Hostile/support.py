@@ -1,6 +1,6 @@
 """What every hostile scenario needs: a real `hyperglass start` (support.PRODUCTS is set by hostile.py),
 users to play, bounded waits. Every process started is ended by pid."""
-import json, os, resource, signal, socket, stat, subprocess, sys, tempfile, threading, time
+import json, os, resource, shutil, signal, socket, stat, subprocess, sys, tempfile, threading, time
 
 PRODUCTS = None  # the directory holding the built binaries
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,8 +58,9 @@ class Supervisor:
             wait_for(lambda: supervisor_pid() is not None, 5)
             self.pid = supervisor_pid() or self.process.pid
         if not wait_for(lambda: self.request({"cmd": "ping"}, timeout=1).get("ok") is True, 10):
+            log = self.log_text()
             self.stop()
-            fail("the supervisor did not answer ping at start: " + self.log_text())
+            fail("the supervisor did not answer ping at start: " + log)
 
     def _record_pings(self):
         while self.listening:
@@ -128,6 +129,10 @@ class Supervisor:
                     os.kill(child, signal.SIGKILL)
                 self.process.kill()
                 self.process.wait(5)
+        if self.notify:
+            self.notify.close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def child_pids(pid):
