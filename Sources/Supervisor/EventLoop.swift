@@ -1,4 +1,5 @@
 import CHyperglass
+import CSupervisorSignals
 import ControlProtocol
 import Glibc
 import SupervisorCore
@@ -38,8 +39,13 @@ final class EventLoop {
     /// epoll data for a worker's notify socket: this bit plus its fd.
     private static let notifyTag: UInt64 = 1 << 34
 
-    /// The signals the loop handles; they must be blocked before any thread exists.
-    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
+    /// The signals the loop handles; they must be blocked before any thread exists (a constructor in
+    /// CSupervisorSignals blocks them before main, and main blocks them again in case it did not run).
+    static let handledSignals: [Int32] = {
+        var count: Int32 = 0
+        let list = hg_supervisor_signals(&count)
+        return (0..<Int(count)).map { list![$0] }
+    }()
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
          workerSockets: WorkerSockets, control: ControlServer, log: Log) throws(SystemError) {
