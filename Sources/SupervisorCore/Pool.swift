@@ -140,7 +140,9 @@ public struct Pool: Sendable {
 
     private mutating func signalReceived(_ signal: Signal, at now: Instant) -> [Action] {
         switch signal {
-        case .terminate, .interrupt:
+        // SIGQUIT drains too (as nginx does, not Gunicorn's quick exit): a runtime or an operator that sends it
+        // still expects in-flight requests to finish; a second signal of any of the three skips the wait.
+        case .terminate, .interrupt, .quit:
             if case .stopping = phase { return killAll(reason: "second \(SignalName.of(signal.rawValue))") }
             return beginStop(exitCode: 0, reason: "\(SignalName.of(signal.rawValue)) received", at: now)
         case .ttin:
@@ -149,7 +151,7 @@ public struct Pool: Sendable {
         case .ttou:
             guard desired > 1 else { return [.log(.warning, "SIGTTOU: already at 1 worker, the minimum")] }
             return scale(to: desired - 1, at: now)
-        case .hangup, .abort, .kill, .quit, .cont:
+        case .hangup, .abort, .kill, .cont:
             // SIGHUP reloads, but reading the configuration is the shell's part: it sends `reloadRequested`.
             return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored")]
         }
