@@ -102,6 +102,9 @@ final class EventLoop {
                 case .timer:
                     hg_timerfd_drain(timer)
                     armedDeadline = nil
+                    // Exits that came before the deadline count first: a successor that died within min_ready
+                    // must fail the roll even when the loop wakes late and finds both at once.
+                    reapChildren()
                     dispatch(.deadlineReached)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
