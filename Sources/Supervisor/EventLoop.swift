@@ -13,7 +13,8 @@ final class EventLoop {
     var reloader: Reloader
     private let prober = Prober()
     /// Each worker's private socket for probes, by pid.
-    private var healthAddresses: [Int32: String] = [:]
+    var healthAddresses: [Int32: String] = [:]
+    var spawns = SpawnTable()
     var lastRelease = 1
     /// Changed settings a reload could not apply, by roll id, for its reply.
     var reloadNotes: [Int: String] = [:]
@@ -38,6 +39,8 @@ final class EventLoop {
     static let clientTag: UInt64 = 1 << 32
     /// epoll data for a health probe's connection: this bit plus its fd.
     private static let probeTag: UInt64 = 1 << 33
+    /// epoll data for a spawn's exec report pipe: this bit plus its fd.
+    static let spawnTag: UInt64 = 1 << 34
 
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
@@ -65,7 +68,9 @@ final class EventLoop {
         dispatch(.started)
         var events = [hg_event](repeating: hg_event(), count: 16)
         while exitCode == nil {
-            let n = hg_epoll_wait(epoll, &events, Int32(events.count), -1)
+            startQueuedSpawns()
+            // Spawns left for the next turn: look at other events without sleeping, then fork more.
+            let n = hg_epoll_wait(epoll, &events, Int32(events.count), spawns.queued.isEmpty ? -1 : 0)
             if n < 0 {
                 precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
                 continue
@@ -79,6 +84,10 @@ final class EventLoop {
                         // The request is out: wait for the answer only (a writable socket would wake us at once, forever).
                         _ = hg_epoll_mod(epoll, fd, HG_EPOLLIN, event.data)
                     }
+                    continue
+                }
+                if event.data & EventLoop.spawnTag != 0 {
+                    spawnReported(Int32(truncatingIfNeeded: event.data))
                     continue
                 }
                 if event.data & EventLoop.clientTag != 0 {
@@ -136,6 +145,7 @@ final class EventLoop {
             let pid = hg_reap_any(&status)
             if pid <= 0 { return }
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+            guard reapedSpawn(pid) else { continue }
             healthAddresses.removeValue(forKey: pid)
             dispatch(.exited(pid: pid, status: exit))
         }
@@ -157,13 +167,8 @@ final class EventLoop {
     private func perform(_ action: Action) -> Event? {
         switch action {
         case let .spawn(slot, generation, release):
-            do {
-                let started = try spawner.spawn(slot: slot, generation: generation, release: release)
-                healthAddresses[started.pid] = started.healthAddress
-                return .spawned(slot: slot, generation: generation, pid: started.pid)
-            } catch {
-                return .spawnFailed(slot: slot, generation: generation, reason: error.description)
-            }
+            // Forked on the next loop turns, its exec result an event of its own (EventLoop+Spawn.swift).
+            queueSpawn(slot: slot, generation: generation, release: release)
         case let .signal(pid, signal):
             Sys.signalGroup(pid, signal.rawValue)
         case let .probe(pid):

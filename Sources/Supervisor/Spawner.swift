@@ -16,9 +16,11 @@ struct Spawner {
         let healthSocket: Bool
     }
 
-    /// A started worker, and the address of its health socket when it has one.
+    /// A forked worker whose exec result is still to come on `reportFD` (see `hg_spawn_start`),
+    /// and the address of its health socket when it has one.
     struct Started {
         let pid: Int32
+        let reportFD: Int32
         let healthAddress: String?
     }
 
@@ -55,7 +57,7 @@ struct Spawner {
         releases = releases.filter { inUse.contains($0.key) }
     }
 
-    /// Forks and execs one worker; returns its pid once exec succeeded.
+    /// Forks one worker and returns at once; whether its exec succeeded arrives later on `reportFD`.
     func spawn(slot: Int, generation: Int, release number: Int) throws(SystemError) -> Started {
         guard let release = releases[number] else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
         let command = release.command
@@ -83,13 +85,14 @@ struct Spawner {
         env.append("LISTEN_PID=" + String(repeating: " ", count: 24))
         if release.watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
         var error: Int32 = 0
+        var reportFD: Int32 = -1
         let pid = withCStrings(command) { argv in
             withCStrings(env) { envp in
-                hg_spawn(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), &error)
+                hg_spawn_start(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), &reportFD, &error)
             }
         }
         guard pid > 0 else { throw SystemError(operation: "start \(command[0])", errno: error) }
-        return Started(pid: pid, healthAddress: healthAddress)
+        return Started(pid: pid, reportFD: reportFD, healthAddress: healthAddress)
     }
 }
 

@@ -171,6 +171,8 @@ public struct Pool: Sendable {
         if phase.isActive {
             for slot in slots where slot.pid == nil {
                 if let due = slot.restartAt, due <= now {
+                    // The exec result comes later as an event: a due restart left armed would fire again meanwhile.
+                    slots[slot.id].restartAt = nil
                     actions.append(.spawn(slot: slot.id, generation: slot.generation + 1, release: slot.release))
                 }
             }
