@@ -18,7 +18,12 @@ final class EventLoop {
     var lastRelease = 1
     /// Changed settings a reload could not apply, by roll id, for its reply.
     var reloadNotes: [Int: String] = [:]
-    private let listeners: [Listener]
+    let listeners: [Listener]
+    /// The autoscaling policy when `workers = auto:MIN-MAX` (EventLoop+Autoscale.swift), nil otherwise.
+    var autoscaler: Autoscaler?
+    var loadSampler = LoadSampler()
+    /// How many workers of max_memory fit in the supervisor's memory (cgroup limit or MemTotal), if max_memory is set.
+    var memoryCeiling: Int?
     let notifier: SystemdNotifier
     private let notifySocket: WorkerNotifySocket
     let log: Log
@@ -46,7 +51,8 @@ final class EventLoop {
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log) throws(SystemError) {
+         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log, autoscaler: Autoscaler? = nil,
+         memoryCeiling: Int? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
@@ -55,12 +61,16 @@ final class EventLoop {
         self.notifier = notifier
         self.notifySocket = notifySocket
         self.log = log
+        self.autoscaler = autoscaler
+        self.memoryCeiling = memoryCeiling
+        if let autoscaler { self.pool.scalingNote = autoscaler.summary(current: pool.desired, memoryCeiling: memoryCeiling) }
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
         for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify), (control.fd, .control)] {
             try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, source.rawValue) }
         }
+        if autoscaler != nil { watchListenersForLoad(add: true) }
     }
 
     /// Runs until the pool says exit; returns the exit code.
@@ -90,6 +100,10 @@ final class EventLoop {
                     spawnReported(Int32(truncatingIfNeeded: event.data))
                     continue
                 }
+                if event.data & EventLoop.listenerTag != 0 {
+                    loadArrived()
+                    continue
+                }
                 if event.data & EventLoop.clientTag != 0 {
                     controlClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
                     continue
@@ -100,6 +114,7 @@ final class EventLoop {
                     hg_timerfd_drain(timer)
                     armedDeadline = nil
                     dispatch(.deadlineReached)
+                    loadSampleDue(at: Sys.now)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     armTimer()
@@ -133,7 +148,10 @@ final class EventLoop {
                     _ = reload()
                 }
             } else if let signal = Signal(rawValue: signo) {
+                let before = pool.desired
                 dispatch(.signalReceived(signal))
+                // SIGTTIN/SIGTTOU set the count as `workers N` does: it holds until `workers auto`.
+                if (signal == .ttin || signal == .ttou), pool.desired != before { pinWorkers(pool.desired) }
             }
         }
     }
@@ -195,7 +213,7 @@ final class EventLoop {
     }
 
     func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline].compactMap { $0 }.min()
+        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

@@ -37,7 +37,9 @@ enum Start {
                                             group: settings.controlGroup)
             log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
-                                     notifySocket: notifySocket, control: control, log: log)
+                                     notifySocket: notifySocket, control: control, log: log,
+                                     autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
+                                     memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory))
             return loop.run()
         } catch {
             log(.error, "\(error)")

@@ -7,7 +7,8 @@ public struct AutoscalePolicy: Equatable, Sendable {
     /// Between two samples while the pool is loaded or above its floor. Idle at the floor: no samples.
     public var sampleInterval: Duration = .seconds(1)
     /// Between two scale-ups: new workers need a moment to start and drain the queue that called them.
-    public var upCooldown: Duration = .seconds(2)
+    /// One sample interval: a burst's first connection adds a worker at once, the rest of it a second later.
+    public var upCooldown: Duration = .seconds(1)
     /// Quiet time (nothing queued, CPU low) before the first scale-down; later steps come every third of it.
     public var downDelay: Duration = .seconds(30)
     /// A worker using this share of one CPU or more is busy (async workers never let a queue build up).
@@ -55,7 +56,7 @@ public struct ScalingChange: Equatable, Sendable {
 
 /// The autoscaling policy. Pure: the shell passes samples, the current count and the time in; it gets
 /// the new count back. Grows at once by one worker per queued connection (or to bring CPU back to the
-/// target), at most every `upCooldown`; shrinks only after `downDelay` of quiet, by half the surplus at a
+/// target), at most every `upCooldown` (1 s); shrinks only after `downDelay` of quiet, by half the surplus at a
 /// time; holds during a roll or while pinned; a shrink the load proves premature makes the next wait
 /// twice as long (up to 8 ×), so a load that comes and goes does not make the pool flap.
 public struct Autoscaler: Equatable, Sendable {
@@ -205,5 +206,16 @@ public struct Autoscaler: Equatable, Sendable {
         if let pinned { return "autoscaling \(range) paused: pinned at \(pinned) (hyperglassctl workers auto resumes)" }
         guard let lastChange else { return "autoscaling \(range)" }
         return "autoscaling \(range); last change \(lastChange.from) → \(lastChange.to): \(lastChange.reason)"
+    }
+}
+
+extension Autoscaler {
+    /// The autoscaler `workers = auto:MIN-MAX` asks for; nil when the count is fixed.
+    public init?(settings: Settings, onlineCPUs: Int) {
+        guard let range = settings.autoscaleRange else { return nil }
+        var policy = AutoscalePolicy(floor: range.lowerBound, ceiling: range.upperBound)
+        policy.downDelay = settings.scaleDownDelay
+        policy.cpus = onlineCPUs
+        self.init(policy: policy)
     }
 }

@@ -14,9 +14,16 @@ public struct ConfigKey: Sendable {
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }
 
     public static let all: [ConfigKey] = [
-        ConfigKey(name: "workers", section: "supervisor", repeatable: false, accepts: "'auto' or a number from 1 to max_workers") {
+        ConfigKey(name: "workers", section: "supervisor", repeatable: false,
+                  accepts: "'auto' (2 x CPUs), a number from 1 to max_workers, or auto:MIN-MAX to autoscale (e.g. auto:1-16)") {
             s, v throws(ConfigValueError) in
-            if v == "auto" { s.workers = .auto } else { s.workers = .fixed(try ValueParser.integer(v, in: 1...1_000_000)) }
+            if v == "auto" { s.workers = .auto } else if v.hasPrefix("auto:") { s.workers = .range(try ValueParser.workerRange(String(v.dropFirst(5)))) } else { s.workers = .fixed(try ValueParser.integer(v, in: 1...1_000_000)) }
+        },
+        ConfigKey(name: "scale_down_delay", section: "supervisor", repeatable: false, accepts: "a duration such as 30s (at least 1s)") {
+            s, v throws(ConfigValueError) in
+            let delay = try ValueParser.duration(v)
+            guard delay >= .seconds(1) else { throw ConfigValueError("\(delay.spoken) is too short") }
+            s.scaleDownDelay = delay
         },
         ConfigKey(name: "max_workers", section: "supervisor", repeatable: false, accepts: "a number from 1 to 1024") {
             s, v throws(ConfigValueError) in s.maxWorkers = try ValueParser.integer(v, in: 1...1024)

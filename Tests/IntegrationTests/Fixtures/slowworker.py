@@ -1,0 +1,22 @@
+#!/usr/bin/env python3
+"""A worker that serves one connection at a time on the inherited fd 3 and holds each for --hold
+seconds before answering, like a sync worker waiting on a slow backend: while it holds one, the
+next connections wait in the kernel's accept queue, where the supervisor can see them."""
+import argparse, os, socket, sys, time
+
+p = argparse.ArgumentParser()
+p.add_argument("--hold", type=float, default=3.0)
+args = p.parse_args()
+if os.environ.get("LISTEN_PID") != str(os.getpid()):
+    sys.exit("slowworker.py: LISTEN_PID is not ours")
+listener = socket.socket(fileno=3)
+while True:
+    conn, _ = listener.accept()
+    with conn:
+        conn.settimeout(10)
+        try:
+            conn.recv(4096)
+            time.sleep(args.hold)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+        except OSError:
+            pass
