@@ -32,7 +32,7 @@ fi
 echo "# spawn: $(date -u +%FT%TZ), $(nproc) CPUs, $(uname -r), BIN=$BIN, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "## scale-up $FROM -> $TO under a back-to-back control-socket ping"
 cpu0=$(awk '{print $14 + $15}' /proc/"$HPID"/stat)
-python3 "$BENCH_DIR/spawnwatch.py" "$SOCK" "$FROM" "$TO" "$ROUNDS"
+python3 "$BENCH_DIR/spawnwatch.py" "$SOCK" "$FROM" "$TO" "$ROUNDS" "$HPID"
 cpu1=$(awk '{print $14 + $15}' /proc/"$HPID"/stat)
 echo "supervisor CPU over the $ROUNDS rounds (up and back down): $(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) )) ms"
 

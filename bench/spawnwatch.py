@@ -3,13 +3,28 @@
 the scale-up took (until `workers TO --wait` answered: with readiness exec, every new worker has
 exec'd) and the slowest `ping` answered meanwhile.
 
-usage: spawnwatch.py SOCKET FROM TO ROUNDS
+usage: spawnwatch.py SOCKET FROM TO ROUNDS [SUPERVISOR_PID]
+With the supervisor's pid, each round also reports its time on a CPU and its time runnable but
+waiting for one (/proc/PID/schedstat): a ping delayed while the supervisor waited for a CPU is the
+machine's load, not the loop blocking.
 The pinger sends {"cmd":"ping"} back to back on one connection (one request in flight at a time);
 between rounds the pool goes back to FROM and the pinger is idle.
 """
-import json, socket, sys, threading, time
+import json, os, socket, sys, threading, time
 
 sock_path, lo, hi, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+spid = sys.argv[5] if len(sys.argv) > 5 else None
+
+def schedstat():
+    if not spid:
+        return (0, 0)
+    total = [0, 0]
+    for task in os.listdir(f"/proc/{spid}/task"):
+        with open(f"/proc/{spid}/task/{task}/schedstat") as f:
+            on_cpu, waiting = f.read().split()[:2]
+        total[0] += int(on_cpu)
+        total[1] += int(waiting)
+    return tuple(total)
 
 def request(conn, obj):
     conn.sendall((json.dumps(obj) + "\n").encode())
@@ -69,13 +84,17 @@ for r in range(rounds):
     t = threading.Thread(target=pinger)
     t.start()
     time.sleep(0.05)
+    s0 = schedstat()
     took = scale(hi)
+    s1 = schedstat()
     stop.set()
     t.join(30)
     pings.sort()
     results.append((took, pings[-1], pings[len(pings) // 2], len(pings)))
     print(f"round {r + 1}: {lo} -> {hi} in {took * 1000:7.1f} ms; pings during it: {len(pings)}, "
-          f"median {pings[len(pings) // 2] * 1000:.2f} ms, slowest {pings[-1] * 1000:.1f} ms", flush=True)
+          f"median {pings[len(pings) // 2] * 1000:.2f} ms, slowest {pings[-1] * 1000:.1f} ms"
+          + (f"; supervisor on a CPU {(s1[0] - s0[0]) / 1e6:.1f} ms, runnable but waiting for one {(s1[1] - s0[1]) / 1e6:.1f} ms" if spid else ""),
+          flush=True)
     scale(lo)
 
 took = sorted(x[0] for x in results)

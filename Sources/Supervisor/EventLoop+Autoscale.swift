@@ -11,8 +11,29 @@ extension EventLoop {
     /// epoll data for a listener watched for load: this bit plus its fd.
     static let listenerTag: UInt64 = 1 << 35
 
+    /// A reload's settings: a new range (or scale_down_delay, max_memory) applies from now on, keeping a
+    /// pinned count; `workers = auto:MIN-MAX` added or removed turns autoscaling on or off.
+    func reconfigureAutoscaling(_ settings: Settings) {
+        memoryCeiling = LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory)
+        guard var fresh = Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()) else {
+            if autoscaler != nil { log(.notice, "autoscaling off: workers is no longer auto:MIN-MAX") }
+            autoscaler = nil
+            pool.scalingNote = nil
+            return
+        }
+        if let old = autoscaler, old.policy == fresh.policy { return }
+        if let pinned = autoscaler?.pinned { fresh.pin(pinned, current: pool.desired, at: Sys.now) }
+        let wasOn = autoscaler != nil
+        autoscaler = fresh
+        pool.scalingNote = fresh.summary(current: pool.desired, memoryCeiling: memoryCeiling)
+        loadSampler.reset()
+        watchListenersForLoad(add: !listenersWatched)
+        log(.notice, "autoscaling \(wasOn ? "now" : "on:") \(fresh.policy.floor)-\(fresh.policy.ceiling)")
+    }
+
     /// Watches every listener for one connection (`add` the first time, re-armed after).
     func watchListenersForLoad(add: Bool) {
+        listenersWatched = true
         for listener in listeners {
             _ = hg_epoll_watch_once(epoll, listener.fd, EventLoop.listenerTag | UInt64(UInt32(bitPattern: listener.fd)), add ? 1 : 0)
         }

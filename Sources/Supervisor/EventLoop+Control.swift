@@ -114,6 +114,7 @@ extension EventLoop {
             log(.warning, "reload: " + note)
             reloadNotes[pool.nextRollID] = note
         }
+        reconfigureAutoscaling(plan.settings)
         spawner.keepOnly(Set(pool.slots.map(\.release) + pool.workers.values.map(\.release)))
         lastRelease += 1
         spawner.register(release: lastRelease, settings: plan.settings)

@@ -24,6 +24,8 @@ final class EventLoop {
     var loadSampler = LoadSampler()
     /// How many workers of max_memory fit in the supervisor's memory (cgroup limit or MemTotal), if max_memory is set.
     var memoryCeiling: Int?
+    /// Whether the listeners are in the epoll set (for autoscaling's first-connection watch).
+    var listenersWatched = false
     let notifier: SystemdNotifier
     private let notifySocket: WorkerNotifySocket
     let log: Log

@@ -82,7 +82,7 @@ public struct Autoscaler: Equatable, Sendable {
     var lastDownAt: Instant? = nil
     /// When the current stretch of sampling began (a connection arrived, autoscaling resumed).
     var samplingSince: Instant? = nil
-    /// Multiplies `downDelay`; doubled by each premature shrink, reset once the pool rests at its floor.
+    /// Multiplies `downDelay`; doubled by each premature shrink, back to 1 after a shrink that held.
     public private(set) var downDelayFactor = 1
 
     public init(policy: AutoscalePolicy) { self.policy = policy }
@@ -125,13 +125,18 @@ public struct Autoscaler: Equatable, Sendable {
         let busyCPU = cpu >= policy.cpuHigh && roomForCPU
         let quiet = !busyQueue && cpu < policy.cpuLow
 
-        if busyQueue || busyCPU {
-            if let downAt = unconfirmedDownAt, now - downAt < policy.downDelay * downDelayFactor {
+        if let downAt = unconfirmedDownAt {
+            if now - downAt >= policy.downDelay * downDelayFactor {
+                // The last shrink held for a whole delay: the load is not flapping (any more).
+                downDelayFactor = 1
+                unconfirmedDownAt = nil
+            } else if busyQueue || busyCPU {
+                // The load came back within the delay: that shrink was premature; wait longer next time.
                 downDelayFactor = min(downDelayFactor * 2, 8)
+                unconfirmedDownAt = nil
             }
-            unconfirmedDownAt = nil
-            lastBusyAt = now
         }
+        if busyQueue || busyCPU { lastBusyAt = now }
         guard hold == nil else { return nil }
         if current > ceiling {
             return change(current, to: ceiling, reason: "above the ceiling of \(ceiling)", at: now)
@@ -155,12 +160,9 @@ public struct Autoscaler: Equatable, Sendable {
         }
         guard quiet else { return nil }
         if current == policy.floor {
-            // Resting at the floor: stop sampling until a connection arrives, and forgive past flapping.
-            if unconfirmedDownAt == nil || now - unconfirmedDownAt! >= policy.downDelay * downDelayFactor {
-                mode = .waitingForLoad
-                downDelayFactor = 1
-                unconfirmedDownAt = nil
-            }
+            // Resting at the floor: no samples until a connection arrives (which also tells whether the
+            // last shrink was premature).
+            mode = .waitingForLoad
             return nil
         }
         let delay = policy.downDelay * downDelayFactor

@@ -48,8 +48,8 @@ struct AutoscaleTests {
         #expect(supervisor.log.contains("quiet for 2s: nothing queued"), "\(supervisor.log)")
         #expect(eventually(timeout: 5) { supervisor.liveWorkers.count == 1 }, "the removed workers drain and exit")
 
-        // At the floor and quiet: once the last shrink is confirmed (2 s), no more samples, no wake-ups.
-        Thread.sleep(forTimeInterval: 2.5)
+        // At the floor and quiet: from the next sample on (1 s), no more samples, no wake-ups.
+        Thread.sleep(forTimeInterval: 1.5)
         let before = contextSwitches(supervisor.pid)
         Thread.sleep(forTimeInterval: 3)
         let woke = contextSwitches(supervisor.pid) - before

@@ -149,6 +149,26 @@ struct AutoscalerTests {
         #expect(zip(shrinks, shrinks.dropFirst()).allSatisfy { $1 - $0 >= .seconds(60) }, "\(shrinks)")
     }
 
+    @Test("after a shrink that held for a whole delay, the next shrink waits the plain delay again")
+    func heldShrinkResetsTheDelay() {
+        var h = Harness(floor: 1, ceiling: 16)
+        _ = h.scaler.loadArrived(at: h.now)
+        h.sample(queued: 7)
+        h.quiet(for: .seconds(30))
+        #expect(h.count == 4)
+        h.sample(queued: 1, after: .seconds(3))
+        #expect(h.scaler.downDelayFactor == 2, "the load came back 3 s after the shrink")
+        h.quiet(for: .seconds(60))
+        #expect(h.count == 3, "60 s of quiet, then half the surplus")
+        h.quiet(for: .seconds(120))
+        #expect(h.count == 1)
+        #expect(h.scaler.downDelayFactor == 1, "that shrink held for its whole (doubled) delay")
+        h.sample(queued: 2)
+        let grownAt = h.now
+        h.quiet(for: .seconds(30))
+        #expect(h.changes.last?.at == grownAt + .seconds(30) - AutoscalerTests.t0, "back to a 30 s delay")
+    }
+
     @Test("random samples never take the count below the floor or above the ceiling")
     func boundsUnderRandomLoad() {
         var random = SplitMix64(seed: 14)

@@ -2,7 +2,7 @@
 """A worker that serves one connection at a time on the inherited fd 3 and holds each for --hold
 seconds before answering, like a sync worker waiting on a slow backend: while it holds one, the
 next connections wait in the kernel's accept queue, where the supervisor can see them."""
-import argparse, os, socket, sys, time
+import argparse, os, select, socket, sys, time
 
 p = argparse.ArgumentParser()
 p.add_argument("--hold", type=float, default=3.0)
@@ -11,7 +11,12 @@ if os.environ.get("LISTEN_PID") != str(os.getpid()):
     sys.exit("slowworker.py: LISTEN_PID is not ours")
 listener = socket.socket(fileno=3)
 while True:
-    conn, _ = listener.accept()
+    # The shared listener is non-blocking: another worker may take the connection first.
+    select.select([listener], [], [])
+    try:
+        conn, _ = listener.accept()
+    except BlockingIOError:
+        continue
     with conn:
         conn.settimeout(10)
         try:
