@@ -37,16 +37,22 @@ cpu1=$(awk '{print $14 + $15}' /proc/"$HPID"/stat)
 echo "supervisor CPU over the $ROUNDS rounds (up and back down): $(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) )) ms"
 
 echo "## SIGKILL -> replacement exec'd, from the supervisor's side (strace -ttt, $KILLS kills)"
-wait_until 30 pool_ready "$SOCK" "$FROM"
+# A pool of KILLS workers, each killed once, oldest first: a slot killed twice within backoff_reset
+# would wait for its backoff (1 s) instead of being replaced at once.
+stop_pid "$HPID"
+SOCK=$WORK/k.sock
+"$BIN/hyperglass" start --workers "$KILLS" --bind "127.0.0.1:$((PORT + 1))" --control-socket "$SOCK" \
+    --readiness exec >"$WORK/kills.log" 2>&1 &
+HPID=$!; track "$HPID"
+wait_until 30 pool_ready "$SOCK" "$KILLS" || { echo "no $KILLS workers ready" >&2; exit 1; }
+originals=$(cat /proc/"$HPID"/task/*/children)
 TRACE=$WORK/strace.txt
 strace -ttt -qq -e trace=wait4,clone,clone3,fork,vfork,read -o "$TRACE" -p "$HPID" &
 SPID=$!; track "$SPID"
 sleep 1
-for ((k = 0; k < KILLS; k++)); do
-    # A different slot each time: a slot killed again within backoff_reset waits for its backoff.
-    victim=$(cat /proc/"$HPID"/task/*/children | tr ' ' '\n' | grep . | sed -n "$(( k % FROM + 1 ))p")
+for victim in $originals; do
     kill -KILL "$victim"
-    wait_until 10 pool_ready "$SOCK" "$FROM" || { echo "no replacement for $victim within 10 s" >&2; exit 1; }
+    wait_until 10 pool_ready "$SOCK" "$KILLS" || { echo "no replacement for $victim within 10 s" >&2; exit 1; }
     sleep 0.3
 done
 kill -INT "$SPID"; wait "$SPID" 2>/dev/null || true
