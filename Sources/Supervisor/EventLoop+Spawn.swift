@@ -54,7 +54,8 @@ extension EventLoop {
             // A scale-down, a stop or an aborted roll may have come since the pool asked.
             guard pool.wantsSpawn(slot: request.slot, generation: request.generation) else { continue }
             do {
-                let started = try spawner.spawn(slot: request.slot, generation: request.generation, release: request.release)
+                let started = try spawner.spawn(slot: request.slot, generation: request.generation, release: request.release,
+                                                settings: pool.releases[request.release])
                 spawns.inFlight[started.reportFD] = SpawnTable.InFlight(request: request, pid: started.pid, healthAddress: started.healthAddress)
                 spawns.reportFD[started.pid] = started.reportFD
                 _ = hg_epoll_add(epoll, started.reportFD, HG_EPOLLIN, EventLoop.spawnTag | UInt64(UInt32(bitPattern: started.reportFD)))
@@ -76,7 +77,7 @@ extension EventLoop {
         let request = spawn.request
         if result > 0 {
             spawns.failed.insert(spawn.pid)
-            let command = spawner.releases[request.release]?.command.first ?? "the worker"
+            let command = pool.releases[request.release]?.command.first ?? "the worker"
             dispatch(.spawnFailed(slot: request.slot, generation: request.generation,
                                   reason: SystemError(operation: "start \(command)", errno: result).description))
             return

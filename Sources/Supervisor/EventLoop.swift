@@ -9,15 +9,12 @@ import SupervisorCore
 /// When nothing is due it sleeps in epoll_wait with no timeout: zero wake-ups while idle.
 final class EventLoop {
     var pool: Pool
-    var spawner: Spawner
-    var reloader: Reloader
+    let spawner: Spawner
+    let reloader: Reloader
     private let prober = Prober()
     /// Each worker's private socket for probes, by pid.
     var healthAddresses: [Int32: String] = [:]
     var spawns = SpawnTable()
-    var lastRelease = 1
-    /// Changed settings a reload could not apply, by roll id, for its reply.
-    var reloadNotes: [Int: String] = [:]
     let listeners: [Listener]
     /// The autoscaling policy when `workers = auto:MIN-MAX` (EventLoop+Autoscale.swift), nil otherwise.
     var autoscaler: Autoscaler?
@@ -179,7 +176,6 @@ final class EventLoop {
             if let followUp = perform(pending[index]) { pending += pool.handle(followUp, at: Sys.now) }
             index += 1
         }
-        if let outcome = pool.lastRoll { reloader.rollEnded(outcome) }
         answerWaiters()
         armTimer()
     }

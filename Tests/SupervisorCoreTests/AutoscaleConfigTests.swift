@@ -35,6 +35,15 @@ struct AutoscaleConfigTests {
         #expect(Autoscaler(settings: try load("[supervisor]\nworkers = 4"), onlineCPUs: 2) == nil)
     }
 
+    @Test("check-config prints the range and the delay, and its text reads back the same")
+    func roundTrips() throws {
+        let settings = try load("[supervisor]\nworkers = auto:3-12\nmax_workers = 12\nscale_down_delay = 1.5m")
+        let text = settings.configurationText(header: "# test")
+        #expect(text.contains("\nworkers = auto:3-12\n"), "\(text)")
+        #expect(text.contains("\nscale_down_delay = 90s\n") || text.contains("\nscale_down_delay = 1.5m\n"), "\(text)")
+        #expect(try load(text) == settings)
+    }
+
     @Test("a bad range says what is accepted")
     func badRanges() {
         #expect(error("[supervisor]\nworkers = auto:8-2")?.contains("auto:8-2 has its minimum above its maximum") == true)
