@@ -3,7 +3,7 @@ import Glibc
 import SupervisorCore
 
 /// Takes autoscaling's samples from the kernel, with no help from the workers: the accept queues of
-/// the listening sockets the supervisor holds (TCP only: a unix listener has no such counter), and the
+/// the listening sockets the supervisor holds (TCP_INFO, or sock_diag for a unix listener), and the
 /// workers' CPU time from /proc/PID/stat, as a share of one CPU since the previous sample.
 struct LoadSampler {
     private var ticks: [Int32: UInt64] = [:]

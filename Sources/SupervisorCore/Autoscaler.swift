@@ -29,8 +29,8 @@ public struct AutoscalePolicy: Equatable, Sendable {
 
 /// What the shell measured, without help from the workers.
 public struct LoadSample: Equatable, Sendable {
-    /// Connections waiting in the kernel's accept queues of the listening sockets, summed
-    /// (TCP_INFO's tcpi_unacked on a listener). A connection waiting there found no free worker.
+    /// Connections waiting in the kernel's accept queues of the listening sockets, summed (TCP_INFO's
+    /// tcpi_unacked on a TCP listener, sock_diag for a unix one). A connection waiting there found no free worker.
     public var queued: Int
     /// The workers' CPU time since the previous sample (/proc/PID/stat utime + stime), as their mean
     /// share of one CPU; nil for the first sample after a pause, which has nothing to compare with.

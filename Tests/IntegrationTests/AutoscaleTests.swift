@@ -59,6 +59,34 @@ struct AutoscaleTests {
         #expect(supervisor.noWorkerLeft)
     }
 
+    @Test("a backlog on a unix-socket listener grows the pool too (sock_diag's queue length)")
+    func unixListenerGrows() throws {
+        let directory = Paths.temporaryDirectory()
+        let path = directory + "/http.sock"
+        let supervisor = try SupervisorProcess(["--bind", "unix:" + path, "--workers", "auto:1-3", "--scale-down-delay", "2s",
+                                                "--", AutoscaleTests.slowWorker, "--hold", "2"], worker: nil, directory: directory)
+        #expect(eventually { supervisor.liveWorkers.count == 1 }, "\(supervisor.log)")
+        let clients: [Int32] = (0..<4).compactMap { _ in
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in _ = path.utf8CString.withUnsafeBytes { raw.copyMemory(from: $0) } }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard connected == 0 else { close(fd); return nil }
+            _ = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), 0) }
+            return fd
+        }
+        defer { clients.forEach { close($0) } }
+        #expect(clients.count == 4)
+        #expect(eventually(timeout: 5) { desired(supervisor) == 3 }, "\(supervisor.log)")
+        #expect(supervisor.log.contains("waited in the accept queue"), "\(supervisor.log)")
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+        #expect(supervisor.noWorkerLeft)
+    }
+
     @Test("workers N pins the count (status says so) until workers auto, which needs autoscaling on")
     func pinning() throws {
         let supervisor = try SupervisorProcess(["--workers", "auto:1-4", "--scale-down-delay", "2s", "--", AutoscaleTests.slowWorker], worker: nil)

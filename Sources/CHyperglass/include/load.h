@@ -2,8 +2,9 @@
 #pragma once
 #include <stdint.h>
 
-/// Connections waiting in a listening TCP socket's accept queue (TCP_INFO's tcpi_unacked, which for a
-/// listener is sk_ack_backlog); *backlog gets its limit (tcpi_sacked). -1 for a non-TCP socket or an error.
+/// Connections waiting in a listening socket's accept queue: for TCP, TCP_INFO's tcpi_unacked (for a
+/// listener, sk_ack_backlog) and *backlog its limit (tcpi_sacked); for a unix socket, sock_diag's
+/// UNIX_DIAG_RQLEN (what `ss -xl` shows). -1 when neither answers (e.g. a kernel without unix_diag).
 int hg_listen_queue(int fd, int *backlog);
 
 /// Watches a listener for one incoming connection: EPOLLIN | EPOLLONESHOT, added the first time

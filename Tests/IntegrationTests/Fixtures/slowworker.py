@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""A worker that serves one connection at a time on the inherited fd 3 and holds each for --hold
-seconds before answering, like a sync worker waiting on a slow backend: while it holds one, the
-next connections wait in the kernel's accept queue, where the supervisor can see them."""
+"""A worker that serves one connection at a time on its inherited sockets (fds 3.., LISTEN_FDS) and
+holds each for --hold seconds before answering, like a sync worker waiting on a slow backend: while it
+holds one, the next connections wait in the kernel's accept queue, where the supervisor can see them."""
 import argparse, os, select, socket, sys, time
 
 p = argparse.ArgumentParser()
@@ -9,12 +9,12 @@ p.add_argument("--hold", type=float, default=3.0)
 args = p.parse_args()
 if os.environ.get("LISTEN_PID") != str(os.getpid()):
     sys.exit("slowworker.py: LISTEN_PID is not ours")
-listener = socket.socket(fileno=3)
+listeners = [socket.socket(fileno=3 + i) for i in range(int(os.environ.get("LISTEN_FDS", "1")))]
 while True:
-    # The shared listener is non-blocking: another worker may take the connection first.
-    select.select([listener], [], [])
+    # The shared listeners are non-blocking: another worker may take the connection first.
+    ready, _, _ = select.select(listeners, [], [])
     try:
-        conn, _ = listener.accept()
+        conn, _ = ready[0].accept()
     except BlockingIOError:
         continue
     with conn:
