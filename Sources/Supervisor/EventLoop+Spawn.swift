@@ -18,7 +18,6 @@ struct SpawnTable {
     struct InFlight {
         let request: Request
         let pid: Int32
-        let healthAddress: String?
     }
 
     /// Spawns the pool asked for, not yet forked, oldest first.
@@ -56,9 +55,15 @@ extension EventLoop {
             do {
                 let started = try spawner.spawn(slot: request.slot, generation: request.generation, release: request.release,
                                                 settings: pool.releases[request.release])
-                spawns.inFlight[started.reportFD] = SpawnTable.InFlight(request: request, pid: started.pid, healthAddress: started.healthAddress)
+                unreaped.insert(started.pid)
+                spawns.inFlight[started.reportFD] = SpawnTable.InFlight(request: request, pid: started.pid)
                 spawns.reportFD[started.pid] = started.reportFD
-                _ = hg_epoll_add(epoll, started.reportFD, HG_EPOLLIN, EventLoop.spawnTag | UInt64(UInt32(bitPattern: started.reportFD)))
+                do {
+                    try Epoll.add(epoll, started.reportFD, HG_EPOLLIN, EventLoop.spawnTag | UInt64(UInt32(bitPattern: started.reportFD)))
+                    try Epoll.add(epoll, started.sockets.notifyFD, HG_EPOLLIN, EventLoop.notifyTag | UInt64(UInt32(bitPattern: started.sockets.notifyFD)))
+                } catch {
+                    log(.error, "worker \(request.slot) (pid \(started.pid)): its exec report or notifications cannot be watched: \(error)")
+                }
             } catch {
                 dispatch(.spawnFailed(slot: request.slot, generation: request.generation, reason: error.description))
             }
@@ -71,7 +76,7 @@ extension EventLoop {
         let result = hg_spawn_result(fd)
         if result < 0 { return }
         _ = hg_epoll_del(epoll, fd)
-        close(fd)
+        Sys.close(fd)
         spawns.inFlight.removeValue(forKey: fd)
         spawns.reportFD.removeValue(forKey: spawn.pid)
         let request = spawn.request
@@ -88,8 +93,12 @@ extension EventLoop {
             Sys.signalGroup(spawn.pid, SIGKILL)
             return
         }
-        healthAddresses[spawn.pid] = spawn.healthAddress
         dispatch(.spawned(slot: request.slot, generation: request.generation, pid: spawn.pid))
+    }
+
+    /// Reads the exec report of `pid` now if it is still pending (a worker that notifies has exec'd).
+    func resolveSpawn(of pid: Int32) {
+        if let fd = spawns.reportFD[pid] { spawnReported(fd) }
     }
 
     /// Called for every reaped pid before it becomes an `exited` event; false means it was no worker.

@@ -12,8 +12,8 @@ final class EventLoop {
     let spawner: Spawner
     let reloader: Reloader
     private let prober = Prober()
-    /// Each worker's private socket for probes, by pid.
-    var healthAddresses: [Int32: String] = [:]
+    /// Workers started and not yet reaped: the only pids (and process groups) the loop may signal.
+    var unreaped: Set<Int32> = []
     var spawns = SpawnTable()
     let listeners: [Listener]
     /// The autoscaling policy when `workers = auto:MIN-MAX` (EventLoop+Autoscale.swift), nil otherwise.
@@ -24,7 +24,7 @@ final class EventLoop {
     /// Whether the listeners are in the epoll set (for autoscaling's first-connection watch).
     var listenersWatched = false
     let notifier: SystemdNotifier
-    private let notifySocket: WorkerNotifySocket
+    private let workerSockets: WorkerSockets
     let log: Log
     let epoll: Int32
     private let signals: Int32
@@ -38,19 +38,21 @@ final class EventLoop {
     private var armedDeadline: Instant? = nil
     private var exitCode: Int32? = nil
 
-    private enum Source: UInt64 { case signal = 1, timer, notify, control }
+    private enum Source: UInt64 { case signal = 1, timer, control }
     /// epoll data for a control client: this bit plus its fd.
     static let clientTag: UInt64 = 1 << 32
     /// epoll data for a health probe's connection: this bit plus its fd.
     private static let probeTag: UInt64 = 1 << 33
+    /// epoll data for a worker's notify socket: this bit plus its fd.
+    static let notifyTag: UInt64 = 1 << 34
     /// epoll data for a spawn's exec report pipe: this bit plus its fd.
-    static let spawnTag: UInt64 = 1 << 34
+    static let spawnTag: UInt64 = 1 << 36
 
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log, autoscaler: Autoscaler? = nil,
+         workerSockets: WorkerSockets, control: ControlServer, log: Log, autoscaler: Autoscaler? = nil,
          memoryCeiling: Int? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
@@ -58,7 +60,7 @@ final class EventLoop {
         self.spawner = spawner
         self.listeners = listeners
         self.notifier = notifier
-        self.notifySocket = notifySocket
+        self.workerSockets = workerSockets
         self.log = log
         self.autoscaler = autoscaler
         self.memoryCeiling = memoryCeiling
@@ -66,9 +68,10 @@ final class EventLoop {
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
-        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify), (control.fd, .control)] {
-            try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, source.rawValue) }
+        for (fd, source) in [(signals, Source.signal), (timer, .timer)] {
+            try Epoll.add(epoll, fd, HG_EPOLLIN, source.rawValue)
         }
+        try control.attach(epoll: epoll, listenerData: Source.control.rawValue, clientTag: EventLoop.clientTag)
         if autoscaler != nil { watchListenersForLoad(add: true) }
     }
 
@@ -78,20 +81,17 @@ final class EventLoop {
         var events = [hg_event](repeating: hg_event(), count: 16)
         while exitCode == nil {
             startQueuedSpawns()
-            // Spawns left for the next turn: look at other events without sleeping, then fork more.
-            let n = hg_epoll_wait(epoll, &events, Int32(events.count), spawns.queued.isEmpty ? -1 : 0)
-            if n < 0 {
-                precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
-                continue
-            }
-            for event in events.prefix(Int(n)) {
+            // Control requests left over from the last turn, and spawns left for the next one, come after a
+            // non-blocking look at everything else.
+            let n = Epoll.wait(epoll, &events, timeoutMilliseconds: control.hasBacklog || !spawns.queued.isEmpty ? 0 : -1)
+            for event in events.prefix(n) {
                 if event.data & EventLoop.probeTag != 0 {
                     let fd = Int32(truncatingIfNeeded: event.data)
                     if let (pid, result) = prober.ready(fd, at: Sys.now) {
                         dispatch(.probed(pid: pid, result: result))
                     } else if !prober.wantsWrite(fd) {
                         // The request is out: wait for the answer only (a writable socket would wake us at once, forever).
-                        _ = hg_epoll_mod(epoll, fd, HG_EPOLLIN, event.data)
+                        Epoll.modify(epoll, fd, HG_EPOLLIN, event.data)
                     }
                     continue
                 }
@@ -103,8 +103,16 @@ final class EventLoop {
                     loadArrived()
                     continue
                 }
+                if event.data & EventLoop.notifyTag != 0 {
+                    let (accepted, rejected) = workerSockets.receive(Int32(truncatingIfNeeded: event.data))
+                    for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
+                    // A worker that notifies has exec'd: the pool hears `spawned` before its first message.
+                    for pid in Set(accepted.map(\.pid)) { resolveSpawn(of: pid) }
+                    for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
+                    continue
+                }
                 if event.data & EventLoop.clientTag != 0 {
-                    controlClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
+                    control.ready(Int32(truncatingIfNeeded: event.data), events: event.events, at: Sys.now)
                     continue
                 }
                 switch Source(rawValue: event.data) {
@@ -117,19 +125,16 @@ final class EventLoop {
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     armTimer()
-                case .notify:
-                    for (pid, message) in notifySocket.receiveAll() { dispatch(.notified(pid: pid, message: message)) }
                 case .control:
-                    for fd in control.acceptAll(at: Sys.now) {
-                        _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
-                    }
-                    armTimer()
+                    control.acceptAll(at: Sys.now)
                 case nil: preconditionFailure("epoll returned an unknown source \(event.data)")
                 }
                 if exitCode != nil { break }
             }
+            if exitCode == nil { serveControlRequests() }
         }
         Listeners.close(listeners)
+        workerSockets.removeAll()
         control.close()
         return exitCode ?? 1
     }
@@ -156,14 +161,20 @@ final class EventLoop {
     }
 
     /// SIGCHLD coalesces, so one signal may stand for many exits: reap until none is left.
+    /// A worker's process group is killed just before its leader is reaped: until then the zombie pins
+    /// both the pid and the group id, so the signal cannot reach a stranger that reused them.
     private func reapChildren() {
-        while true {
+        for _ in 0..<4096 {
+            let exited = hg_peek_exited()
+            if exited <= 0 { return }
+            if unreaped.contains(exited) { Sys.signalGroup(exited, SIGKILL) }  // whatever it left in its group goes with it
             var status: Int32 = 0
-            let pid = hg_reap_any(&status)
-            if pid <= 0 { return }
+            let pid = hg_reap(exited, &status)
+            if pid <= 0 { continue }
+            unreaped.remove(pid)
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+            workerSockets.release(pid: pid)
             guard reapedSpawn(pid) else { continue }
-            healthAddresses.removeValue(forKey: pid)
             dispatch(.exited(pid: pid, status: exit))
         }
     }
@@ -186,15 +197,23 @@ final class EventLoop {
             // Forked on the next loop turns, its exec result an event of its own (EventLoop+Spawn.swift).
             queueSpawn(slot: slot, generation: generation, release: release)
         case let .signal(pid, signal):
+            // Only a child not yet reaped: its pid and group cannot have been reused. (The pool also asks for
+            // SIGKILL right after an exit; the group was killed then, before the reap, in `reapChildren`.)
+            guard unreaped.contains(pid) else { break }
             Sys.signalGroup(pid, signal.rawValue)
         case let .probe(pid):
-            guard let address = healthAddresses[pid] else {
+            guard let address = workerSockets.healthAddress(of: pid) else {
                 return .probed(pid: pid, result: ProbeResult(ok: true, latency: .zero, detail: "not probed: started without a health socket"))
             }
             let health = pool.policy.health
             switch prober.start(pid: pid, address: address, path: health.probePath ?? "/", timeout: health.probeTimeout, at: Sys.now) {
             case .failed(let result): return .probed(pid: pid, result: result)
-            case .inFlight(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+            case .inFlight(let fd):
+                do {
+                    try Epoll.add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+                } catch {
+                    return .probed(pid: pid, result: prober.abandon(fd, because: "\(error)", at: Sys.now))
+                }
             }
         case let .sampleMemory(pids):
             var usage: [Int32: UInt64] = [:]
