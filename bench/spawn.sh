@@ -7,8 +7,8 @@
 #         (2) SIGKILL -> replacement exec'd, from the supervisor's side: strace -ttt (no -f: the workers
 #         are not traced) on the supervisor, from the wait4() that reaps the killed worker to the
 #         moment the supervisor knows the replacement exec'd (the read of its exec-report pipe returning
-#         0 = end of file; the blocking read before issue 14). strace slows every traced syscall, so
-#         these figures are upper bounds; KILLS times.
+#         0 = end of file; the blocking read before issue 14). strace (--seccomp-bpf: stops only at the
+#         traced calls) slows those, so these figures are upper bounds; KILLS times.
 #         The spawn primitives alone (fork / clone(CLONE_VM|CLONE_VFORK) / fork + wait for exec) are in
 #         bench/spawnprims.c, run at the end with the load average printed: on a busy machine the vfork
 #         parent waits for its child to get a CPU.
@@ -47,7 +47,9 @@ HPID=$!; track "$HPID"
 wait_until 30 pool_ready "$SOCK" "$KILLS" || { echo "no $KILLS workers ready" >&2; exit 1; }
 originals=$(cat /proc/"$HPID"/task/*/children)
 TRACE=$WORK/strace.txt
-strace -ttt -qq -e trace=wait4,clone,clone3,fork,vfork,read -o "$TRACE" -p "$HPID" &
+# --seccomp-bpf stops the supervisor only at the traced calls (it needs -f: children are followed too,
+# but stopped only at those calls; their lines are dropped below).
+strace -f --seccomp-bpf -ttt -qq -e trace=wait4,clone,clone3,fork,vfork,read -o "$TRACE" -p "$HPID" &
 SPID=$!; track "$SPID"
 sleep 1
 for victim in $originals; do
@@ -58,13 +60,13 @@ done
 kill -INT "$SPID"; wait "$SPID" 2>/dev/null || true
 # Pairs each wait4() that returned a worker's pid with the next clone/fork and the next read() = 0 after
 # it (the exec report's end of file).
-python3 - "$TRACE" <<'PY'
+python3 - "$TRACE" "$HPID" <<'PY'
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()
 ev = []
 for l in lines:
-    m = re.match(r"([\d.]+) (\w+)\((.*)\)\s+= (-?\d+)", l)
-    if m: ev.append((float(m.group(1)), m.group(2), m.group(3), int(m.group(4))))
+    m = re.match(r"(\d+) +([\d.]+) (\w+)\((.*)\)\s+= (-?\d+)", l)
+    if m and m.group(1) == sys.argv[2]: ev.append((float(m.group(2)), m.group(3), m.group(4), int(m.group(5))))
 spans = []
 for i, (t, name, args, ret) in enumerate(ev):
     if name != "wait4" or ret <= 0: continue
