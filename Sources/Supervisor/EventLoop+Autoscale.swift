@@ -58,8 +58,10 @@ extension EventLoop {
         guard var scaler = autoscaler else { return }
         let now = Sys.now
         let live = pool.workers.values.filter { !$0.isStopping }
+        // Starting = asked for, not exec'd yet (no pid, no backoff pending). Not "not ready": under `accepting`
+        // readiness a sync worker busy with its first request is not seen accepting, yet it is no spare capacity.
         let sample = loadSampler.sample(listeners: listeners.map(\.fd), workers: live.map(\.pid),
-                                        starting: max(0, pool.desired - pool.readyCount), at: now)
+                                        starting: pool.slots.count { $0.pid == nil && $0.restartAt == nil }, at: now)
         let target = scaler.sampled(sample, current: pool.desired, hold: scalingHold, memoryCeiling: memoryCeiling, at: now)
         let wasSampling = autoscaler?.mode == .sampling
         autoscaler = scaler
@@ -71,10 +73,11 @@ extension EventLoop {
         armTimer()
     }
 
-    /// Why the count must not change now, or nil.
+    /// Why the count must not change now, or nil. A pool still starting may grow: its first workers may
+    /// never count as ready while a burst keeps them busy.
     var scalingHold: String? {
         if let roll = pool.roll { return "a \(roll.kind.rawValue) is running" }
-        return pool.phase == .running ? nil : "the pool is not running"
+        return pool.phase.isActive ? nil : "the supervisor is stopping"
     }
 
     func applyScaling(to target: Int) {
