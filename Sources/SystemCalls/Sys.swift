@@ -1,15 +1,11 @@
 import CHyperglass
 import Glibc
 
-/// The one door to the kernel shared by the supervisor and hyperglassctl (the worker's own Sys.swift
-/// follows the same rules): EINTR is retried in `retryingInterrupts` and nowhere else, a bad fd or
-/// buffer (EBADF, EFAULT) is our bug and crashes, and what the peer or the environment can cause comes
-/// back as a value or a typed error. Each wrapper names its C call.
-///
-/// The worker still has its own Sources/Worker/Sys.swift with the same rules. To switch it: add
-/// "SystemCalls" to the Worker target's dependencies, delete its `Sys.read`/`write`/`close` and `Epoll`
-/// (these have the same meaning; `IO.failed` carries an `Errno` instead of an Int32, `send` here is
-/// `write` there), and keep `shutdownWrite`/`setNoDelay` as an `extension Sys` in the worker.
+/// The one door to the kernel shared by the supervisor, hyperglassctl, the bundled worker and WorkerKit:
+/// EINTR is retried in `retryingInterrupts` and nowhere else, a bad fd or buffer (EBADF, EFAULT) is our
+/// bug and crashes, and what the peer or the environment can cause comes back as a value or a typed
+/// error. Each wrapper names its C call. A call a program alone needs (the supervisor's /proc reads)
+/// lives in that program as an `extension Sys`, built on `retryingInterrupts`/`check`.
 public enum Sys {
     /// Runs `call` until it does not fail with EINTR; the result, or the errno of the failure.
     /// EBADF and EFAULT crash with `operation` in the message: a closed or foreign fd is a bookkeeping bug.
@@ -104,6 +100,9 @@ public enum Sys {
 /// The epoll calls, named as the kernel names them. Every result is checked: epoll_ctl only fails on
 /// our bugs (a closed fd, a double add) or on ENOMEM/ENOSPC, which `add` reports.
 public enum Epoll {
+    /// EPOLLEXCLUSIVE (Linux 4.5): wake one waiter per connection, not every worker sharing the socket.
+    public static let exclusive: UInt32 = 1 << 28
+
     /// The corresponding C function is `epoll_ctl(EPOLL_CTL_ADD)`.
     public static func add(_ epfd: Int32, _ fd: Int32, _ events: UInt32, _ data: UInt64) throws(SystemError) {
         try Sys.check("epoll_ctl(ADD, fd \(fd))") { hg_epoll_add(epfd, fd, events, data) }
@@ -113,6 +112,12 @@ public enum Epoll {
     public static func modify(_ epfd: Int32, _ fd: Int32, _ events: UInt32, _ data: UInt64) {
         let result = Sys.retryingInterrupts("epoll_ctl(MOD, fd \(fd))") { hg_epoll_mod(epfd, fd, events, data) }
         if case .failure(let error) = result { preconditionFailure("epoll_ctl(MOD, fd \(fd)) failed: \(error): a bookkeeping bug") }
+    }
+
+    /// The corresponding C function is `epoll_ctl(EPOLL_CTL_DEL)`. An fd not registered (ENOENT) is
+    /// no error: removing twice leaves the set as removing once does.
+    public static func remove(_ epfd: Int32, _ fd: Int32) {
+        _ = Sys.retryingInterrupts("epoll_ctl(DEL, fd \(fd))") { hg_epoll_del(epfd, fd) }
     }
 
     /// The corresponding C function is `epoll_wait`; an interrupted wait returns no events.
