@@ -9,7 +9,7 @@ import Glibc
 public enum Sys {
     /// Runs `call` until it does not fail with EINTR; the result, or the errno of the failure.
     /// EBADF and EFAULT crash with `operation` in the message: a closed or foreign fd is a bookkeeping bug.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func retryingInterrupts<T: BinaryInteger>(_ operation: @autoclosure () -> String, _ call: () -> T) -> Result<T, Errno> {
         while true {
             let result = call()
@@ -40,7 +40,8 @@ public enum Sys {
         case failed(Errno)
     }
 
-    private static func io(_ result: Result<Int, Errno>) -> IO {
+    @usableFromInline
+    static func io(_ result: Result<Int, Errno>) -> IO {
         switch result {
         case .success(0): return .endOfFile
         case .success(let n): return .bytes(n)
@@ -49,13 +50,16 @@ public enum Sys {
         }
     }
 
-    /// The corresponding C function is `read`.
+    /// The corresponding C function is `read`. Inlinable, like `send`, because the worker calls both
+    /// once per request: across the module boundary they cost it 0.7% more instructions per request.
+    @inlinable
     public static func read(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> IO {
         io(retryingInterrupts("read fd \(fd)") { Glibc.read(fd, buffer.baseAddress, buffer.count) })
     }
 
     /// The corresponding C function is `send` with MSG_NOSIGNAL | MSG_DONTWAIT: a vanished peer is EPIPE,
     /// not a signal, and a full socket is `.wouldBlock` even on a blocking fd. A zero-byte send is `.bytes(0)`.
+    @inlinable
     public static func send(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> IO {
         if buffer.isEmpty { return .bytes(0) }
         return io(retryingInterrupts("send fd \(fd)") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) })
@@ -122,7 +126,14 @@ public enum Epoll {
 
     /// The corresponding C function is `epoll_wait`; an interrupted wait returns no events.
     public static func wait(_ epfd: Int32, _ events: inout [hg_event], timeoutMilliseconds: Int32) -> Int {
-        let n = hg_epoll_wait(epfd, &events, Int32(events.count), timeoutMilliseconds)
+        events.withUnsafeMutableBufferPointer { wait(epfd, $0, timeoutMilliseconds: timeoutMilliseconds) }
+    }
+
+    /// The corresponding C function is `epoll_wait`, into a buffer the caller allocated once: a loop
+    /// that wakes per request (the worker's) then pays no exclusivity check on a stored array per wake
+    /// and per event (3.4% more instructions per keep-alive request with the array).
+    public static func wait(_ epfd: Int32, _ events: UnsafeMutableBufferPointer<hg_event>, timeoutMilliseconds: Int32) -> Int {
+        let n = hg_epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMilliseconds)
         if n >= 0 { return Int(n) }
         precondition(errno == EINTR, "epoll_wait failed: \(Errno.current)")
         return 0
