@@ -40,7 +40,7 @@ let package = Package(
         // The shell's pure helpers (arguments, status report and table, systemd time spans), tested in-process.
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "SupervisorCore", "ControlProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["Fixtures", "Hostile"]),
-        .testTarget(name: "WorkerTests", dependencies: ["WorkerKit", "Worker"], exclude: ["drain_client.py"]),
+        .testTarget(name: "WorkerTests", dependencies: ["WorkerKit", "Worker", "SystemCalls", "CHyperglass"], exclude: ["drain_client.py"]),
     ],
     swiftLanguageModes: [.v6]
 )
