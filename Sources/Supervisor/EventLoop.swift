@@ -85,9 +85,7 @@ final class EventLoop {
                     continue
                 }
                 if event.data & EventLoop.notifyTag != 0 {
-                    let (accepted, rejected) = workerSockets.receive(Int32(truncatingIfNeeded: event.data))
-                    for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
-                    for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
+                    receiveNotifications(Int32(truncatingIfNeeded: event.data))
                     continue
                 }
                 if event.data & EventLoop.clientTag != 0 {
@@ -99,6 +97,10 @@ final class EventLoop {
                 case .timer:
                     hg_timerfd_drain(timer)
                     armedDeadline = nil
+                    // A WATCHDOG=1 already waiting on a socket was sent before this deadline passed. After a
+                    // stall (the supervisor stopped or starved longer than a worker's watchdog) epoll may list
+                    // the timer before those sockets: read them first, or every healthy worker looks hung.
+                    for fd in workerSockets.notifyFDs { receiveNotifications(fd) }
                     dispatch(.deadlineReached)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
@@ -115,6 +117,13 @@ final class EventLoop {
         workerSockets.removeAll()
         control.close()
         return exitCode ?? 1
+    }
+
+    /// What waits on one worker's notify socket, as events; a datagram from another pid is only logged.
+    private func receiveNotifications(_ fd: Int32) {
+        let (accepted, rejected) = workerSockets.receive(fd)
+        for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
+        for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
     }
 
     private func readSignals() {
