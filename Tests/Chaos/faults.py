@@ -3,7 +3,8 @@ the supervisor itself.
 
 Workers are signalled through pidfds (signal.pidfd_send_signal): a worker that died and whose pid was
 reused in the meantime can never be hit. The supervisor is our own child, never reaped before the end,
-so its pid is safe. Every SIGSTOP is paired with a SIGCONT after a random 0.2-3 s (or at `resume_all`).
+so its pid is safe. Every SIGSTOP is paired with a SIGCONT after a random 0.2-3 s for the supervisor,
+0.1-1.5 s for a worker (or at `resume_all`).
 """
 import os, random, signal, threading, time
 
@@ -11,12 +12,13 @@ KINDS = ("worker_kill", "worker_stop", "supervisor_stop")
 
 
 class Injector:
-    def __init__(self, supervisor_pid, tracker, seed, stop_range=(0.2, 3.0), supervisor_every=(1.0, 4.0),
-                 weights=(0.5, 0.5)):
+    def __init__(self, supervisor_pid, tracker, seed, stop_range=(0.2, 3.0), worker_stop_range=(0.1, 1.5),
+                 supervisor_every=(2.0, 6.0), weights=(0.5, 0.5)):
         self.supervisor = supervisor_pid
         self.tracker = tracker
         self.random = random.Random(seed)
-        self.stop_range = stop_range
+        self.stop_range = stop_range  # the supervisor's
+        self.worker_stop_range = worker_stop_range  # a third of them outlast a 1 s worker watchdog
         self.supervisor_every = supervisor_every  # running time between two supervisor stops
         self.weights = weights  # worker_kill : worker_stop
         self.counts = dict.fromkeys(KINDS, 0)
@@ -80,7 +82,7 @@ class Injector:
                 self.skipped += 1
             os.close(fd)
         elif self._signal_fd(fd, signal.SIGSTOP):
-            self.stopped_workers[pid] = (fd, now + self.random.uniform(*self.stop_range))
+            self.stopped_workers[pid] = (fd, now + self.random.uniform(*self.worker_stop_range))
             self.ever_stopped.add(pid)
             self._count("worker_stop")
         else:

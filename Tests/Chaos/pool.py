@@ -1,8 +1,7 @@
 """A real `hyperglass start` for the chaos test: our child, with a NOTIFY_SOCKET we own (WATCHDOG_USEC
-set, so it pings WATCHDOG=1 at half that interval) and a control socket we ask directly."""
-import json, os, shutil, signal, socket, struct, subprocess, tempfile, threading, time
+set, so it pings WATCHDOG=1 at half that interval; notify_sink.py reads it) and a control socket we ask directly."""
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
-SO_TIMESTAMPNS = 35  # Linux: the kernel stamps each datagram as it arrives (CLOCK_REALTIME)
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -19,40 +18,32 @@ class Supervisor:
         self.port = free_port()
         self.control = os.path.join(self.dir, "control.sock")
         self.watchdog_usec = watchdog_usec
-        self.pings = []  # monotonic arrival times of WATCHDOG=1 (kernel timestamps)
-        self.messages = 0
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.notify.bind(os.path.join(self.dir, "notify.sock"))
-        self.notify.settimeout(0.2)
-        self.listening = True
-        self.recorder = threading.Thread(target=self._record, daemon=True)
-        self.recorder.start()
+        self.notify_path = os.path.join(self.dir, "notify.sock")
+        self.notify_log = os.path.join(self.dir, "notify.log")
+        self.offset = time.time() - time.monotonic()  # to turn the kernel's CLOCK_REALTIME stamps into monotonic
+        self.sink = subprocess.Popen([sys.executable, os.path.join(HERE, "notify_sink.py"), self.notify_path, self.notify_log],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.sink.stdout.readline()  # "ready": bound
         config = os.path.join(self.dir, "supervisor.conf")
         open(config, "w").close()  # the host's /etc/hyperglass/supervisor.conf must not leak in
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HYPERGLASS_", "LISTEN_")) and k != "NOTIFY_SOCKET"}
-        env.update(HYPERGLASS_CONFIG=config, NOTIFY_SOCKET=self.notify.getsockname(), WATCHDOG_USEC=str(watchdog_usec))
+        env.update(HYPERGLASS_CONFIG=config, NOTIFY_SOCKET=self.notify_path, WATCHDOG_USEC=str(watchdog_usec))
         argv = [os.path.join(bin_dir, "hyperglass"), "start", "--bind", f"127.0.0.1:{self.port}",
                 "--control-socket", self.control, "--workers", str(workers), *flags, "--", *worker_command]
         self.log = open(os.path.join(self.dir, "supervisor.log"), "w+")
         self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         self.pid = self.process.pid
 
-    def _record(self):
-        offset = time.time() - time.monotonic()
-        while self.listening:
-            try:
-                data, ancillary, _, _ = self.notify.recvmsg(4096, socket.CMSG_SPACE(16))
-            except (socket.timeout, OSError):
-                continue
-            arrived = time.monotonic()
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
-                    seconds, nanoseconds = struct.unpack("qq", value[:16])
-                    arrived = seconds + nanoseconds / 1e9 - offset
-            self.messages += 1
-            if b"WATCHDOG=1" in data.split(b"\n"):
-                self.pings.append(arrived)
+    @property
+    def pings(self):
+        """Monotonic arrival times of WATCHDOG=1 (stamped by the kernel as each datagram arrived)."""
+        times = []
+        with open(self.notify_log, errors="replace") as f:
+            for line in f:
+                stamp, _, message = line.rstrip("\n").partition(" ")
+                if "WATCHDOG=1" in message.split("|"):
+                    times.append(float(stamp) - self.offset)
+        return times
 
     def request(self, message, timeout=2.0):
         """One request on a new connection; the reply as a dict ({} when there is none)."""
@@ -80,26 +71,15 @@ class Supervisor:
     def alive(self):
         return self.process.poll() is None
 
-    def largest_ping_gap(self, since, until, excluded):
-        """The largest gap between WATCHDOG=1 pings in [since, until], less the time inside `excluded`
-        intervals (our SIGSTOPs of the supervisor): how long systemd would have waited, had the
-        supervisor not been stopped on purpose."""
+    def ping_gaps(self, since, until, excluded):
+        """Each gap between WATCHDOG=1 pings in [since, until] as (start, end, seconds of it inside the
+        `excluded` intervals, our SIGSTOPs of the supervisor); None when there was no ping at all."""
         times = sorted(t for t in self.pings if since <= t <= until)
         if not times:
-            return float("inf"), 0, None
+            return None
         edges = [since] + times + [until]
-        largest, where = 0.0, None
-        for a, b in zip(edges, edges[1:]):
-            stopped = sum(max(0.0, min(b, end) - max(a, start)) for start, end in excluded)
-            if b - a - stopped > largest:
-                largest, where = b - a - stopped, (a - since, b - since, round(stopped, 3))
-        return largest, len(times), where
-
-    def ping_after_resume(self, resumes):
-        """The longest wait from one of our SIGCONTs of the supervisor to its next WATCHDOG=1."""
-        times = sorted(self.pings)
-        waits = [min((t - r for t in times if t >= r), default=float("inf")) for r in resumes]
-        return max(waits, default=0.0)
+        return [(a, b, sum(max(0.0, min(b, end) - max(a, start)) for start, end in excluded))
+                for a, b in zip(edges, edges[1:])]
 
     def log_tail(self, chars=3000):
         self.log.flush()
@@ -125,8 +105,12 @@ class Supervisor:
         return code, time.monotonic() - start
 
     def cleanup(self):
-        self.listening = False
-        self.recorder.join(1)
-        self.notify.close()
+        if self.sink.poll() is None:
+            self.sink.stdin.close()
+            try:
+                self.sink.wait(5)
+            except subprocess.TimeoutExpired:
+                self.sink.kill()
+                self.sink.wait(5)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -97,6 +97,7 @@ class Tracker:
         self.zombie_since = {}
         self.lingering_zombies = set()
         self.most_zombies = 0
+        self.blocked_on_notify = []  # monotonic times the supervisor was seen waiting for our notify reader
         self.sched = []       # (monotonic, supervisor's CPU seconds, its run-queue wait seconds)
         self.running = True
         self.poller = select.poll()
@@ -112,6 +113,13 @@ class Tracker:
     def _sample(self):
         now = time.monotonic()
         self.sched.append((now, *schedstat(self.supervisor)))
+        try:  # blocked in sd_notify's sendmsg: our notify reader (playing systemd) is behind
+            with open(f"/proc/{self.supervisor}/wchan") as f:
+                if f.read() == "unix_wait_for_peer":
+                    self.blocked_on_notify.append(now)
+        except OSError:
+            pass
+        waited = self.sched[-1][2]
         zombies = 0
         for pid in children(self.supervisor):
             s = stat(pid)
@@ -119,9 +127,13 @@ class Tracker:
                 continue
             if s[0] == "Z":
                 zombies += 1
+                # The grace counts only time the supervisor could run: not stopped by us (the grace
+                # restarts at SIGCONT), not waiting on a run queue for a CPU the machine gave to others.
                 running, resumed = self.supervisor_running()
-                since = max(self.zombie_since.setdefault(pid, now), resumed)
-                if running and now - since > self.zombie_grace:
+                since, since_waited = self.zombie_since.setdefault(pid, (now, waited))
+                if resumed > since:
+                    since, since_waited = self.zombie_since[pid] = (now, waited)
+                if running and (now - since) - (waited - since_waited) > self.zombie_grace:
                     self.lingering_zombies.add(pid)
                 continue
             self.zombie_since.pop(pid, None)
