@@ -166,6 +166,7 @@ def main():
                 "from": round(g[0] - chaos_start, 3), "to": round(g[1] - chaos_start, 3), "stopped_by_us": round(g[2], 3),
                 "supervisor_cpu_and_runqueue_wait": tracker.sched_between(g[0], g[1])}
         figures["supervisor_seen_blocked_on_notify_reader"] = len(tracker.blocked_on_notify)
+        figures["supervisor_seen_asleep_outside_epoll"] = tracker.wchans
         figures["supervisor_cpu_and_runqueue_wait_during_chaos"] = tracker.sched_between(chaos_start, chaos_end)
         figures["workers_seen"] = tracker.seen
         figures["worker_deaths_seen"] = len(tracker.deaths)

@@ -97,6 +97,7 @@ class Tracker:
         self.zombie_since = {}
         self.lingering_zombies = set()
         self.most_zombies = 0
+        self.wchans = {}  # kernel function -> samples the supervisor was seen asleep in it (not epoll, not stopped)
         self.blocked_on_notify = []  # monotonic times the supervisor was seen waiting for our notify reader
         self.sched = []       # (monotonic, supervisor's CPU seconds, its run-queue wait seconds)
         self.running = True
@@ -113,10 +114,13 @@ class Tracker:
     def _sample(self):
         now = time.monotonic()
         self.sched.append((now, *schedstat(self.supervisor)))
-        try:  # blocked in sd_notify's sendmsg: our notify reader (playing systemd) is behind
+        try:  # where it sleeps, when not in epoll_wait: sd_notify's sendmsg (our notify reader is behind), vfork...
             with open(f"/proc/{self.supervisor}/wchan") as f:
-                if f.read() == "unix_wait_for_peer":
-                    self.blocked_on_notify.append(now)
+                wchan = f.read()
+            if wchan == "unix_wait_for_peer":
+                self.blocked_on_notify.append(now)
+            if wchan not in ("do_epoll_wait", "ep_poll", "0", "do_signal_stop", ""):
+                self.wchans[wchan] = self.wchans.get(wchan, 0) + 1
         except OSError:
             pass
         waited = self.sched[-1][2]

@@ -57,6 +57,9 @@ def judge(figures, traffic, deaths, death_of, injector, log_lines, args):
     if net is None or net >= args.watchdog_usec / 1e6:
         problems.append(f"WATCHDOG=1 paused {net}s outside our SIGSTOPs and run-queue waits (raw "
                         f"{figures['watchdog_largest_gap_seconds']}s): systemd (WatchdogSec={args.watchdog_usec / 1e6:g}s) would have killed it")
+    if unstopped:
+        problems.append(f"{len(unstopped)} workers we never stopped were aborted by their watchdog "
+                        f"(a resumed supervisor judging them before reading their pings?): {figures['watchdog_aborts_of_running_workers'][:4]}")
     if traffic["refused"]:
         problems.append(f"{traffic['refused']} new connections refused (the listening socket must always be there): {examples('refused')}")
     if traffic["timeout"]:
