@@ -151,6 +151,8 @@ def main():
         # time the supervisor sat runnable on a run queue (a machine too busy to run it is not its fault).
         gaps = sup.ping_gaps(chaos_start, ready_at, [(s, e) for s, e in injector.supervisor_stops]) or []
         figures["watchdog_pings"] = len(gaps) - 1 if gaps else 0
+        with open(sup.notify_log, errors="replace") as f:
+            figures["notify_messages_to_systemd"] = sum(1 for _ in f)  # STATUS=, WATCHDOG=1, READY=1...
         worst = max(gaps, key=lambda g: g[1] - g[0] - g[2], default=None)
         figures["watchdog_largest_gap_seconds"] = round(worst[1] - worst[0] - worst[2], 3) if worst else None
         if worst:
