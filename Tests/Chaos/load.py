@@ -24,7 +24,7 @@ parser.add_argument("--rate", type=float, default=100, help="new connections per
 parser.add_argument("--senders", type=int, default=2, help="threads opening new connections")
 parser.add_argument("--keepalive", type=int, default=4, help="kept-alive connections")
 parser.add_argument("--pause", type=float, default=0.005, help="seconds between requests on a kept-alive connection")
-parser.add_argument("--timeout", type=float, default=8.0)
+parser.add_argument("--timeout", type=float, default=15.0)
 parser.add_argument("--seconds", type=float, default=3600)
 args = parser.parse_args()
 

@@ -65,8 +65,8 @@ class Supervisor:
     def ready_count(self):
         return self.request({"cmd": "workers"}).get("ready")
 
-    def status(self):
-        return self.request({"cmd": "status"})
+    def status(self, timeout=2.0):
+        return self.request({"cmd": "status"}, timeout)
 
     def alive(self):
         return self.process.poll() is None
