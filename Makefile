@@ -27,6 +27,7 @@ run: build
 test: test-deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory test-container-quick
+	$(MAKE) --no-print-directory chaos-quick
 	$(MAKE) --no-print-directory acceptance
 
 # Release binaries: the Swift runtime linked statically (the service needs no toolchain), and link
@@ -111,6 +112,26 @@ uninstall:
 # It builds the release binaries itself (into SCRATCH) and installs them with `make install DESTDIR=…`.
 acceptance:
 	python3 Tests/Acceptance/acceptance.py --scratch-path $(SCRATCH)
+
+# ---- chaos: random SIGKILL/SIGSTOP of workers and SIGSTOP of the supervisor under HTTP load ----------
+# Tests/Chaos/chaos.py against the debug build (BIN_DIR= for others): prints the figures (faults by kind,
+# requests and failures by kind, time back to N ready, fds, RSS, zombies, orphans, watchdog gaps) and
+# fails when an invariant breaks. `make chaos` is the long run (CHAOS_SECONDS, default 60; then a
+# uvicorn --fd 3 pool for CHAOS_UVICORN_SECONDS, 0 to skip); `make test` runs the short one (~15 s),
+# with the regression test of a resumed supervisor aborting healthy workers. CHAOS_SEED= replays a run.
+CHAOS_SECONDS ?= 60
+CHAOS_UVICORN_SECONDS ?= 20
+CHAOS_BIN_DIR = $(or $(BIN_DIR),$(SCRATCH)/debug)
+CHAOS_SEED ?=
+CHAOS = python3 Tests/Chaos/chaos.py --bin-dir $(CHAOS_BIN_DIR) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+.PHONY: chaos chaos-quick
+chaos: build
+	$(CHAOS) --seconds $(CHAOS_SECONDS)
+	@if [ "$(CHAOS_UVICORN_SECONDS)" != 0 ]; then echo '$(CHAOS) --pool uvicorn --seconds $(CHAOS_UVICORN_SECONDS)'; \
+	  $(CHAOS) --pool uvicorn --seconds $(CHAOS_UVICORN_SECONDS); fi
+chaos-quick:
+	python3 Tests/Chaos/stopped_supervisor.py --bin-dir $(CHAOS_BIN_DIR)
+	$(CHAOS) --seconds 10
 
 # ---- container mode: the supervisor as PID 1 of a real PID namespace (unshare), no systemd ---------
 # Root only (skips otherwise). BIN_DIR= for other binaries; `make test` runs the short set (~3 s) on
