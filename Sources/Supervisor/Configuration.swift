@@ -3,7 +3,10 @@ import SupervisorCore
 
 /// Loads the effective settings for an invocation and resolves the worker command.
 enum Configuration {
-    static let defaultPath = "/etc/hyperglass/supervisor.conf"
+    /// Not /etc/hyperglass: the hyperglass looking glass refuses to start when both it and ~/hyperglass exist.
+    static let defaultPath = "/etc/hyperglass-supervisor/supervisor.conf"
+    /// Where earlier installs put it; still read, with a notice, when defaultPath does not exist.
+    static let legacyPath = "/etc/hyperglass/supervisor.conf"
 
     /// The settings plus where they came from, for messages and check-config.
     struct Loaded {
@@ -16,6 +19,10 @@ enum Configuration {
         var file = invocation.configPath ?? environment["HYPERGLASS_CONFIG"]
         let explicit = file != nil
         if file == nil, Sys.fileExists(defaultPath) { file = defaultPath }
+        if file == nil, Sys.fileExists(legacyPath) {
+            file = legacyPath
+            Log(verbose: false)(.notice, "reading \(legacyPath), the old default; move it to \(defaultPath)")
+        }
         if let file {
             let text: String
             do {
