@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the hyperglass looking glass 1.0.4 (PyPI) into a virtualenv on Python 3.11 (Debian 12), the
-# same way every time: scripts/hyperglass-venv.sh [VENV]   (default /opt/hyperglass/venv)
+# same way every time: scripts/hyperglass-venv.sh [VENV]   (default /opt/hyperglass/1.0.4)
 #
 # hyperglass 1.0.4 predates Python 3.11 and pip cannot resolve its pins there; each deviation is
 # explained where it is made, here and in scripts/hyperglass-requirements.txt (the lock file). Needs
@@ -12,7 +12,7 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-VENV=${1:-/opt/hyperglass/venv}
+VENV=${1:-/opt/hyperglass/1.0.4}
 PYTHON=${PYTHON:-/usr/bin/python3}
 LOCK="$HERE/hyperglass-requirements.txt"
 STAMP=$(cat "$0" "$LOCK" | sha256sum | cut -c1-16)
