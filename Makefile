@@ -148,11 +148,13 @@ uninstall-old-examples:
 # Builds hyperglass 1.0.4 from PyPI into .build-hyperglass/venv once (about 6 minutes; rebuilt only when
 # scripts/hyperglass-venv.sh or its lock change; HYPERGLASS_VENV= to keep it elsewhere), needs
 # redis-server (`apt-get install redis-server`; its service may stay stopped) and network access to PyPI.
-# HYPERGLASS_COMPARE_GUNICORN=1 adds the memory comparison with Gunicorn's arbiter.
+# HYPERGLASS_COMPARE_GUNICORN=1 adds the memory comparison with Gunicorn's arbiter. install_test.py checks
+# make install/uninstall beside `pip install hyperglass` in every order, in staging directories.
 HYPERGLASS_VENV ?= $(CURDIR)/.build-hyperglass/venv
 test-hyperglass: build
 	@command -v redis-server >/dev/null || { echo "test-hyperglass: needs redis-server (apt-get install redis-server)" >&2; exit 1; }
 	sh scripts/hyperglass-venv.sh $(HYPERGLASS_VENV)
+	python3 Tests/Hyperglass/install_test.py --venv $(HYPERGLASS_VENV) --bin $(CURDIR)/.build/debug
 	python3 Tests/Hyperglass/hyperglass_test.py --venv $(HYPERGLASS_VENV) --bin $(CURDIR)/.build/debug
 
 # ---- acceptance: the installed product under a booted systemd 252 ---------------------------------

@@ -311,19 +311,31 @@ def check_killed_worker(sup, port):
     log(f"  errors: {load.counts['errors']}" if load.counts["errors"] else "  no errors")
 
 
+def startups_since(sup, offset):
+    """uvicorn's "Application startup complete." lines in the supervisor's log (workers' stderr) after offset:
+    the moment a worker has imported hyperglass, passed its Redis check and serves."""
+    with open(sup.logfile.name, "rb") as f:
+        f.seek(offset)
+        return f.read().count(b"Application startup complete.")
+
+
 def check_reload(sup, port):
     before = sup.pids()
     with Load(port) as load:
         time.sleep(1)
+        offset = os.path.getsize(sup.logfile.name)
         t0 = time.monotonic()
         result = sup.ctl("reload", "--wait", timeout=180)
         took = time.monotonic() - t0
-        time.sleep(3)
+        serving = wait_for(lambda: startups_since(sup, offset) >= WORKERS and time.monotonic(), 60, 0.05)
+        time.sleep(2)
     after = sup.pids()
     check(result.returncode == 0, f"hyperglassctl reload --wait succeeds (exit {result.returncode}: {result.stdout.strip()} {result.stderr.strip()})")
     check(len(after) == WORKERS and not set(after.values()) & set(before.values()), f"every worker replaced ({sorted(before.values())} → {sorted(after.values())})")
     check(load.counts["failed"] == 0 and load.counts["ok"] > 0, f"no failed request during the roll: {load.summary()}")
-    log(f"full roll of {WORKERS} workers: {took:.2f} s; {load.summary()}")
+    check(serving, f"the {WORKERS} new workers report their application started")
+    log(f"full roll of {WORKERS} workers: reload --wait returned after {took:.2f} s; the last new worker was serving "
+        f"{(serving - t0) if serving else float('nan'):.2f} s after the reload began; {load.summary()}")
     if load.counts["errors"]:
         log(f"  errors: {load.counts['errors']}")
 
