@@ -121,9 +121,9 @@ class Supervisor:
         return json.loads(result.stdout) if result.returncode == 0 else None
 
     def pids(self):
-        """Worker pid per slot, from the supervisor's own view."""
+        """Pid per slot of the worker that serves it (not one draining beside it), from the supervisor's view."""
         status = self.status() or {}
-        return {w["id"]: w["pid"] for w in status.get("workers", []) if w.get("pid")}
+        return {w["id"]: w["pid"] for w in status.get("workers", []) if w.get("pid") and w.get("state") != "draining"}
 
     def all_ready(self):
         status = self.status()
@@ -175,30 +175,35 @@ class Load:
     def __init__(self, port, threads=4, keepalive=2):
         self.port, self.stop_event, self.lock = port, threading.Event(), threading.Lock()
         self.counts = {"ok": 0, "failed": 0, "keepalive_ok": 0, "keepalive_closed": 0, "errors": []}
+        self.failed_at = []  # when each failed request had been sent (monotonic)
         self.threads = [threading.Thread(target=self.fresh) for _ in range(threads)]
         self.threads += [threading.Thread(target=self.kept_alive) for _ in range(keepalive)]
 
-    def add(self, key, error=None):
+    def add(self, key, error=None, sent=None):
         with self.lock:
             self.counts[key] += 1
+            if key == "failed":
+                self.failed_at.append(sent)
             if error and len(self.counts["errors"]) < 10:
                 self.counts["errors"].append(f"{key}: {error}")
 
     def fresh(self):
         while not self.stop_event.is_set():
+            sent = time.monotonic()
             status, body = get(self.port, "/api/info", timeout=10)
-            self.add("ok" if status == 200 else "failed", None if status == 200 else f"{status} {body[:200]!r}")
+            self.add("ok" if status == 200 else "failed", None if status == 200 else f"{status} {body[:200]!r}", sent)
             self.stop_event.wait(0.01)
 
     def kept_alive(self):
         conn = None
         while not self.stop_event.is_set():
+            sent = time.monotonic()
             try:
                 conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
                 conn.request("GET", "/api/info")
                 response = conn.getresponse()
                 response.read()
-                self.add("keepalive_ok" if response.status == 200 else "failed", None if response.status == 200 else str(response.status))
+                self.add("keepalive_ok" if response.status == 200 else "failed", None if response.status == 200 else str(response.status), sent)
                 if response.getheader("connection", "").lower() == "close":
                     conn.close()
                     conn = None
@@ -207,7 +212,7 @@ class Load:
                 conn.close()
                 conn = None
             except Exception as error:
-                self.add("failed", repr(error))
+                self.add("failed", repr(error), sent)
                 if conn:
                     conn.close()
                 conn = None
@@ -246,11 +251,13 @@ def write_app_config(home, redis_port, router_port):
     open(os.path.join(app, "devices.yaml"), "w").write(devices)
 
 
-def write_supervisor_config(path, venv, port):
+def write_supervisor_config(path, venv, port, source):
     """config/hyperglass.conf as shipped, with this venv and port: the test runs what operators copy."""
-    text = open(os.path.join(ROOT, "config", "hyperglass.conf")).read()
+    text = open(source).read()
     assert "/opt/hyperglass/venv/bin/uvicorn" in text and "bind = 127.0.0.1:8001" in text, "config/hyperglass.conf changed; update the test"
     text = text.replace("/opt/hyperglass/venv", venv).replace("bind = 127.0.0.1:8001", f"bind = 127.0.0.1:{port}")
+    # The example apps (hyperglass_ready.py) from this checkout rather than where make install puts them.
+    text = text.replace("/etc/hyperglass-supervisor/examples", os.path.join(ROOT, "config", "examples"))
     open(path, "w").write(text)
 
 
@@ -302,12 +309,22 @@ def check_killed_worker(sup, port):
         return
     with Load(port) as load:
         time.sleep(1)
+        offset = os.path.getsize(sup.logfile.name)
+        killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         replaced = wait_for(lambda: (p := sup.pids()).get(1) not in (None, victim) and sup.all_ready() and p, 30)
         # Until the new worker has imported hyperglass and serves: the others carry the load meanwhile.
-        time.sleep(3)
+        serving = wait_for(lambda: startups_since(sup, offset) >= 1 and time.monotonic(), 60, 0.05)
+        time.sleep(1)
     check(replaced, f"the killed worker (pid {victim}) is replaced (now {replaced and replaced.get(1)})")
-    check(load.counts["failed"] == 0 and load.counts["ok"] > 0, f"no failed request while a worker was killed: {load.summary()}")
+    check(serving, "the replacement reports its application started")
+    # Requests the killed worker had accepted die with it (SIGKILL leaves it no say); any request sent
+    # after the kill must be served by the others.
+    lost = sum(1 for sent in load.failed_at if sent is not None and sent < killed_at)
+    after = len(load.failed_at) - lost
+    log(f"  replacement serving {(serving - killed_at) if serving else float('nan'):.2f} s after the kill; "
+        f"{lost} request(s) in flight on the killed worker lost with it")
+    check(after == 0 and load.counts["ok"] > 0, f"no request sent after the kill failed: {load.summary()}")
     log(f"  errors: {load.counts['errors']}" if load.counts["errors"] else "  no errors")
 
 
@@ -317,6 +334,12 @@ def startups_since(sup, offset):
     with open(sup.logfile.name, "rb") as f:
         f.seek(offset)
         return f.read().count(b"Application startup complete.")
+
+
+def failed_startups_since(sup, offset):
+    with open(sup.logfile.name, "rb") as f:
+        f.seek(offset)
+        return f.read().count(b"Application startup failed")
 
 
 def check_reload(sup, port):
@@ -348,10 +371,14 @@ def check_reload_redis_down(sup, port, redis):
     redis.stop()
     with Load(port) as load:
         time.sleep(0.5)
+        offset = os.path.getsize(sup.logfile.name)
         result = sup.ctl("reload", "--wait", timeout=180)
-        time.sleep(5)
+        # Keep Redis down until a new worker has tried it and failed (uvicorn: "Application startup failed").
+        tried = wait_for(lambda: failed_startups_since(sup, offset) >= 1, 60, 0.1)
+        time.sleep(3)
         during = sup.pids()
         status = sup.status() or {}
+    check(tried, "a new worker started while Redis was down, and failed its startup")
     check(result.returncode != 0, f"a reload while Redis is down reports failure (exit {result.returncode}: {(result.stdout + result.stderr).strip()[:300]})")
     check(during == before, f"the old workers keep serving: slots still run the same pids ({sorted(before.values())} → {sorted(during.values())})")
     check(load.counts["failed"] == 0, f"no failed request while Redis is down and a reload ran: {load.summary()}")
@@ -428,6 +455,8 @@ def main():
     parser.add_argument("--venv", default=os.path.join(ROOT, ".build-hyperglass", "venv"))
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "debug"), help="directory with hyperglass-supervisor or hyperglass, and hyperglassctl")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) even when everything passed")
+    parser.add_argument("--config", default=os.path.join(ROOT, "config", "hyperglass.conf"),
+                        help="the supervisor configuration to test (default: config/hyperglass.conf)")
     args = parser.parse_args()
     venv = os.path.abspath(args.venv)
     if not os.path.exists(os.path.join(venv, "bin", "uvicorn")):
@@ -454,7 +483,7 @@ def main():
     port = free_port()
     write_app_config(home, redis.port, router.getsockname()[1])
     config = os.path.join(workdir, "supervisor.conf")
-    write_supervisor_config(config, venv, port)
+    write_supervisor_config(config, venv, port, args.config)
     sup = Supervisor(binary, ctl, config, home, workdir)
     log(f"work directory {workdir}; redis on 127.0.0.1:{redis.port}, hyperglass on 127.0.0.1:{port}, supervisor {binary}")
     try:
