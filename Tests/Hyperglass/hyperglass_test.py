@@ -10,6 +10,7 @@ application's configuration (Tests/Hyperglass/appconfig) into a private HOME (hy
   kill          a SIGKILLed worker is replaced; no request on a new connection fails meanwhile
   reload        `hyperglassctl reload --wait` replaces all 4 workers under load, no failed request
   redis-down    a reload while Redis is down fails and the old workers keep serving
+  bad-config    likewise a reload with a hyperglass.yaml that hyperglass rejects
   drain         SIGTERM: a query in flight gets its answer, then the supervisor exits 0, workers gone
 Every process it starts is ended by pid; every wait is bounded. Loopback only: the query in the drain
 check goes to a silent TCP listener of this test standing in for a router.
@@ -389,6 +390,28 @@ def check_reload_redis_down(sup, port, redis):
     return recovered
 
 
+def check_reload_bad_config(sup, port, home):
+    """A hyperglass.yaml that hyperglass rejects: the first new worker fails, the roll stops, the old serve."""
+    wait_for(sup.all_ready, 60)
+    before = sup.pids()
+    path = os.path.join(home, "hyperglass", "hyperglass.yaml")
+    good = open(path).read()
+    try:
+        with open(path, "w") as f:
+            f.write(good + "primary_asn: [not, a, number]\n")
+        with Load(port) as load:
+            time.sleep(0.5)
+            result = sup.ctl("reload", "--wait", timeout=180)
+            time.sleep(1)
+            during = sup.pids()
+    finally:
+        with open(path, "w") as f:
+            f.write(good)
+    check(result.returncode != 0, f"a reload with a hyperglass.yaml hyperglass rejects fails (exit {result.returncode}: {(result.stdout + result.stderr).strip()[:200]})")
+    check(during == before, f"the old workers keep serving ({sorted(before.values())} → {sorted(during.values())})")
+    check(load.counts["failed"] == 0, f"no failed request: {load.summary()}")
+
+
 def check_drain(sup, port, router_port):
     """A query in flight (hyperglass waiting on a router that never answers, up to request_timeout = 6 s)
     when SIGTERM arrives gets its HTTP answer; then the supervisor exits 0 and no worker is left."""
@@ -495,6 +518,8 @@ def main():
             wait_for(sup.all_ready, 30)
             check_reload(sup, port)
             recovered = check_reload_redis_down(sup, port, redis)
+            if recovered:
+                check_reload_bad_config(sup, port, home)
             if not recovered:
                 log("restarting the supervisor for the drain check")
                 sup.stop()
