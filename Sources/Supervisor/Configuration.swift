@@ -42,11 +42,12 @@ enum Configuration {
         var settings = try loader.validated()
         if let command = invocation.command { settings.command = command }
         settings.command = try resolveCommand(settings.command, path: environment["PATH"])
+        if !settings.prestart.isEmpty { settings.prestart = try resolveCommand(settings.prestart, path: environment["PATH"], key: "prestart") }
         return Loaded(settings: settings, file: file)
     }
 
     /// argv with argv[0] made absolute: the bundled worker when empty, else looked up in PATH.
-    static func resolveCommand(_ command: [String], path: String?) throws(ConfigError) -> [String] {
+    static func resolveCommand(_ command: [String], path: String?, key: String = "command") throws(ConfigError) -> [String] {
         guard let program = command.first else {
             guard let directory = Sys.executableDirectory() else {
                 throw ConfigError(location: "command", message: "cannot locate the bundled hyperglass-worker; set command")
@@ -59,7 +60,7 @@ enum Configuration {
         }
         if program.contains("/") {
             guard Sys.isExecutableFile(program) else {
-                throw ConfigError(location: "command", message: "'\(program)' is not an executable file")
+                throw ConfigError(location: key, message: "'\(program)' is not an executable file")
             }
             return command
         }
@@ -67,7 +68,7 @@ enum Configuration {
             let candidate = "\(directory)/\(program)"
             if Sys.isExecutableFile(candidate) { return [candidate] + command.dropFirst() }
         }
-        throw ConfigError(location: "command", message: "'\(program)' was not found in PATH; give its absolute path")
+        throw ConfigError(location: key, message: "'\(program)' was not found in PATH; give its absolute path")
     }
 
     /// The effective configuration as a file `--config` would accept.
