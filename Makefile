@@ -146,11 +146,13 @@ uninstall-old-examples:
 	-@rmdir $(DESTDIR)$(OLDCONFDIR)/examples $(DESTDIR)$(OLDCONFDIR) 2>/dev/null || true
 
 # ---- test-hyperglass: the real hyperglass looking glass under the supervisor (opt-in, not in `test`) --
-# Builds hyperglass 1.0.4 from PyPI into .build-hyperglass/venv once (about 6 minutes; rebuilt only when
+# Builds hyperglass 1.0.4 from PyPI into .build-hyperglass/venv once (2.5–5 minutes; rebuilt only when
 # scripts/hyperglass-venv.sh or its lock change; HYPERGLASS_VENV= to keep it elsewhere), needs
 # redis-server (`apt-get install redis-server`; its service may stay stopped) and network access to PyPI.
 # HYPERGLASS_COMPARE_GUNICORN=1 adds the memory comparison with Gunicorn's arbiter. install_test.py checks
 # make install/uninstall beside `pip install hyperglass` in every order, in staging directories.
+# Under systemd 252 (root, the shared testbed; not run here): Tests/Hyperglass/hyperglass_systemd.sh
+# (after make release) and Tests/Hyperglass/prestart_systemd.sh.
 HYPERGLASS_VENV ?= $(CURDIR)/.build-hyperglass/venv
 test-hyperglass: build
 	@command -v redis-server >/dev/null || { echo "test-hyperglass: needs redis-server (apt-get install redis-server)" >&2; exit 1; }

@@ -7,8 +7,8 @@
 # build-essential, python3-dev, python3-venv, libyaml-dev, libjpeg-dev and zlib1g-dev (Pillow 7.2 and
 # reportlab 3.6 have no wheels for 3.11 and are compiled), and network access to PyPI.
 # Re-running is cheap: a venv whose stamp matches this script and the lock is left as it is.
-# Measured on 2 busy cores: about 6 minutes from nothing (uvloop's libuv and Cython build is 3 of
-# them), 1–2 minutes with pip's wheel cache warm.
+# Measured on 2 busy cores: 140–226 s with pip's wheel cache warm (uvloop, 1–3 minutes of it, is
+# compiled every time); from nothing about 5 minutes (its steps timed one by one).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
