@@ -1,6 +1,7 @@
 import CHyperglass
 import ControlProtocol
 import Glibc
+import SystemCalls
 
 /// hyperglassctl: the operator's view of a running `hyperglass start`, over its control socket.
 let usage = """
@@ -15,7 +16,7 @@ let usage = """
                                finished (exit 0) or failed and was rolled back (exit 1)
       restart ID|all [--wait]  replace one worker, or all of them one at a time, the same graceful way
       ping                     check that the supervisor answers
-      health [--min-ready SHARE]
+      health [--ready-share SHARE]
                                for orchestrators' exec probes and HEALTHCHECK: exit 0 while at least
                                SHARE of the desired workers are ready (0.5 by default; 0..1 or 0%..100%;
                                0 only asks that the supervisor answers), 1 otherwise, while it drains or
@@ -30,8 +31,7 @@ let usage = """
     """
 
 func stderrLine(_ text: String) {
-    var bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    Sys.writeStandardError(text + "\n")
 }
 
 func usageError(_ message: String) -> Never {
@@ -48,7 +48,7 @@ var arguments = Array(CommandLine.arguments.dropFirst())
 var socketPath: String? = getenv("HYPERGLASS_CONTROL_SOCKET").map { String(cString: $0) }
 var json = false
 var wait = false
-var minReady: Double? = nil
+var readyShare: Double? = nil
 var words: [String] = []
 var index = 0
 while index < arguments.count {
@@ -58,9 +58,9 @@ while index < arguments.count {
     case "-h", "--help", "help": print(usage); exit(0)
     case "--json": json = true
     case "--wait": wait = true
-    case "--min-ready":
-        guard index < arguments.count else { usageError("--min-ready needs a share, e.g. 0.5 or 50%") }
-        minReady = share(arguments[index])
+    case "--ready-share":
+        guard index < arguments.count else { usageError("--ready-share needs a share, e.g. 0.5 or 50%") }
+        readyShare = share(arguments[index])
         index += 1
     case "--socket":
         guard index < arguments.count else { usageError("--socket needs a path") }
@@ -68,8 +68,8 @@ while index < arguments.count {
         index += 1
     default:
         if argument.hasPrefix("--socket=") { socketPath = String(argument.dropFirst(9)) }
-        else if argument.hasPrefix("--min-ready=") {
-            minReady = share(String(argument.dropFirst(12)))
+        else if argument.hasPrefix("--ready-share=") {
+            readyShare = share(String(argument.dropFirst(12)))
         }
         else if argument.hasPrefix("--") { usageError("unknown option '\(argument)'") }
         else { words.append(argument) }
@@ -77,7 +77,7 @@ while index < arguments.count {
 }
 
 guard let command = words.first else { usageError("missing command (status, health, workers, reload, restart, ping, version)") }
-if minReady != nil && command != "health" { usageError("--min-ready goes with 'health'") }
+if readyShare != nil && command != "health" { usageError("--ready-share goes with 'health'") }
 let request: ControlRequest
 switch (command, words.count) {
 case ("status", 1), ("health", 1): request = .status
@@ -125,7 +125,7 @@ guard reply["ok"]?.bool == true else {
     exit(1)
 }
 if command == "health" {
-    let verdict = HealthCheck.judge(reply, minReady: minReady ?? HealthCheck.defaultShare)
+    let verdict = HealthCheck.judge(reply, readyShare: readyShare ?? HealthCheck.defaultShare)
     print(verdict.reason)
     exit(verdict.healthy ? 0 : 1)
 }

@@ -1,20 +1,21 @@
 import CHyperglass
 import Glibc
 import SupervisorCore
+import SystemCalls
 
 /// `prestart`: one command run to completion before the first workers start, such as hyperglass's
 /// front-end build or a database migration. It runs before the listening sockets are bound, so a
 /// long one leaves clients a refused connection rather than a socket nobody serves for minutes.
 /// Under systemd, STATUS= says what runs and EXTEND_TIMEOUT_USEC= keeps pushing out the start timeout
 /// while it does (a build can outlast TimeoutStartSec=); its output goes where ours goes, the journal.
-/// SIGTERM or SIGINT stop it the way a drain stops workers: SIGTERM to its process group, SIGKILL after
-/// graceful_timeout or at a second signal; then the start ends with status 0, as a stop does.
+/// SIGTERM, SIGINT or SIGQUIT stop it the way a drain stops workers: SIGTERM to its process group,
+/// SIGKILL after graceful_timeout or at a second signal; then the start ends with status 0, as a stop does.
 enum Prestart {
     enum Outcome: Equatable {
         case succeeded
         /// Why, in words for the journal and STATUS=: "exited with status 3", "was killed by SIGSEGV".
         case failed(String)
-        /// SIGTERM or SIGINT arrived; the command has been ended and reaped.
+        /// SIGTERM, SIGINT or SIGQUIT arrived; the command has been ended and reaped.
         case stopped
     }
 
@@ -22,17 +23,17 @@ enum Prestart {
     static let extendBy: Duration = .seconds(30)
     static let extendEvery: Duration = .seconds(10)
 
-    /// Runs `command` (argv[0] absolute) with `environment`, waiting for it, for SIGTERM/SIGINT and for
-    /// the next extension. The signals are blocked already (main.swift); this reads them from its own
-    /// signalfd, which the event loop later replaces, so none is lost and none leaks into the pool.
+    /// Runs `command` (argv[0] absolute) with `environment`, waiting for it, for a stop signal and for
+    /// the next extension. The signals are blocked already (CSupervisorSignals); this reads them from its
+    /// own signalfd, which the event loop later replaces, so none is lost and none leaks into the pool.
     static func run(_ command: [String], environment: [String], gracefulTimeout: Duration,
                     notifier: SystemdNotifier, log: Log) throws(SystemError) -> Outcome {
-        let watched = [SIGCHLD, SIGTERM, SIGINT, SIGHUP]
+        let watched = [SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP]
         let signals = try Sys.check("signalfd") { hg_signalfd(watched, Int32(watched.count)) }
-        defer { close(signals) }
+        defer { Sys.close(signals) }
         let epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
-        defer { close(epoll) }
-        _ = try Sys.check("epoll_ctl") { hg_epoll_add(epoll, signals, HG_EPOLLIN, 1) }
+        defer { Sys.close(epoll) }
+        try Epoll.add(epoll, signals, HG_EPOLLIN, 1)
 
         let shown = command.map(ValueParser.shellQuoted).joined(separator: " ")
         let started = Sys.now
@@ -61,23 +62,15 @@ enum Prestart {
                 nextExtension = now + extendEvery
             }
             let wake = min(nextExtension, killAt ?? nextExtension)
-            var event = hg_event()
-            let timeout = Int32(clamping: max(0, (wake - Sys.now).nanoseconds / 1_000_000) + 1)
-            let n = hg_epoll_wait(epoll, &event, 1, timeout)
-            if n < 0 {
-                precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
-                continue
-            }
+            var events = [hg_event()]
+            _ = Epoll.wait(epoll, &events, timeoutMilliseconds: Int32(clamping: max(0, (wake - Sys.now).nanoseconds / 1_000_000) + 1))
             while true {
                 let signal = hg_signalfd_read(signals)
                 guard signal > 0 else { break }
                 switch signal {
                 case SIGCHLD:
                     var status: Int32 = 0
-                    while true {
-                        let reaped = hg_reap_any(&status)
-                        guard reaped > 0 else { break }
-                        guard reaped == pid else { continue }
+                    if hg_reap(pid, &status) == pid {
                         if stopping {
                             log(.notice, "prestart: \(shown) stopped; exiting")
                             return .stopped
@@ -90,7 +83,7 @@ enum Prestart {
                             : "was killed by \(SignalName.of(hg_wtermsig(status)))"
                         return .failed(reason)
                     }
-                case SIGTERM, SIGINT:
+                case SIGTERM, SIGINT, SIGQUIT:
                     if stopping {
                         log(.notice, "prestart: \(SignalName.of(signal)) again: killing \(shown) now")
                         Sys.signalGroup(pid, SIGKILL)

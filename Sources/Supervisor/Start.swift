@@ -24,8 +24,11 @@ enum Start {
         if !settings.prestart.isEmpty, let code = prestart(settings, notifier: notifier, log: log) { return code }
         do {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
-            let notifySocket = try WorkerNotifySocket()
-            let spawner = Spawner(listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address, inherited: Sys.environment())
+            // The control socket's checked directory is the runtime directory; the workers' private one goes in it.
+            let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
+                                            group: settings.controlGroup)
+            let workerSockets = try WorkerSockets(in: control.directory)
+            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
             let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
@@ -34,11 +37,9 @@ enum Start {
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
                 ? " (from systemd socket activation)" : ""
             log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
-            let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
-                                            group: settings.controlGroup)
             log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
-                                     notifySocket: notifySocket, control: control, log: log)
+                                     workerSockets: workerSockets, control: control, log: log)
             return loop.run()
         } catch {
             log(.error, "\(error)")
@@ -49,7 +50,7 @@ enum Start {
     /// Runs `prestart`; nil to go on and start the workers, else the exit status to end with.
     private static func prestart(_ settings: Settings, notifier: SystemdNotifier, log: Log) -> Int32? {
         // The workers' environment (ours minus systemd's variables, plus `environment`), no sockets.
-        let environment = Spawner(listenerFDs: [], notifySocket: "", inherited: Sys.environment()).environment(for: settings)
+        let environment = Spawner.environment(inherited: Sys.environment(), settings: settings)
         let shown = settings.prestart.map(ValueParser.shellQuoted).joined(separator: " ")
         let reason: String
         do {

@@ -11,7 +11,8 @@ extension Pool {
 
         let successor = slots.indices.contains(worker.slot) && slots[worker.slot].successor?.pid == pid
         if successor, phase.isActive {
-            let reason = worker.killReason ?? "\(status) before ready"
+            // Ready or not, a successor that exits before it took over is a failed start, exit 0 included.
+            let reason = worker.killReason ?? failedStartReason(worker, status, at: now) ?? "\(status) before it took over"
             actions.append(.log(.warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)"))
             actions += successorFailed(worker.slot, reason: reason, at: now)
         } else if worker.killAt != nil, worker.killReason == nil {
@@ -22,11 +23,12 @@ extension Pool {
             // The roll is already replacing it; the successor takes over the slot when ready.
             actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(status); its successor\(next.pid.map { " (pid \($0))" } ?? "") is starting"))
         } else if current {
-            let when = worker.readyAt == nil ? "before ready" : "after \((now - worker.startedAt).spoken)"
-            let reason = worker.killReason ?? "\(status)"
-            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason) \(when)"))
+            // An exit nobody asked for is a failure whatever its status; within min_ready it is a failed start.
+            let failedStart = failedStartReason(worker, status, at: now)
+            let reason = failedStart ?? worker.killReason ?? status.description
+            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason)\(failedStart == nil ? " after \((now - worker.startedAt).spoken)" : "")"))
             if let readyAt = worker.readyAt, now - readyAt >= policy.backoff.reset { slots[worker.slot].failures = 0 }
-            actions += slotFailed(worker.slot, reason: worker.readyAt == nil ? "\(reason) before ready" : reason, at: now)
+            actions += slotFailed(worker.slot, reason: reason, at: now)
         } else {
             actions.append(.log(.info, "worker \(worker.slot) (pid \(pid)) ended: \(worker.killReason ?? status.description)"))
         }

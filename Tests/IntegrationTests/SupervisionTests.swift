@@ -14,7 +14,9 @@ struct SupervisionTests {
             #expect(record.contains("listen_pid=\(pid) "), "LISTEN_PID must be the worker's own pid: \(record)")
             #expect(record.contains("fds=1 names=http "), "\(record)")
             #expect(record.contains("pgid=\(pid) "), "each worker leads its own process group: \(record)")
-            #expect(record.contains("notify=@hyperglass/"), "\(record)")
+            // Its own notify socket, in the supervisor's private directory beside the control socket.
+            #expect(record.contains("notify=\(supervisor.directory)/workers."), "\(record)")
+            #expect(record.contains("/notify-"), "\(record)")
         }
         let ids = Set(supervisor.records.compactMap { $0.split(separator: " ").first { $0.hasPrefix("id=") } })
         #expect(ids == ["id=0", "id=1", "id=2"])
@@ -78,6 +80,19 @@ struct SupervisionTests {
         supervisor.signal(SIGTERM)
         #expect(supervisor.waitForExit(timeout: 10) == 0)
         #expect(Date().timeIntervalSince(start) < 5)
+        for worker in workers {
+            #expect(supervisor.records.contains("\(worker) signal 15"), "worker \(worker) must have received SIGTERM")
+        }
+        #expect(supervisor.noWorkerLeft)
+    }
+
+    @Test("SIGQUIT drains like SIGTERM: the workers get SIGTERM and the supervisor exits 0")
+    func sigquitDrains() throws {
+        let supervisor = try SupervisorProcess(["--workers", "2", "--graceful-timeout", "10s"])
+        #expect(eventually { supervisor.liveWorkers.count == 2 && supervisor.startedWorkers.count == 2 })
+        let workers = supervisor.liveWorkers
+        supervisor.signal(SIGQUIT)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
         for worker in workers {
             #expect(supervisor.records.contains("\(worker) signal 15"), "worker \(worker) must have received SIGTERM")
         }
