@@ -18,6 +18,8 @@ public enum ControlRequest: Equatable, Sendable {
     case reload(wait: Bool)
     /// Replace one worker (by slot id) or all of them, one roll step at a time.
     case restart(RestartTarget, wait: Bool)
+    /// `workers auto`: end a pinned count and let the autoscaler decide again.
+    case resumeAutoscaling
 
     public static let protocolVersion = 1
 
@@ -25,7 +27,7 @@ public enum ControlRequest: Equatable, Sendable {
     public var isReadOnly: Bool {
         switch self {
         case .ping, .version, .status, .getWorkers: return true
-        case .setWorkers, .reload, .restart: return false
+        case .setWorkers, .reload, .restart, .resumeAutoscaling: return false
         }
     }
 
@@ -43,6 +45,8 @@ public enum ControlRequest: Equatable, Sendable {
             case .by(let delta): members.append(("add", .number(Double(delta))))
             }
             if wait { members.append(("wait", .bool(true))) }
+        case .resumeAutoscaling:
+            members += [("cmd", .string("workers")), ("set", .string("auto"))]
         case let .reload(wait):
             members.append(("cmd", .string("reload")))
             if wait { members.append(("wait", .bool(true))) }
@@ -72,7 +76,9 @@ public enum ControlRequest: Equatable, Sendable {
         case "status": self = .status
         case "workers":
             let wait = json["wait"]?.bool ?? false
-            if let set = json["set"] {
+            if json["set"]?.string == "auto" {
+                self = .resumeAutoscaling
+            } else if let set = json["set"] {
                 guard let n = set.int else { throw ControlError("\"set\" must be a whole number") }
                 self = .setWorkers(.to(n), wait: wait)
             } else if let add = json["add"] {

@@ -38,10 +38,15 @@ enum Prestart {
         let shown = command.map(ValueParser.shellQuoted).joined(separator: " ")
         let started = Sys.now
         var error: Int32 = 0
+        // The exec result comes back on `report` (end of file: exec succeeded; 4 bytes: its errno).
+        var report: Int32 = -1
         let pid = withCStringArray(command) { argv in
-            withCStringArray(environment) { envp in hg_spawn(argv[0], argv, envp, -1, nil, 0, &error) }
+            withCStringArray(environment) { envp in hg_spawn_start(argv[0], argv, envp, -1, nil, 0, &report, &error) }
         }
         guard pid > 0 else { throw SystemError(operation: "start prestart \(command[0])", errno: error) }
+        defer { if report >= 0 { Sys.close(report) } }
+        try Epoll.add(epoll, report, HG_EPOLLIN, 2)
+        var execError: Int32 = 0
         log(.notice, "prestart: running \(shown) (pid \(pid)); the workers start when it has succeeded")
         notifier.send("STATUS=prestart: running \(shown)\nEXTEND_TIMEOUT_USEC=\(extendBy.nanoseconds / 1000)")
 
@@ -64,6 +69,14 @@ enum Prestart {
             let wake = min(nextExtension, killAt ?? nextExtension)
             var events = [hg_event()]
             _ = Epoll.wait(epoll, &events, timeoutMilliseconds: Int32(clamping: max(0, (wake - Sys.now).nanoseconds / 1_000_000) + 1))
+            if report >= 0 {
+                let result = hg_spawn_result(report)
+                if result >= 0 {
+                    execError = result
+                    Sys.close(report)  // also leaves the epoll set
+                    report = -1
+                }
+            }
             while true {
                 let signal = hg_signalfd_read(signals)
                 guard signal > 0 else { break }
@@ -74,6 +87,9 @@ enum Prestart {
                         if stopping {
                             log(.notice, "prestart: \(shown) stopped; exiting")
                             return .stopped
+                        }
+                        if execError > 0 {
+                            return .failed("could not be started: \(String(cString: strerror(execError)))")
                         }
                         if hg_wifexited(status) != 0 && hg_wexitstatus(status) == 0 {
                             log(.notice, "prestart: \(shown) succeeded in \((Sys.now - started).spoken)")
