@@ -186,6 +186,7 @@ chaos: build
 	  $(CHAOS) --pool uvicorn --seconds $(CHAOS_UVICORN_SECONDS); fi
 chaos-quick:
 	python3 Tests/Chaos/stopped_supervisor.py --bin-dir $(CHAOS_BIN_DIR)
+	python3 Tests/Chaos/slow_systemd.py --bin-dir $(CHAOS_BIN_DIR)
 	$(CHAOS) --seconds 10
 
 # ---- container mode: the supervisor as PID 1 of a real PID namespace (unshare), no systemd ---------

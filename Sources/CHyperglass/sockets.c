@@ -129,15 +129,16 @@ fail:;
     return -1;
 }
 
-int hg_connect_unix_nonblocking(const char *path) {
+// A Unix socket of `type` connected to `path`; a non-blocking stream connect may still be in progress.
+static int connect_unix(const char *path, int type) {
     struct sockaddr_un addr;
     socklen_t len = unix_address(path, &addr);
     if (len == 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int rc;
     do { rc = connect(fd, (struct sockaddr *)&addr, len); } while (rc < 0 && errno == EINTR);
-    if (rc < 0 && errno != EINPROGRESS) {
+    if (rc < 0 && !(errno == EINPROGRESS && (type & SOCK_NONBLOCK))) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -146,22 +147,13 @@ int hg_connect_unix_nonblocking(const char *path) {
     return fd;
 }
 
-int hg_connect_unix(const char *path) {
-    struct sockaddr_un addr;
-    socklen_t len = unix_address(path, &addr);
-    if (len == 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    int rc;
-    do { rc = connect(fd, (struct sockaddr *)&addr, len); } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
+int hg_connect_unix_nonblocking(const char *path) { return connect_unix(path, SOCK_STREAM | SOCK_NONBLOCK); }
+
+int hg_connect_unix(const char *path) { return connect_unix(path, SOCK_STREAM); }
+
+// Connected, so that epoll reports EPOLLOUT only once the receiver's queue has room again
+// (an unconnected datagram socket is always "writable").
+int hg_connect_unix_datagram(const char *path) { return connect_unix(path, SOCK_DGRAM | SOCK_NONBLOCK); }
 
 int hg_unix_socket_alive(const char *path) {
     int fd = hg_connect_unix(path);

@@ -41,7 +41,9 @@ final class EventLoop {
     private var armedDeadline: Instant? = nil
     private var exitCode: Int32? = nil
 
-    private enum Source: UInt64 { case signal = 1, timer, control }
+    private enum Source: UInt64 { case signal = 1, timer, control, systemd }
+    /// The notifier's socket (fd, connection) the loop watches for room, while messages wait for systemd.
+    private var watchedSystemd: (fd: Int32, connection: Int)? = nil
     /// epoll data for a control client: this bit plus its fd.
     static let clientTag: UInt64 = 1 << 32
     /// epoll data for a health probe's connection: this bit plus its fd.
@@ -139,6 +141,9 @@ final class EventLoop {
                     armTimer()
                 case .control:
                     control.acceptAll(at: Sys.now)
+                case .systemd:
+                    notifier.flush()
+                    watchSystemdWhilePending()
                 case nil: preconditionFailure("epoll returned an unknown source \(event.data)")
                 }
                 if exitCode != nil { break }
@@ -246,12 +251,30 @@ final class EventLoop {
             return .memorySampled(usage)
         case let .notifySystemd(assignments):
             notifier.send(assignments)
+            watchSystemdWhilePending()
         case let .log(level, message):
             log(level, message)
         case let .exit(code):
             exitCode = code
         }
         return nil
+    }
+
+    /// Watches the notifier's socket for room while messages wait for systemd, and only then: a connected
+    /// datagram socket is writable whenever systemd's queue has room, which would otherwise wake us forever.
+    private func watchSystemdWhilePending() {
+        let wanted = notifier.hasPending && notifier.fd >= 0 ? (fd: notifier.fd, connection: notifier.connection) : nil
+        if let watched = watchedSystemd, let wanted, watched == wanted { return }
+        // A socket the notifier closed left epoll with its close; removing a reused number is harmless (ENOENT).
+        if let watched = watchedSystemd, watched.connection == notifier.connection { Epoll.remove(epoll, watched.fd) }
+        watchedSystemd = nil
+        guard let wanted else { return }
+        do {
+            try Epoll.add(epoll, wanted.fd, HG_EPOLLOUT, Source.systemd.rawValue)
+            watchedSystemd = wanted
+        } catch {
+            log(.error, "cannot watch systemd's notify socket for room: \(error); messages to systemd wait for the next one")
+        }
     }
 
     func armTimer() {

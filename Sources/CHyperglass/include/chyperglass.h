@@ -65,6 +65,8 @@ int hg_bind_unix(const char *path, int type, unsigned mode, int backlog);
 int hg_connect_unix(const char *path);
 /// A non-blocking, close-on-exec Unix stream socket connecting to path ("@name" is abstract), or -1.
 int hg_connect_unix_nonblocking(const char *path);
+/// A non-blocking datagram socket connected to `path` ('@' for the abstract namespace), or -1 with errno.
+int hg_connect_unix_datagram(const char *path);
 /// Whether a live process accepts on the Unix socket at path (1 yes, 0 no).
 int hg_unix_socket_alive(const char *path);
 /// A non-blocking, close-on-exec accepted socket, or -1.
