@@ -183,6 +183,8 @@ final class EventLoop {
             notifier.send(assignments)
         case let .log(level, message):
             log(level, message)
+        case let .report(event):
+            log(event.level, event.message)
         case let .exit(code):
             exitCode = code
         }

@@ -22,6 +22,10 @@ public struct Pool: Sendable {
     var lastReadyAt: Instant? = nil
     var watchdogWithholding = false
     var lastStatus = ""
+    /// What happened since the start, for `/metrics`; kept across reloads (Pool+Reports.swift).
+    public internal(set) var counters = PoolCounters()
+    /// The roll being timed: its id survives a rollback, so a failed reload counts once, start to end.
+    var timedRoll: (id: Int, startedAt: Instant)? = nil
     var allReadyLogged = false
 
     public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED) {
@@ -41,6 +45,8 @@ public struct Pool: Sendable {
 
     public mutating func handle(_ event: Event, at now: Instant) -> [Action] {
         var actions: [Action] = []
+        defer { counters.record(event, actions) }
+        let outcomeBefore = lastRoll
         switch event {
         case .started:
             if let interval = policy.systemdWatchdogInterval { nextWatchdogPing = now + interval }
@@ -88,6 +94,7 @@ public struct Pool: Sendable {
         actions += poolReadiness()
         if readyCount > 0 { lastReadyAt = now }
         actions += statusUpdate(at: now)
+        actions = rollReports(actions, outcomeBefore: outcomeBefore, at: now)
         return actions
     }
 
