@@ -8,6 +8,11 @@ let usage = """
 
     Commands:
       status [--json]          supervisor and per-worker state (a table, or JSON for scripts)
+      status --watch [--interval S]
+                               the status table, redrawn every S seconds (default 1) until Ctrl-C
+      metrics                  the pool's metrics in the Prometheus text format (as metrics_bind serves them)
+      events                   follow the pool's events as JSON lines (spawned, ready, exited, restart, ...)
+                               until the supervisor stops; a reader that falls behind is dropped
       workers                  print the desired worker count
       workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it
       reload [--wait]          re-read the configuration and replace every worker, one at a time, each
@@ -38,6 +43,8 @@ var arguments = Array(CommandLine.arguments.dropFirst())
 var socketPath: String? = getenv("HYPERGLASS_CONTROL_SOCKET").map { String(cString: $0) }
 var json = false
 var wait = false
+var watch = false
+var interval = 1.0
 var words: [String] = []
 var index = 0
 while index < arguments.count {
@@ -47,6 +54,13 @@ while index < arguments.count {
     case "-h", "--help", "help": print(usage); exit(0)
     case "--json": json = true
     case "--wait": wait = true
+    case "--watch": watch = true
+    case "--interval":
+        guard index < arguments.count, let seconds = Double(arguments[index]), seconds >= 0.1, seconds <= 3600 else {
+            usageError("--interval needs a number of seconds from 0.1 to 3600")
+        }
+        interval = seconds
+        index += 1
     case "--socket":
         guard index < arguments.count else { usageError("--socket needs a path") }
         socketPath = arguments[index]
@@ -58,10 +72,12 @@ while index < arguments.count {
     }
 }
 
-guard let command = words.first else { usageError("missing command (status, workers, reload, restart, ping, version)") }
+guard let command = words.first else { usageError("missing command (status, workers, reload, restart, ping, version, metrics, events)") }
 let request: ControlRequest
 switch (command, words.count) {
 case ("status", 1): request = .status
+case ("metrics", 1): request = .metrics
+case ("events", 1): request = .events
 case ("ping", 1): request = .ping
 case ("version", 1): request = .version
 case ("workers", 1): request = .getWorkers
@@ -77,11 +93,12 @@ case ("restart", 2):
     }
     request = .restart(target, wait: wait)
 case ("restart", 1): usageError("restart needs a worker id or 'all'")
-case ("status", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _):
+case ("status", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _), ("metrics", _), ("events", _):
     usageError("too many arguments for '\(command)'")
 default:
-    usageError("unknown command '\(command)' (status, workers, reload, restart, ping, version)")
+    usageError("unknown command '\(command)' (status, workers, reload, restart, ping, version, metrics, events)")
 }
+if watch && request != .status { usageError("--watch goes with 'status'") }
 if json && request != .status { usageError("--json goes with 'status'") }
 switch request {
 case .setWorkers, .reload, .restart: break
@@ -93,6 +110,13 @@ for name in ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"] {
     if let value = getenv(name) { environment[name] = String(cString: value) }
 }
 let path = socketPath ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0)
+if watch { StatusWatch.run(path: path, intervalSeconds: interval, json: json) }
+if request == .events {
+    do { try EventStream.follow(path: path) } catch {
+        stderrLine("hyperglassctl: \(error)")
+        exit(error.exitCode)
+    }
+}
 let reply: JSON
 do {
     reply = try ControlClient.send(request, to: path, timeoutSeconds: wait ? 900 : 10)
@@ -107,6 +131,8 @@ guard reply["ok"]?.bool == true else {
 switch request {
 case .status: print(json ? reply.serialized : StatusTable.render(reply), terminator: json ? "\n" : "")
 case .ping: print("pong")
+case .metrics: print(reply["text"]?.string ?? "", terminator: "")
+case .events: break
 case .version: print("hyperglass \(reply["version"]?.string ?? "?") (control protocol \(reply["protocol"]?.int ?? 0))")
 case .getWorkers: print(reply["desired"]?.int ?? 0)
 case .reload, .restart:

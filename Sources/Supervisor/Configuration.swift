@@ -73,6 +73,7 @@ enum Configuration {
         lines.append("graceful_timeout = \(s.gracefulTimeout.spoken)")
         if let socket = s.controlSocket { lines.append("control_socket = \(socket)") }
         if let group = s.controlGroup { lines.append("control_group = \(group)") }
+        lines.append("metrics_bind = \(s.metricsBind.map(String.init(describing:)) ?? "off")")
         lines.append("debug = \(s.debug)")
         lines.append("crash_loop = \(s.crashLoop.rawValue)")
         lines.append("watchdog_requires_ready = \(s.health.watchdogRequiresReady)")

@@ -191,6 +191,14 @@ final class ControlServer {
 
     func isOpen(_ fd: Int32) -> Bool { clients[fd] != nil }
 
+    /// Reply bytes not yet taken by the client's socket (for dropping slow `events` followers).
+    func pendingOutput(_ fd: Int32) -> Int { clients[fd]?.output.count ?? 0 }
+
+    /// Closes a client at once, unsent output and all.
+    func disconnect(_ fd: Int32) {
+        if let client = clients[fd] { drop(client) }
+    }
+
     private func drop(_ client: Client) {
         clients.removeValue(forKey: client.fd)
         _ = Glibc.close(client.fd)  // closing removes it from epoll too

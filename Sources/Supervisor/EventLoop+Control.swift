@@ -18,12 +18,13 @@ extension EventLoop {
     }
 
     /// Keeps a client's epoll interest in step with its output: EPOLLOUT only while a reply waits to be sent.
-    private func watch(_ fd: Int32) {
+    func watch(_ fd: Int32) {
         if control.isOpen(fd) {
             let interest = HG_EPOLLIN | HG_EPOLLRDHUP | (control.wantsWrite(fd) ? HG_EPOLLOUT : 0)
             _ = hg_epoll_mod(epoll, fd, interest, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
         } else {
             waiters.removeAll { $0.fd == fd }
+            followers.remove(fd)
         }
     }
 
@@ -38,6 +39,8 @@ extension EventLoop {
         case .ping: return ControlReply.success([("pong", .bool(true))])
         case .version: return ControlReply.success([("version", .string(version)), ("protocol", .number(Double(ControlRequest.protocolVersion)))])
         case .status: return StatusReport.json(pool: pool, startedAt: startedAt, now: Sys.now)
+        case .metrics: return ControlReply.success([("text", .string(metricsText()))])
+        case .events: return follow(from: fd)
         case .getWorkers:
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
         case let .setWorkers(change, wait):

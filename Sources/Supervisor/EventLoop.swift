@@ -31,6 +31,13 @@ final class EventLoop {
     enum Awaited { case count(Int), roll(Int) }
     var waiters: [(fd: Int32, awaited: Awaited)] = []
     private var armedDeadline: Instant? = nil
+    /// Pool events in the journal with their fields, when stderr is the journal (EventLoop+Observability.swift).
+    let journal: JournalWriter?
+    /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
+    let http: HTTPEndpoint?
+    let collector: MetricsCollector
+    /// Control clients following `hyperglassctl events`.
+    var followers: Set<Int32> = []
     private var exitCode: Int32? = nil
 
     private enum Source: UInt64 { case signal = 1, timer, notify, control }
@@ -38,12 +45,15 @@ final class EventLoop {
     static let clientTag: UInt64 = 1 << 32
     /// epoll data for a health probe's connection: this bit plus its fd.
     private static let probeTag: UInt64 = 1 << 33
+    /// epoll data for a connection to the `metrics_bind` listener, and for the listening sockets themselves.
+    static let httpTag: UInt64 = 1 << 34
+    private static let httpListenerTag: UInt64 = 1 << 35
 
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log) throws(SystemError) {
+         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log, http: HTTPEndpoint? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
@@ -52,11 +62,17 @@ final class EventLoop {
         self.notifier = notifier
         self.notifySocket = notifySocket
         self.log = log
+        self.http = http
+        journal = log.journal ? JournalWriter() : nil
+        collector = MetricsCollector(listeners: listeners)
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
         for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify), (control.fd, .control)] {
             try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, source.rawValue) }
+        }
+        for fd in http?.fds ?? [] {
+            try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, EventLoop.httpListenerTag | UInt64(UInt32(bitPattern: fd))) }
         }
     }
 
@@ -81,6 +97,14 @@ final class EventLoop {
                     }
                     continue
                 }
+                if event.data & EventLoop.httpListenerTag != 0 {
+                    httpListenerReady(Int32(truncatingIfNeeded: event.data))
+                    continue
+                }
+                if event.data & EventLoop.httpTag != 0 {
+                    httpClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
+                    continue
+                }
                 if event.data & EventLoop.clientTag != 0 {
                     controlClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
                     continue
@@ -93,6 +117,7 @@ final class EventLoop {
                     dispatch(.deadlineReached)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
+                    http?.expire(at: Sys.now)
                     armTimer()
                 case .notify:
                     for (pid, message) in notifySocket.receiveAll() { dispatch(.notified(pid: pid, message: message)) }
@@ -108,6 +133,7 @@ final class EventLoop {
         }
         Listeners.close(listeners)
         control.close()
+        http?.close()
         return exitCode ?? 1
     }
 
@@ -184,7 +210,7 @@ final class EventLoop {
         case let .log(level, message):
             log(level, message)
         case let .report(event):
-            log(event.level, event.message)
+            report(event)
         case let .exit(code):
             exitCode = code
         }
@@ -192,7 +218,7 @@ final class EventLoop {
     }
 
     func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline].compactMap { $0 }.min()
+        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, http?.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

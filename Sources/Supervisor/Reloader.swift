@@ -34,6 +34,7 @@ struct Reloader {
         if settings.controlSocket != current.controlSocket { needRestart.append("control_socket") }
         if settings.controlGroup != current.controlGroup { needRestart.append("control_group") }
         if settings.debug != current.debug { needRestart.append("debug") }
+        if settings.metricsBind != current.metricsBind { needRestart.append("metrics_bind") }
         pending = (rollID, settings)
         return Plan(settings: settings, count: count, needRestart: needRestart)
     }

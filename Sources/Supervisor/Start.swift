@@ -36,8 +36,10 @@ enum Start {
             let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
                                             group: settings.controlGroup)
             log(.info, "control socket at \(control.path)")
+            let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
+            if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
-                                     notifySocket: notifySocket, control: control, log: log)
+                                     notifySocket: notifySocket, control: control, log: log, http: http)
             return loop.run()
         } catch {
             log(.error, "\(error)")

@@ -33,6 +33,13 @@ public struct ConfigKey: Sendable {
         ConfigKey(name: "control_group", section: "supervisor", repeatable: false, accepts: "a group name") {
             s, v throws(ConfigValueError) in s.controlGroup = try ValueParser.word(v)
         },
+        ConfigKey(name: "metrics_bind", section: "supervisor", repeatable: false, accepts: "HOST:PORT, [IPV6]:PORT or :PORT, or off") {
+            s, v throws(ConfigValueError) in
+            if v == "off" { s.metricsBind = nil; return }
+            let address = try ValueParser.bindAddress(v)
+            guard case .tcp = address else { throw ConfigValueError("'\(v)' is not a TCP address: Prometheus scrapes over TCP (e.g. 127.0.0.1:9101)") }
+            s.metricsBind = address
+        },
         ConfigKey(name: "debug", section: "supervisor", repeatable: false, accepts: "true or false") {
             s, v throws(ConfigValueError) in s.debug = try ValueParser.boolean(v)
         },

@@ -60,6 +60,8 @@ public struct Settings: Equatable, Sendable {
     public var gracefulTimeout: Duration = .seconds(30)
     public var controlSocket: String? = nil
     public var controlGroup: String? = nil
+    /// The supervisor's own HTTP listener for /metrics, /readyz and /livez; nil: none (the default).
+    public var metricsBind: BindAddress? = nil
     public var debug: Bool = false
     public var crashLoop: CrashLoopPolicy = .keepTrying
     /// The worker command; empty means the bundled hyperglass-worker.
