@@ -39,18 +39,21 @@ extension Pool {
         guard var worker = workers[pid], !worker.isStopping else { return [] }
         let signal = policy.health.watchdogSignal
         worker.health.verdict = reason
+        worker.health.verdictCause = .watchdog
         worker.killReason = reason
+        worker.killCause = .watchdog
         worker.health.watchdogDeadline = nil
         if signal == .kill { worker.killed = true } else { worker.killAt = now + policy.health.watchdogKillAfter }
         workers[pid] = worker
-        var actions: [Action] = [.log(.warning, "worker \(worker.slot) (pid \(pid)): \(reason); sending \(SignalName.of(signal.rawValue))"),
+        var actions: [Action] = [.report(PoolEvent(.watchdog, .warning, "worker \(worker.slot) (pid \(pid)): \(reason); sending \(SignalName.of(signal.rawValue))",
+                                                   slot: worker.slot, pid: pid, generation: worker.generation, reason: .watchdog)),
                                  .signal(pid: pid, signal), .signal(pid: pid, .cont)]
         // It serves nobody already: its slot restarts now rather than when it has finally gone.
         let id = worker.slot
         if slots.indices.contains(id), slots[id].pid == pid, slots[id].successor == nil {
             slots[id].pid = nil
             slots[id].lastExit = nil
-            actions += slotFailed(id, reason: reason, at: now)
+            actions += slotFailed(id, reason: reason, cause: .watchdog, at: now)
         }
         return actions
     }
@@ -70,7 +73,8 @@ extension Pool {
             if worker.readyAt == nil, policy.readiness == .http {
                 worker.readyAt = now
                 becameReady = true
-                actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), first good probe \((now - worker.startedAt).spoken) after start)"))
+                actions.append(.report(PoolEvent(.ready, .info, "worker \(worker.slot) ready (pid \(pid), first good probe \((now - worker.startedAt).spoken) after start)",
+                                                 slot: worker.slot, pid: pid, generation: worker.generation)))
             }
         } else if worker.readyAt != nil, now >= worker.startedAt + (policy.health.probeGrace ?? policy.readyTimeout) {
             worker.health.failedProbes += 1
@@ -83,7 +87,7 @@ extension Pool {
         }
         let failed = worker.health.failedProbes
         if failed >= policy.health.probeFailures {
-            actions += replaceUnhealthy(pid, reason: "\(failed)/\(policy.health.probeFailures) health probes failed (last: \(result.detail))", at: now)
+            actions += replaceUnhealthy(pid, reason: "\(failed)/\(policy.health.probeFailures) health probes failed (last: \(result.detail))", cause: .probe, at: now)
         }
         return actions
     }
@@ -100,6 +104,7 @@ extension Pool {
             let delay = Duration.nanoseconds(Int64(random.nextUnit() * Double(policy.health.memoryCheckInterval.nanoseconds)))
             worker.health.recycleAt = now + delay
             worker.health.verdict = "memory \(bytes.mebibytes) MiB over max_memory \(ceiling.mebibytes) MiB"
+            worker.health.verdictCause = .memory
             workers[pid] = worker
             actions.append(.log(.notice, "worker \(worker.slot) (pid \(pid)) uses \(bytes.mebibytes) MiB, over max_memory (\(ceiling.mebibytes) MiB); recycling it in \(delay.spoken)"))
         }
@@ -108,11 +113,12 @@ extension Pool {
 
     /// Replaces a worker that runs but does not serve well: its successor starts first, and it drains once
     /// the successor is ready, so capacity does not drop.
-    mutating func replaceUnhealthy(_ pid: Int32, reason: String, at now: Instant) -> [Action] {
+    mutating func replaceUnhealthy(_ pid: Int32, reason: String, cause: FailureReason, at now: Instant) -> [Action] {
         guard var worker = workers[pid], !worker.isStopping, phase.isActive else { return [] }
         let id = worker.slot
         guard slots.indices.contains(id), slots[id].pid == pid else { return [] }
         worker.health.verdict = reason
+        worker.health.verdictCause = cause
         worker.health.recycleAt = nil
         workers[pid] = worker
         guard slots[id].successor == nil else { return [] }
@@ -121,7 +127,8 @@ extension Pool {
         let generation = slots[id].generation + 1
         slots[id].generation = generation
         slots[id].successor = Successor(generation: generation, release: slots[id].release)
-        return [.log(.warning, "worker \(id) (pid \(pid)) is unhealthy: \(reason); starting its replacement"),
+        return [.report(PoolEvent(.unhealthy, .warning, "worker \(id) (pid \(pid)) is unhealthy: \(reason); starting its replacement",
+                                  slot: id, pid: pid, generation: worker.generation, reason: cause)),
                 .spawn(slot: id, generation: generation, release: slots[id].release)]
     }
 
@@ -135,7 +142,7 @@ extension Pool {
                 continue
             }
             if let recycle = worker.health.recycleAt, recycle <= now {
-                actions += replaceUnhealthy(pid, reason: worker.health.verdict ?? "over max_memory", at: now)
+                actions += replaceUnhealthy(pid, reason: worker.health.verdict ?? "over max_memory", cause: .memory, at: now)
             }
             if let due = worker.health.probeDue, due <= now, !worker.health.probing {
                 workers[pid]?.health.probeDue = nil

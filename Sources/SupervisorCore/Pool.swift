@@ -57,13 +57,16 @@ public struct Pool: Sendable {
             actions += workerSpawned(slot: slot, generation: generation, pid: pid, at: now)
         case let .spawnFailed(slot, generation, reason):
             if slots.indices.contains(slot), slots[slot].successor?.generation == generation {
-                actions += successorFailed(slot, reason: "could not start: \(reason)", at: now)
+                actions.append(.report(PoolEvent(.spawnFailed, .error, "worker \(slot)'s successor could not start: \(reason)",
+                                                 slot: slot, generation: generation, reason: .failedStart)))
+                actions += successorFailed(slot, reason: "could not start: \(reason)", cause: .failedStart, at: now)
                 break
             }
             guard slots.indices.contains(slot), slots[slot].generation < generation else { break }
             slots[slot].generation = generation
-            actions.append(.log(.error, "worker \(slot) could not start: \(reason)"))
-            actions += slotFailed(slot, reason: reason, at: now)
+            actions.append(.report(PoolEvent(.spawnFailed, .error, "worker \(slot) could not start: \(reason)",
+                                             slot: slot, generation: generation, reason: .failedStart)))
+            actions += slotFailed(slot, reason: reason, cause: .failedStart, at: now)
         case let .exited(pid, status):
             actions += workerExited(pid: pid, status: status, at: now)
         case let .notified(pid, message):
@@ -135,7 +138,7 @@ public struct Pool: Sendable {
         slots[slot].generation = generation
         slots[slot].restartAt = nil
         workers[pid] = newWorker(pid: pid, slot: slot, generation: generation, release: slots[slot].release, at: now)
-        var actions: [Action] = [.log(.info, "worker \(slot) started (pid \(pid))")]
+        var actions: [Action] = [.report(PoolEvent(.spawned, .info, "worker \(slot) started (pid \(pid))", slot: slot, pid: pid, generation: generation))]
         if case .stopping = phase {
             actions += stop(pid, at: now)
         }
@@ -150,7 +153,8 @@ public struct Pool: Sendable {
         if let status = message.status { worker.status = status }
         if message.ready, policy.readiness == .notify, worker.readyAt == nil, !worker.isStopping {
             worker.readyAt = now
-            actions.append(.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)"))
+            actions.append(.report(PoolEvent(.ready, .info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)",
+                                             slot: worker.slot, pid: pid, generation: worker.generation)))
         }
         workers[pid] = worker
         if worker.isReady, slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
@@ -171,6 +175,7 @@ public struct Pool: Sendable {
             } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
                 workers[pid]?.killed = true
                 workers[pid]?.killReason = "not ready within \(policy.readyTimeout.spoken)"
+                workers[pid]?.killCause = .readyTimeout
                 actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it"))
                 actions.append(.signal(pid: pid, .kill))
             }

@@ -33,8 +33,14 @@ public struct PoolCounters: Equatable, Sendable {
     mutating func record(_ report: PoolEvent) {
         switch report.kind {
         case .spawned: spawns += 1
-        case .exited, .spawnFailed, .unhealthy, .watchdog:
+        case .exited, .spawnFailed, .watchdog:
             if let reason = report.reason { failures[reason, default: 0] += 1 }
+        case .unhealthy:
+            // An unhealthy worker's replacement starts at once, beside it: a failure and a restart.
+            if let reason = report.reason {
+                failures[reason, default: 0] += 1
+                restarts[reason, default: 0] += 1
+            }
         case .restart:
             if let reason = report.reason { restarts[reason, default: 0] += 1 }
         case .rollEnded:
