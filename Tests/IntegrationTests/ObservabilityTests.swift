@@ -19,7 +19,7 @@ struct ObservabilityTests {
         let fd = connectLoopback(port: port, timeout: timeout)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
         guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return nil }
         let text = readAll(fd)
         guard let status = Int(text.dropFirst(9).prefix(3)), let split = text.range(of: "\r\n\r\n") else { return nil }
@@ -170,5 +170,56 @@ struct ObservabilityTests {
         supervisor.signal(SIGTERM)
         #expect(supervisor.waitForExit(timeout: 10) == 0)
         #expect(!supervisor.log.contains("error"), "\(supervisor.log)")
+    }
+
+    @Test("a real Prometheus server scrapes metrics_bind and answers a query for the pool's ready workers", .timeLimit(.minutes(2)))
+    func prometheusScrapes() throws {
+        guard let prometheus = Self.which("prometheus") else {
+            print("skipped: the prometheus server is not installed (apt-get install prometheus, or make test-deps)")
+            return
+        }
+        let metricsPort = freePort()
+        let supervisor = try SupervisorProcess(["--workers", "3", "--metrics-bind", "127.0.0.1:\(metricsPort)"])
+        #expect(eventually(timeout: 10) { supervisor.liveWorkers.count == 3 })
+        let webPort = freePort()
+        let config = supervisor.directory + "/prometheus.yml"
+        try """
+            global:
+              scrape_interval: 1s
+              scrape_timeout: 1s
+            scrape_configs:
+              - job_name: hyperglass
+                static_configs:
+                  - targets: ['127.0.0.1:\(metricsPort)']
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: prometheus)
+        server.arguments = ["--config.file=\(config)", "--storage.tsdb.path=\(supervisor.directory)/tsdb",
+                            "--web.listen-address=127.0.0.1:\(webPort)", "--log.level=warn"]
+        let serverLog = supervisor.directory + "/prometheus.log"
+        FileManager.default.createFile(atPath: serverLog, contents: nil)
+        server.standardOutput = FileHandle(forWritingAtPath: serverLog)
+        server.standardError = FileHandle(forWritingAtPath: serverLog)
+        try server.run()
+        defer {
+            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+            server.waitUntilExit()
+        }
+        let query = "/api/v1/query?query=hyperglass_workers%7Bstate%3D%22ready%22%7D"
+        var answer = ""
+        // Prometheus needs a few seconds to start, then a scrape or two (every second).
+        let answered = eventually(timeout: 60) {
+            answer = Self.get(port: webPort, path: query)?.body ?? ""
+            return answer.contains("\"value\":[") && answer.contains(",\"3\"]")
+        }
+        #expect(answered, "query answer: \(answer)\nprometheus: \((try? String(contentsOfFile: serverLog, encoding: .utf8)) ?? "")")
+        #expect(answer.contains("\"job\":\"hyperglass\""))
+        // And the scrape itself is healthy in Prometheus's eyes.
+        let up = Self.get(port: webPort, path: "/api/v1/query?query=up%7Bjob%3D%22hyperglass%22%7D")?.body ?? ""
+        #expect(up.contains(",\"1\"]"), "up: \(up)")
+        kill(server.processIdentifier, SIGTERM)
+        #expect(eventually(timeout: 10) { !server.isRunning })
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
     }
 }
