@@ -11,10 +11,8 @@ extension EventLoop {
 
     /// Logs a pool event (structured in the journal, a plain line elsewhere) and tells every follower.
     func report(_ event: PoolEvent) {
-        if event.level == .debug && !log.verbose {
-            // Followers still hear it; the log does not.
-        } else if let journal, journal.send(event) {
-        } else {
+        // Debug events reach followers even when the log leaves them out.
+        if event.level != .debug || log.verbose, journal?.send(event) != true {
             log(event.level, event.message)
         }
         guard !followers.isEmpty else { return }

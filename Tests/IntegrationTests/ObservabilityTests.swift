@@ -222,4 +222,50 @@ struct ObservabilityTests {
         supervisor.signal(SIGTERM)
         #expect(supervisor.waitForExit(timeout: 10) == 0)
     }
+
+    @Test("an events follower that stops reading is dropped once 256 KiB wait for it; the supervisor carries on")
+    func slowFollowerDropped() throws {
+        // The bundled worker (no command): it starts and drains in milliseconds, so scaling makes events fast.
+        let supervisor = try SupervisorProcess(["--workers", "1"], worker: nil)
+        #expect(eventually(timeout: 10) { supervisor.ctl(["ping"]).status == 0 }, "\(supervisor.log)")
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in supervisor.controlSocket.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(connected == 0)
+        let request = Array("{\"v\":1,\"cmd\":\"events\"}\n".utf8)
+        #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+        // Never read: scale up and down until the supervisor gives up on us (bounded: 60 rounds).
+        var rounds = 0
+        while rounds < 60, !supervisor.log.contains("dropped a 'hyperglassctl events' follower") {
+            _ = supervisor.ctl(["workers", "48", "--wait"])
+            _ = supervisor.ctl(["workers", "1", "--wait"])
+            rounds += 1
+        }
+        #expect(supervisor.log.contains("dropped a 'hyperglassctl events' follower: it read too slowly (256 KiB unread)"),
+                "not dropped after \(rounds) rounds")
+        // What the kernel had buffered is still readable, then the connection ends: no more than ~256 KiB + buffers.
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var ended = false
+        for _ in 0..<10_000 {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 { ended = true; break }
+            if n < 0 { break }
+            total += n
+        }
+        #expect(ended, "the connection was not closed")
+        #expect(total < 2 << 20, "read \(total) bytes")
+        #expect(supervisor.ctl(["ping"]).status == 0)
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 20) == 0)
+    }
 }
