@@ -36,3 +36,16 @@ enum StatusWatch {
         return "hyperglassctl status --watch    \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))    (Ctrl-C to quit)"
     }
 }
+
+/// The commands that run until stopped (`status --watch`, `events`) make sure Ctrl-C and SIGTERM can
+/// stop them: a parent may have started us with those signals blocked (Foundation's Process does,
+/// from a Dispatch thread), and a blocked SIGTERM would leave the loop running forever.
+func unblockStopSignals() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    sigaddset(&set, SIGHUP)
+    sigaddset(&set, SIGPIPE)
+    sigprocmask(SIG_UNBLOCK, &set, nil)
+}

@@ -110,6 +110,7 @@ for name in ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"] {
     if let value = getenv(name) { environment[name] = String(cString: value) }
 }
 let path = socketPath ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0)
+if watch || request == .events { unblockStopSignals() }
 if watch { StatusWatch.run(path: path, intervalSeconds: interval, json: json) }
 if request == .events {
     do { try EventStream.follow(path: path) } catch {

@@ -268,4 +268,31 @@ struct ObservabilityTests {
         supervisor.signal(SIGTERM)
         #expect(supervisor.waitForExit(timeout: 20) == 0)
     }
+
+    @Test("status --watch redraws the table at its interval until stopped; --watch with another command is a usage error")
+    func statusWatch() throws {
+        let supervisor = try SupervisorProcess(["--workers", "2"])
+        #expect(eventually(timeout: 10) { supervisor.liveWorkers.count == 2 })
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: Paths.products + "/hyperglassctl")
+        watcher.arguments = ["--socket", supervisor.controlSocket, "status", "--watch", "--interval", "0.2"]
+        let output = supervisor.directory + "/watch.txt"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        watcher.standardOutput = FileHandle(forWritingAtPath: output)
+        try watcher.run()
+        defer { if watcher.isRunning { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() } }
+        var text = ""
+        #expect(eventually(timeout: 5) {
+            text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            return text.components(separatedBy: "supervisor  pid").count - 1 >= 3
+        }, "\(text)")
+        #expect(text.contains("2/2 workers ready"))
+        kill(watcher.processIdentifier, SIGTERM)
+        #expect(eventually(timeout: 3) { !watcher.isRunning })
+        let misuse = supervisor.ctl(["ping", "--watch"])
+        #expect(misuse.status == 2)
+        #expect(misuse.err.contains("--watch goes with 'status'"))
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+    }
 }
