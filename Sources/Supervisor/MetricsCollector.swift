@@ -41,14 +41,48 @@ struct MetricsCollector {
     private static let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Resident bytes and CPU seconds (user + system) from /proc/PID/stat; nil when the process is gone.
+    /// Read and parsed as bytes: with 64 workers a scrape reads 65 of these, and String indexing cost
+    /// more than the reads (perf: most of the scrape's 2 ms went to Character-wise `lastIndex`/`split`).
     static func usage(of pid: Int32) -> (residentBytes: UInt64, cpuSeconds: Double)? {
-        guard let text = try? Sys.readFile("/proc/\(pid)/stat", limit: 4096),
-              let close = text.lastIndex(of: ")") else { return nil }
-        // After "pid (comm) ": field 3 is the state; utime and stime are fields 14 and 15, rss field 24.
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 21, let utime = Double(fields[11]), let stime = Double(fields[12]),
-              let rss = UInt64(fields[21]) else { return nil }
-        return (rss * pageSize, (utime + stime) / ticksPerSecond)
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var count = 0
+        while count < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            count += n
+        }
+        _ = Glibc.close(fd)
+        return parseStat(buffer[0..<count])
+    }
+
+    /// utime and stime (fields 14 and 15) and rss (field 24, pages) of a /proc/PID/stat line. The command
+    /// name in parentheses may hold spaces and parentheses, so fields are counted after the last ')'.
+    static func parseStat(_ bytes: ArraySlice<UInt8>) -> (residentBytes: UInt64, cpuSeconds: Double)? {
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        var field = 2  // the one ending at ')'
+        var value: UInt64 = 0
+        var inNumber = false
+        var utime: UInt64 = 0, stime: UInt64 = 0
+        for byte in bytes[(close + 1)...] {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") {
+                if inNumber {
+                    switch field {
+                    case 14: utime = value
+                    case 15: stime = value
+                    case 24: return (value * pageSize, Double(utime + stime) / ticksPerSecond)
+                    default: break
+                    }
+                }
+                inNumber = false
+                continue
+            }
+            if !inNumber { inNumber = true; field += 1; value = 0 }
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") { value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0")) }
+        }
+        return nil
     }
 
     /// A listening TCP socket's accept queue: connections waiting for accept(), and the backlog.
