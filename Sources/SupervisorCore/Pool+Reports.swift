@@ -1,14 +1,11 @@
-/// Roll reports: a roll's start and end as `PoolEvent`s, found by comparing the pool before and after
-/// an event, so every way a roll ends (done, failed, rolled back, refused, interrupted by a stop) is
-/// reported once, with its duration measured from the first start (a rollback continues its reload).
+/// A roll's end as a `PoolEvent`, found by comparing the last outcome before and after an event, so every
+/// way a roll ends (done, failed, rolled back, refused, interrupted by a stop) is reported once, with its
+/// duration measured from its start (a rollback continues its reload).
 extension Pool {
     mutating func rollReports(_ actions: [Action], outcomeBefore: RollOutcome?, at now: Instant) -> [Action] {
         var actions = actions
-        if let roll, roll.kind != .rollback, timedRoll?.id != roll.id {
-            timedRoll = (roll.id, roll.startedAt)
-            actions = adopt(actions, matching: { $0.hasPrefix("\(roll.kind == .reload ? "reload" : "restart") of ") },
-                            as: PoolEvent(.rollStarted, .notice, "", roll: roll.kind))
-        }
+        // Its start was reported by `beginRoll`; a rollback keeps the id, and the clock, of its reload.
+        if let roll, roll.kind != .rollback, timedRoll?.id != roll.id { timedRoll = (roll.id, roll.startedAt) }
         if let outcome = lastRoll, outcome != outcomeBefore {
             let began = timedRoll?.id == outcome.id ? timedRoll!.startedAt : now
             if timedRoll?.id == outcome.id { timedRoll = nil }
@@ -31,9 +28,7 @@ extension Pool {
             actions[index] = .report(found)
             return actions
         }
-        var appended = report
-        if appended.message.isEmpty { appended.message = "\(report.roll?.rawValue ?? "roll") \(report.kind == .rollStarted ? "started" : "ended")" }
-        actions.append(.report(appended))
+        actions.append(.report(report))
         return actions
     }
 }

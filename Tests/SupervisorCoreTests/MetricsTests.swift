@@ -99,6 +99,8 @@ struct MetricsTests {
         let ended = driver.history.compactMap { if case let .report(e) = $0, e.kind == .rollEnded { e } else { nil } }
         #expect(ended.count == 1)
         #expect(ended.first?.level == .error)
+        let started = driver.history.compactMap { if case let .report(e) = $0, e.kind == .rollStarted { e } else { nil } }
+        #expect(started.map(\.roll) == [.reload], "the rollback is part of its reload, not a roll of its own")
     }
 
     @Test("a refused reload is a failed reload taking no time, and its log line becomes the report")
