@@ -24,13 +24,22 @@ final class Connection {
     var peerClosed = false
     /// When bytes last moved either way; the base of the idle and write timeouts.
     var lastActivity: UInt64
-    /// When the first byte of a still incomplete request arrived, or 0.
+    /// When the first byte of a still incomplete request head and body, or WebSocket frame, arrived,
+    /// or 0. Later bytes never move it: a client dripping one byte at a time still meets the deadline.
     var requestStartedAt: UInt64 = 0
+    /// When pending output last made progress (or became pending), or 0: the base of the write
+    /// timeout. Reads never move it, so a client that keeps sending but never reads cannot keep
+    /// its unread responses buffered forever.
+    var outputWaitingSince: UInt64 = 0
     /// The sleep's end, the linger's end, or the close handshake's end, by mode.
     var modeDeadline: UInt64 = 0
     var sleepMilliseconds = 0
     var sleepPersistence = HTTPResponse.Persistence.keepAlive
     var sleepHeadOnly = false
+    /// Bytes of the current request's body still to come and be thrown away. No route reads a
+    /// body, so a body is discarded as it streams in instead of buffered whole: many clients
+    /// sending 1 MiB bodies slowly cannot hold 1 MiB of our memory each.
+    var bodyToSkip = 0
     /// The epoll events currently registered.
     var interest: UInt32
     /// The deadline of this connection's entry in the timer queue, or 0 when it has none.
@@ -48,12 +57,19 @@ final class Connection {
     /// Parses and answers whatever complete requests or frames the input holds.
     func process(router: Router, limits: Limits, draining: Bool, now: UInt64) {
         if mode == .http { processHTTP(router: router, limits: limits, draining: draining, now: now) }
-        if mode == .webSocket { processWebSocket() }
+        if mode == .webSocket { processWebSocket(now: now) }
     }
 
     private func processHTTP(router: Router, limits: Limits, draining: Bool, now: UInt64) {
         var consumed = 0
         while mode == .http, !closeAfterFlush, consumed < input.count, pendingOutput <= limits.maxPendingOutput {
+            if bodyToSkip > 0 {
+                let skipped = min(bodyToSkip, input.count - consumed)
+                consumed += skipped
+                bodyToSkip -= skipped
+                if bodyToSkip == 0 { requestStartedAt = 0 }  // the request is complete
+                continue
+            }
             let parsed = input.withUnsafeBufferPointer { HTTPParser.parse($0, from: consumed, maxHeadLength: limits.maxHeadLength) }
             guard case .complete(let head) = parsed else {
                 if case .failure(let status) = parsed {
@@ -70,7 +86,10 @@ final class Connection {
                 break
             }
             let total = head.headLength + head.contentLength
-            guard input.count - consumed >= total else {
+            // An upgrade waits for its whole body (bytes after it are WebSocket frames); any other
+            // request is answered once its head is here, and its body discarded as it arrives.
+            let waitForBody = head.upgradeWebSocket ? total : head.headLength
+            guard input.count - consumed >= waitForBody else {
                 if requestStartedAt == 0 { requestStartedAt = now }
                 break
             }
@@ -100,8 +119,10 @@ final class Connection {
                 mode = .webSocket
                 session = WebSocketSession(maxMessage: limits.maxWebSocketMessage)
             }
-            consumed += total
-            requestStartedAt = 0
+            let here = min(total, input.count - consumed)
+            consumed += here
+            bodyToSkip = total - here
+            requestStartedAt = bodyToSkip > 0 ? (requestStartedAt != 0 ? requestStartedAt : now) : 0
             if !keepAlive, mode != .webSocket {
                 if mode == .http { closeAfterFlush = true }
                 consumed = input.count  // nothing after a closing request is answered
@@ -111,11 +132,29 @@ final class Connection {
         discardInput(consumed)
     }
 
-    private func processWebSocket() {
+    private func processWebSocket(now: UInt64) {
         guard !input.isEmpty else { return }
         let consumed = input.withUnsafeMutableBufferPointer { session.consume($0, from: 0, into: &output) }
         discardInput(consumed)
         if session.state == .closed { closeAfterFlush = true }
+        // A frame or a fragmented message in progress has a deadline from its first byte, reset
+        // only when it is whole. Without one, a frame stopped one byte short (or a message whose
+        // last fragment never comes) held its buffer forever.
+        if input.isEmpty && !session.isReassembling {
+            requestStartedAt = 0
+        } else if requestStartedAt == 0 || (consumed > 0 && !session.isReassembling) {
+            requestStartedAt = now  // what is left started with the bytes just read
+        }
+    }
+
+    /// A WebSocket frame (or fragmented message) did not arrive whole within the request timeout: fail the session with
+    /// 1008 and drop the partial frame.
+    func frameTimedOut() {
+        precondition(mode == .webSocket, "frameTimedOut on a connection that is not a WebSocket")
+        session.timedOut(into: &output)
+        closeAfterFlush = true
+        input = []
+        requestStartedAt = 0
     }
 
     /// Answers a `/sleep` whose time has come, then carries on with any pipelined requests.
@@ -142,7 +181,7 @@ final class Connection {
     }
 
     /// Whether nothing is in progress: no partial request, no pending response.
-    var isIdleHTTP: Bool { mode == .http && input.isEmpty && pendingOutput == 0 && !closeAfterFlush }
+    var isIdleHTTP: Bool { mode == .http && input.isEmpty && bodyToSkip == 0 && pendingOutput == 0 && !closeAfterFlush }
 
     /// The moment this connection next needs attention, or 0 for never (an open WebSocket).
     func deadline(_ limits: Limits) -> UInt64 {
@@ -150,8 +189,11 @@ final class Connection {
         case .sleeping, .lingering: return modeDeadline
         case .http, .webSocket: break
         }
-        if pendingOutput > 0 { return lastActivity + limits.writeTimeout }
-        if mode == .webSocket { return session.state == .closeSent ? modeDeadline : 0 }
+        if pendingOutput > 0 { return (outputWaitingSince != 0 ? outputWaitingSince : lastActivity) + limits.writeTimeout }
+        if mode == .webSocket {
+            if session.state == .closeSent { return modeDeadline }
+            return requestStartedAt != 0 ? requestStartedAt + limits.requestTimeout : 0
+        }
         return requestStartedAt != 0 ? requestStartedAt + limits.requestTimeout : lastActivity + limits.idleTimeout
     }
 
@@ -162,5 +204,20 @@ final class Connection {
         } else if count > 0 {
             input.removeFirst(count)
         }
+    }
+}
+
+extension Connection {
+    /// The HTTP connection that has waited longest for a (complete) request with nothing owed to it,
+    /// or nil: the one to close when we run out of fds, so idle or slow-loris connections cannot
+    /// lock new clients out. Scans the table: it runs only when accept() fails with EMFILE.
+    static func longestWaiting(in connections: [Connection?]) -> Connection? {
+        var oldest: Connection?
+        var oldestSince = UInt64.max
+        for case let connection? in connections where connection.mode == .http && connection.pendingOutput == 0 && !connection.closeAfterFlush {
+            let since = connection.requestStartedAt != 0 ? connection.requestStartedAt : connection.lastActivity
+            if since < oldestSince { oldest = connection; oldestSince = since }
+        }
+        return oldest
     }
 }

@@ -9,15 +9,26 @@ enum HTTPParser {
         case failure(HTTPStatus)
     }
 
+    /// Empty lines tolerated before a request line. RFC 9112 §2.2 asks servers to ignore "at least
+    /// one" (clients that send CRLF after a body); more than a few is a client feeding us bytes that
+    /// are not a request.
+    static let maxLeadingEmptyLines = 4
+
     /// Parses `buffer[start...]`; ranges in the result index `buffer`.
     static func parse(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int, maxHeadLength: Int) -> Result {
         var p = start
         let end = buffer.count
-        // RFC 9112 §2.2: ignore empty lines before the request line (some clients send one after a body).
-        while p + 1 < end, buffer[p] == cr, buffer[p + 1] == lf { p += 2 }
+        // RFC 9112 §2.2: ignore empty lines before the request line, but only a few, and they count
+        // against the head limit: uncounted, a CRLF flood was buffered without bound until the 408.
+        var emptyLines = 0
+        while p + 1 < end, buffer[p] == cr, buffer[p + 1] == lf {
+            emptyLines += 1
+            guard emptyLines <= maxLeadingEmptyLines else { return .failure(.badRequest) }
+            p += 2
+        }
         let headStart = p
-        guard let headEnd = findHeadEnd(buffer, from: headStart, limit: headStart + maxHeadLength) else {
-            return end - headStart > maxHeadLength ? .failure(.headersTooLarge) : .incomplete
+        guard let headEnd = findHeadEnd(buffer, from: headStart, limit: start + maxHeadLength) else {
+            return end - start > maxHeadLength ? .failure(.headersTooLarge) : .incomplete
         }
         var head = RequestHead()
         head.headLength = headEnd - start
@@ -95,6 +106,8 @@ enum HTTPParser {
         if sawTransferEncoding { return .failure(sawContentLength ? .badRequest : .notImplemented) }
         // A second Host is ambiguous about which site is meant (§3.2).
         if hosts > 1 { return .failure(.badRequest) }
+        // HTTP/1.1 requires exactly one Host (RFC 9112 §3.2): a server MUST answer 400 without it.
+        if head.minorVersion == 1 && hosts == 0 { return .failure(.badRequest) }
         head.keepAlive = head.minorVersion == 1 ? !connection.close : connection.keepAlive && !connection.close
         head.upgradeWebSocket = upgradeWebSocket && connection.upgrade
         return .complete(head)

@@ -6,7 +6,9 @@ struct Limits {
     var maxBodyLength = 1 << 20
     /// A keep-alive connection with no request in progress is closed after this.
     var idleTimeout: UInt64 = 60 * nanosecondsPerSecond
-    /// A request must arrive completely within this of its first byte (slow-loris), else 408.
+    /// A request (head and body) must arrive completely within this of its first byte, else 408; a
+    /// WebSocket frame likewise, else close 1008. Measured from the first byte, never reset by later
+    /// ones (slow-loris).
     var requestTimeout: UInt64 = 30 * nanosecondsPerSecond
     /// Output that makes no progress for this long means the reader is gone.
     var writeTimeout: UInt64 = 60 * nanosecondsPerSecond

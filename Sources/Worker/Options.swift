@@ -6,13 +6,15 @@ struct Options: Equatable {
     var drainTimeout: UInt64 = 25 * nanosecondsPerSecond
     /// `--idle-timeout`: how long a keep-alive connection may sit unused.
     var idleTimeout: UInt64 = 60 * nanosecondsPerSecond
+    /// `--request-timeout`: how long a request, or a WebSocket frame, may take from its first byte.
+    var requestTimeout: UInt64 = 30 * nanosecondsPerSecond
     var help = false
 
     struct UsageError: Error, Equatable {
         let message: String
     }
 
-    static let usage = "hyperglass-worker [--bind HOST:PORT | --bind unix:PATH]... [--drain-timeout DURATION] [--idle-timeout DURATION]"
+    static let usage = "hyperglass-worker [--bind HOST:PORT | --bind unix:PATH]... [--drain-timeout DURATION] [--idle-timeout DURATION] [--request-timeout DURATION]"
 
     static let helpText = """
         hyperglass-worker: the reference HTTP/1.1 and WebSocket worker for the hyperglass supervisor.
@@ -30,6 +32,8 @@ struct Options: Equatable {
           --drain-timeout D       Cut what is still open this long after SIGTERM (default 25s;
                                   env HYPERGLASS_DRAIN_TIMEOUT). Durations: 500ms, 25s, 1m, or seconds.
           --idle-timeout D        Close keep-alive connections unused this long (default 60s).
+          --request-timeout D     A request (head and body) or a WebSocket frame must arrive whole
+                                  within this of its first byte, else 408 or close 1008 (default 30s).
           -h, --help              Show this help.
 
         Routes:
@@ -68,12 +72,16 @@ struct Options: Equatable {
                 options.help = true
             case "--bind", "-b":
                 options.binds.append(try value(flag, inline))
-            case "--drain-timeout", "--idle-timeout":
+            case "--drain-timeout", "--idle-timeout", "--request-timeout":
                 let text = try value(flag, inline)
                 guard let parsed = duration(text) else {
                     throw UsageError(message: "\(flag) '\(text)' is not a duration; use e.g. 25s, 500ms or 1m")
                 }
-                if flag == "--drain-timeout" { options.drainTimeout = parsed } else { options.idleTimeout = parsed }
+                switch flag {
+                case "--drain-timeout": options.drainTimeout = parsed
+                case "--idle-timeout": options.idleTimeout = parsed
+                default: options.requestTimeout = parsed
+                }
             default:
                 throw UsageError(message: "unknown option '\(argument)'")
             }

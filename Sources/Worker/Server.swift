@@ -28,6 +28,7 @@ final class Server {
     private var nextSerial: UInt32 = 1
     private var timers = TimerQueue()
     private var nextWatchdog: UInt64 = 0
+    private var announcements = Announcements()
     private var draining = false
     private var drainDeadline: UInt64 = 0
     /// Set while accept() fails for lack of fds, so a readable listener does not spin the loop.
@@ -52,8 +53,8 @@ final class Server {
     func run() -> Never {
         Epoll.add(epoll, drainSignal.fd, HG_EPOLLIN, UInt64(UInt32(bitPattern: drainSignal.fd)))
         addListeners()
-        notifier.ready()
-        notifier.status("serving")
+        announcements.announce("READY=1", now: now, via: notifier)
+        announcements.announce("STATUS=serving", now: now, via: notifier)
         if let watchdogInterval {
             notifier.watchdog()
             nextWatchdog = now + watchdogInterval
@@ -110,8 +111,15 @@ final class Server {
                 case EAGAIN, EWOULDBLOCK: return
                 case ECONNABORTED, EPROTO, EPERM: continue
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    // Out of fds: pause accepting briefly; the connection waits in the backlog.
-                    log("accept: \(String(cString: strerror(errno))); pausing accepts for 100 ms")
+                    // Out of fds: the HTTP connection waiting longest for a request gives way, so
+                    // a flood of idle (or slow-loris) connections cannot lock new clients out.
+                    let code = errno
+                    if code == EMFILE || code == ENFILE, let victim = Connection.longestWaiting(in: connections) {
+                        close(victim)
+                        continue
+                    }
+                    // Nothing to give way: pause accepting briefly; the connection waits in the backlog.
+                    log("accept: \(String(cString: strerror(code))); pausing accepts for 100 ms")
                     removeListeners(close: false)
                     acceptResumesAt = now + 100_000_000
                     return
@@ -156,6 +164,7 @@ final class Server {
     private func settle(_ connection: Connection) {
         if connection.pendingOutput > 0 {
             guard flush(connection) else { return close(connection) }
+            if connection.pendingOutput > 0, connection.outputWaitingSince == 0 { connection.outputWaitingSince = now }
         }
         if connection.pendingOutput == 0 {
             switch connection.mode {
@@ -199,6 +208,7 @@ final class Server {
             case .bytes(let n):
                 connection.sent += n
                 connection.lastActivity = now
+                connection.outputWaitingSince = now
             case .wouldBlock:
                 return true
             case .endOfFile, .failed:
@@ -207,6 +217,7 @@ final class Server {
         }
         connection.output.removeAll(keepingCapacity: connection.output.capacity <= 64 * 1024)
         connection.sent = 0
+        connection.outputWaitingSince = 0
         return true
     }
 
@@ -242,8 +253,9 @@ final class Server {
             }
             expire(connection)
         }
+        if announcements.retryAt != 0, now >= announcements.retryAt { announcements.flush(now: now, via: notifier) }
         if let watchdogInterval, now >= nextWatchdog {
-            notifier.watchdog()
+            notifier.watchdog()  // never blocks; one that does not fit is dropped
             nextWatchdog = now + watchdogInterval
         }
         if draining, now >= drainDeadline {
@@ -264,6 +276,11 @@ final class Server {
             settle(connection)
         case .lingering:
             close(connection)
+        case .http where connection.pendingOutput == 0 && connection.bodyToSkip > 0:
+            // Answered already; the body stopped coming. Nothing more to say: close.
+            connection.closeAfterFlush = true
+            connection.input = []
+            settle(connection)
         case .http where connection.pendingOutput == 0 && connection.requestStartedAt != 0:
             HTTPResponse.appendError(.requestTimeout, to: &connection.output)
             connection.closeAfterFlush = true
@@ -274,6 +291,9 @@ final class Server {
             Sys.shutdownWrite(connection.fd)
             connection.mode = .lingering
             connection.modeDeadline = now + limits.lingerTimeout
+            settle(connection)
+        case .webSocket where connection.pendingOutput == 0 && connection.session.state == .open && connection.requestStartedAt != 0:
+            connection.frameTimedOut()
             settle(connection)
         case .http, .webSocket:
             close(connection)  // a reader that stopped reading, or no answer to our close frame
@@ -286,6 +306,7 @@ final class Server {
         if watchdogInterval != nil { next = min(next, nextWatchdog) }
         if draining { next = min(next, drainDeadline) }
         if acceptResumesAt != 0 { next = min(next, acceptResumesAt) }
+        if announcements.retryAt != 0 { next = min(next, announcements.retryAt) }
         if next == UInt64.max { return -1 }
         let current = hg_monotonic_ns()
         if next <= current { return 0 }
@@ -300,8 +321,8 @@ final class Server {
         removeListeners(close: true)
         limits.idleTimeout = min(limits.idleTimeout, limits.drainIdleGrace)
         for case let connection? in connections where connection.isIdleHTTP { connection.lastActivity = now }
-        notifier.stopping()
-        notifier.status("draining")
+        announcements.announce("STOPPING=1", now: now, via: notifier)
+        announcements.announce("STATUS=draining", now: now, via: notifier)
         var webSockets = 0
         for case let connection? in connections {
             if connection.goAway(now: now, limits: limits) { webSockets += 1 }

@@ -122,6 +122,7 @@ struct CloseCode: RawRepresentable, Equatable, Sendable {
     static let goingAway = CloseCode(rawValue: 1001)
     static let protocolError = CloseCode(rawValue: 1002)
     static let invalidPayload = CloseCode(rawValue: 1007)
+    static let policyViolation = CloseCode(rawValue: 1008)
     static let messageTooBig = CloseCode(rawValue: 1009)
 
     /// Whether a peer may send this code in a close frame (§7.4): 1004-1006 and 1015 are reserved

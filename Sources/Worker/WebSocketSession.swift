@@ -19,6 +19,9 @@ struct WebSocketSession {
     private var fragmentOpcode: WebSocketFrame.Opcode?
     private var fragments: [UInt8] = []
 
+    /// Whether a fragmented message has begun and its last fragment is still to come.
+    var isReassembling: Bool { fragmentOpcode != nil }
+
     init(maxMessage: Int = WebSocketSession.defaultMaxMessage) {
         self.maxMessage = maxMessage
     }
@@ -117,6 +120,11 @@ struct WebSocketSession {
         WebSocketFrame.appendClose(code, to: &out)
         sentCloseCode = code
         state = .closed
+    }
+
+    /// A frame stalled part-way: close with 1008 (our policy bounds how long a frame may take).
+    mutating func timedOut(into out: inout [UInt8]) {
+        fail(.policyViolation, &out)
     }
 
     /// Fails the connection (§7.1.7): send a close frame with the code if we have not sent one yet.

@@ -55,6 +55,7 @@ guard !listeners.isEmpty else {
 
 var limits = Limits()
 limits.idleTimeout = options.idleTimeout
+limits.requestTimeout = options.requestTimeout
 let names = listeners.map { fd -> String in
     var buffer = [CChar](repeating: 0, count: 256)
     guard hg_sockname(fd, &buffer, Int32(buffer.count)) == 0 else { return "fd \(fd)" }

@@ -56,7 +56,7 @@ struct EndToEndTests {
         }
         let client = try Client.connect(port: port, within: 5)
         defer { client.close() }
-        try client.send("GET /health HTTP/1.1\r\n\r\n")
+        try client.send("GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
         #expect(try client.receive(until: "ok\n").hasPrefix("HTTP/1.1 200 OK"))
         #expect(Glibc.kill(worker.pid, SIGTERM) == 0)
         client.close()
@@ -70,8 +70,8 @@ struct EndToEndTests {
         defer { worker.kill() }
         let client = try Client.connect(port: port, within: 5)
         defer { client.close() }
-        try client.send("POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /nope HTTP/1.1\r\n\r\n"
-            + "GET /sleep?ms=50 HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        try client.send("POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
+            + "GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         let all = try client.receive(until: "\r\n\r\nok\n")
         let statuses = all.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("HTTP/1.1 ") }.map { String($0.dropFirst(9).prefix(3)) }
         #expect(statuses == ["405", "404", "200", "200"])

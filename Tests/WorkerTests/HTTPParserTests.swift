@@ -24,10 +24,10 @@ struct HTTPParserTests {
 
     @Test("keep-alive follows the version and the Connection header")
     func persistence() {
-        #expect(parsedHead("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")?.keepAlive == false)
+        #expect(parsedHead("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?.keepAlive == false)
         #expect(parsedHead("GET / HTTP/1.0\r\n\r\n")?.keepAlive == false)
         #expect(parsedHead("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")?.keepAlive == true)
-        #expect(parsedHead("GET / HTTP/1.1\r\nCONNECTION: foo, Close\r\n\r\n")?.keepAlive == false)
+        #expect(parsedHead("GET / HTTP/1.1\r\nHost: x\r\nCONNECTION: foo, Close\r\n\r\n")?.keepAlive == false)
     }
 
     @Test("a head split anywhere is incomplete until its blank line arrives")
@@ -40,7 +40,7 @@ struct HTTPParserTests {
 
     @Test("pipelined requests parse one after another from the previous end")
     func pipelined() throws {
-        let first = "GET /a HTTP/1.1\r\n\r\n", second = "POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+        let first = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", second = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
         let text = first + second
         let one = try #require(parsedHead(text))
         #expect(one.headLength == first.utf8.count)
@@ -64,7 +64,7 @@ struct HTTPParserTests {
     @Test("other versions are 505, chunked bodies 501")
     func unsupported() {
         #expect(parse("GET / HTTP/2.0\r\n\r\n") == .failure(.versionNotSupported))
-        #expect(parse("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") == .failure(.notImplemented))
+        #expect(parse("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n") == .failure(.notImplemented))
     }
 
     @Test("a head over the limit is 431, whether complete or not")
@@ -73,6 +73,32 @@ struct HTTPParserTests {
         #expect(parse(big, max: 100) == .failure(.headersTooLarge))
         #expect(parse(big + "\r\n\r\n", max: 100) == .failure(.headersTooLarge))
         #expect(parse(big, max: 1000) == .incomplete)
+    }
+
+    @Test("an HTTP/1.1 request without Host is 400 (RFC 9112 §3.2); HTTP/1.0 needs none")
+    func host() {
+        #expect(parse("GET / HTTP/1.1\r\n\r\n") == .failure(.badRequest))
+        #expect(parse("GET / HTTP/1.1\r\nX-Host: x\r\n\r\n") == .failure(.badRequest))
+        #expect(parsedHead("GET / HTTP/1.1\r\nhost: x\r\n\r\n") != nil)
+        #expect(parsedHead("GET / HTTP/1.0\r\n\r\n") != nil)
+    }
+
+    @Test("a few empty lines before the request line are skipped; more are 400, at once")
+    func leadingEmptyLines() throws {
+        let head = try #require(parsedHead("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(head.headLength == 4 + 27)
+        #expect(parse(String(repeating: "\r\n", count: HTTPParser.maxLeadingEmptyLines)) == .incomplete)
+        #expect(parse(String(repeating: "\r\n", count: HTTPParser.maxLeadingEmptyLines + 1)) == .failure(.badRequest))
+        #expect(parse(String(repeating: "\r\n", count: 100_000)) == .failure(.badRequest))
+    }
+
+    @Test("empty lines before the request line count against the head limit")
+    func leadingEmptyLinesCount() {
+        let head = "GET / HTTP/1.1\r\nHost: x\r\nX: " + String(repeating: "a", count: 60) + "\r\n\r\n"
+        #expect(parsedHead(head) != nil)
+        #expect(parse(head, max: head.utf8.count) != .failure(.headersTooLarge))
+        #expect(parse("\r\n\r\n" + head, max: head.utf8.count) == .failure(.headersTooLarge))
+        #expect(parse("\r\n\r\n" + String(decoding: head.utf8.dropLast(2), as: UTF8.self), max: head.utf8.count) == .failure(.headersTooLarge))
     }
 
     @Test("the router maps paths, methods and the drain state to outcomes")
@@ -84,14 +110,14 @@ struct HTTPParserTests {
                 return router.route(head, buffer, draining: draining)
             }
         }
-        #expect(route("GET / HTTP/1.1\r\n\r\n") == .respond(.ok, body: Array("hello from hyperglass-worker 3\n".utf8), contentType: ""))
-        #expect(route("GET /whoami HTTP/1.1\r\n\r\n") == .respond(.ok, body: Array("{\"worker_id\": \"3\", \"pid\": 42}\n".utf8), contentType: ""))
-        #expect(route("GET /health HTTP/1.1\r\n\r\n") == .respond(.ok, body: Array("ok\n".utf8), contentType: ""))
-        #expect(route("GET /health HTTP/1.1\r\n\r\n", draining: true) == .respond(.serviceUnavailable, body: Array("draining\n".utf8), contentType: ""))
-        #expect(route("GET /sleep?x=1&ms=250 HTTP/1.1\r\n\r\n") == .sleep(milliseconds: 250))
-        #expect(route("GET /sleep?ms=abc HTTP/1.1\r\n\r\n") == .reject(.badRequest))
-        #expect(route("DELETE / HTTP/1.1\r\n\r\n") == .reject(.methodNotAllowed))
-        #expect(route("GET /nope HTTP/1.1\r\n\r\n") == .reject(.notFound))
-        #expect(route("GET /ws HTTP/1.1\r\n\r\n") == .reject(.badRequest))
+        #expect(route("GET / HTTP/1.1\r\nHost: x\r\n\r\n") == .respond(.ok, body: Array("hello from hyperglass-worker 3\n".utf8), contentType: ""))
+        #expect(route("GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n") == .respond(.ok, body: Array("{\"worker_id\": \"3\", \"pid\": 42}\n".utf8), contentType: ""))
+        #expect(route("GET /health HTTP/1.1\r\nHost: x\r\n\r\n") == .respond(.ok, body: Array("ok\n".utf8), contentType: ""))
+        #expect(route("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", draining: true) == .respond(.serviceUnavailable, body: Array("draining\n".utf8), contentType: ""))
+        #expect(route("GET /sleep?x=1&ms=250 HTTP/1.1\r\nHost: x\r\n\r\n") == .sleep(milliseconds: 250))
+        #expect(route("GET /sleep?ms=abc HTTP/1.1\r\nHost: x\r\n\r\n") == .reject(.badRequest))
+        #expect(route("DELETE / HTTP/1.1\r\nHost: x\r\n\r\n") == .reject(.methodNotAllowed))
+        #expect(route("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n") == .reject(.notFound))
+        #expect(route("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n") == .reject(.badRequest))
     }
 }

@@ -43,11 +43,22 @@ struct Child {
         return directory + "hyperglass-worker"
     }
 
-    static func spawn(_ path: String, _ arguments: [String]) throws -> Child {
+    /// Starts `path`; `environment` entries ("NAME=value") replace inherited ones of the same name.
+    static func spawn(_ path: String, _ arguments: [String], environment: [String] = []) throws -> Child {
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        var inherited: [String] = []
+        var entry = environ
+        let overridden = Set(environment.map { $0.prefix { $0 != "=" } })
+        while let pointer = entry.pointee {
+            let item = String(cString: pointer)
+            if !overridden.contains(item.prefix { $0 != "=" }) { inherited.append(item) }
+            entry += 1
+        }
+        let envp: [UnsafeMutablePointer<CChar>?] = (environment + inherited).map { strdup($0) } + [nil]
+        defer { for pointer in envp { free(pointer) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, nil, nil, argv, environ)
+        let rc = posix_spawn(&pid, path, nil, nil, argv, envp)
         guard rc == 0 else { throw TestFailure(description: "posix_spawn \(path): error \(rc)") }
         return Child(pid: pid)
     }
@@ -88,8 +99,8 @@ final class Client {
 
     private init(fd: Int32) { self.fd = fd }
 
-    /// Connects, retrying while the worker starts up.
-    static func connect(port: Int, within seconds: Double) throws -> Client {
+    /// Connects, retrying while the worker starts up; every receive gives up after `receiveTimeout`.
+    static func connect(port: Int, within seconds: Double, receiveTimeout: Int = 5) throws -> Client {
         let deadline = now() + seconds
         while true {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -98,7 +109,7 @@ final class Client {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             if rc == 0 {
-                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 return Client(fd: fd)
             }
@@ -145,5 +156,86 @@ final class Client {
         return n > 0
     }
 
-    func close() { Glibc.close(fd) }
+    private var closed = false
+
+    /// Closes once: a second close could hit an fd number another test (running in parallel) now owns.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
+}
+
+/// A Unix datagram socket in the abstract namespace that stands for a supervisor's NOTIFY_SOCKET
+/// and reads only when told to.
+final class DatagramSink {
+    let fd: Int32
+    /// The name to put in NOTIFY_SOCKET.
+    let address: String
+
+    init() throws {
+        address = "@hyperglass-test-notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure(description: "socket: errno \(errno)") }
+        var sockaddress = DatagramSink.socketAddress(address)
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + address.utf8.count)
+        let rc = withUnsafePointer(to: &sockaddress) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        // No close here: a class whose init throws once every property is set still runs deinit.
+        guard rc == 0 else { throw TestFailure(description: "bind \(address): errno \(errno)") }
+    }
+
+    /// Sends to ourselves from another socket until the receive queue is full (EAGAIN), as the
+    /// queue of a stopped supervisor fills. Returns how many datagrams fit.
+    func fill() throws -> Int {
+        let sender = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        defer { Glibc.close(sender) }
+        var sockaddress = DatagramSink.socketAddress(address)
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + address.utf8.count)
+        for count in 0..<100_000 {
+            let n = withUnsafePointer(to: &sockaddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(sender, "filler", 6, 0, $0, length) }
+            }
+            if n < 0 {
+                guard errno == EAGAIN else { throw TestFailure(description: "filling the queue: errno \(errno)") }
+                return count
+            }
+        }
+        throw TestFailure(description: "the queue never filled")
+    }
+
+    /// Every datagram queued now, without waiting.
+    func drain() -> [String] {
+        var messages: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<100_000 {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            guard n >= 0 else { break }
+            messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        }
+        return messages
+    }
+
+    private static func socketAddress(_ address: String) -> sockaddr_un {
+        var result = sockaddr_un()
+        result.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &result.sun_path) { path in
+            for (index, byte) in address.utf8.enumerated() { path[index] = byte }
+            path[0] = 0
+        }
+        return result
+    }
+
+    deinit { Glibc.close(fd) }
+}
+
+/// The resident set size of a process in KiB, from /proc.
+func residentKiB(_ pid: pid_t) -> Int {
+    guard let file = fopen("/proc/\(pid)/status", "r") else { return -1 }
+    defer { fclose(file) }
+    var buffer = [CChar](repeating: 0, count: 512)
+    while fgets(&buffer, Int32(buffer.count), file) != nil {
+        let line = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        if line.hasPrefix("VmRSS:") { return Int(line.split(separator: " ")[1]) ?? -1 }
+    }
+    return -1
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import WorkerKit
 
@@ -30,7 +31,22 @@ struct WorkerKitTests {
     @Test("without NOTIFY_SOCKET every notification is a no-op")
     func notifierNoop() {
         let notifier = Notifier(address: nil)
-        #expect(!notifier.send("READY=1"))
+        #expect(notifier.send("READY=1") == .disabled)
         #expect(Notifier(address: "").address == nil)
+    }
+
+    @Test("a full notify queue comes back as wouldBlock at once instead of blocking the caller")
+    func notifierNeverBlocks() throws {
+        let sink = try DatagramSink()
+        let notifier = Notifier(address: sink.address)
+        #expect(notifier.send("READY=1") == .sent)
+        #expect(sink.drain() == ["READY=1"])
+        _ = try sink.fill()
+        let start = now()
+        #expect(notifier.watchdog() == .wouldBlock)
+        #expect(now() - start < 0.1)
+        _ = sink.drain()
+        #expect(notifier.send("STATUS=x") == .sent)
+        #expect(Notifier(address: "@hyperglass-test-nobody-\(getpid())").send("READY=1") == .failed(ECONNREFUSED))
     }
 }
