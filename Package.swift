@@ -33,6 +33,8 @@ let package = Package(
         .executableTarget(name: "Control", dependencies: ["ControlProtocol", "CHyperglass"]),
         .executableTarget(name: "Worker", dependencies: ["WorkerKit", "CHyperglass"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "ControlProtocol"]),
+        // The shell's pure helpers (arguments, status report and table, systemd time spans), tested in-process.
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "SupervisorCore", "ControlProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["Fixtures"]),
         .testTarget(name: "WorkerTests", dependencies: ["WorkerKit", "Worker"], exclude: ["drain_client.py"]),
     ],

@@ -65,39 +65,8 @@ enum Configuration {
 
     /// The effective configuration as a file `--config` would accept.
     static func describe(_ loaded: Loaded, resolvedWorkers: Int) -> String {
-        let s = loaded.settings
-        var lines = ["# effective configuration; file: \(loaded.file ?? "none"), then HYPERGLASS_* variables, then flags", "[supervisor]"]
-        lines.append("workers = \(s.workers)" + (s.workers == .auto ? "    # \(resolvedWorkers) on this machine" : ""))
-        lines.append("max_workers = \(s.maxWorkers)")
-        lines += s.bind.map { "bind = \($0)" }
-        lines.append("graceful_timeout = \(s.gracefulTimeout.spoken)")
-        if let socket = s.controlSocket { lines.append("control_socket = \(socket)") }
-        if let group = s.controlGroup { lines.append("control_group = \(group)") }
-        lines.append("metrics_bind = \(s.metricsBind.map(String.init(describing:)) ?? "off")")
-        lines.append("debug = \(s.debug)")
-        lines.append("crash_loop = \(s.crashLoop.rawValue)")
-        lines.append("watchdog_requires_ready = \(s.health.watchdogRequiresReady)")
-        lines.append("unready_timeout = \(s.health.unreadyTimeout.spoken)")
-        lines += ["", "[worker]", "command = \(s.command.map(shellQuoted).joined(separator: " "))"]
-        lines += s.environment.map { "environment = \($0)" }
-        lines.append("readiness = \(s.readiness.rawValue)")
-        lines.append("ready_timeout = \(s.readyTimeout.spoken)")
-        lines.append("max_surge = \(s.maxSurge)")
-        lines.append("watchdog = \(s.health.workerWatchdog?.spoken ?? "0")")
-        lines.append("watchdog_signal = \(SignalName.of(s.health.watchdogSignal.rawValue))")
-        lines.append("max_memory = \(s.health.maxMemory.map { "\($0 >> 20)M" } ?? "0")")
-        lines += ["", "[restart]", "backoff_initial = \(s.backoff.initial.spoken)", "backoff_max = \(s.backoff.maximum.spoken)",
-                  "backoff_reset = \(s.backoff.reset.spoken)", "crash_loop_threshold = \(s.crashLoopThreshold)"]
-        lines += ["", "[health]"]
-        lines.append(s.health.probePath.map { "health_path = \($0)" } ?? "#health_path =    # no HTTP probes")
-        lines += ["health_interval = \(s.health.probeInterval.spoken)", "health_timeout = \(s.health.probeTimeout.spoken)",
-                  "health_failures = \(s.health.probeFailures)",
-                  s.health.probeGrace.map { "health_grace = \($0.spoken)" } ?? "#health_grace =    # ready_timeout"]
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    private static func shellQuoted(_ word: String) -> String {
-        let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@%+,".contains($0) }
-        return plain && !word.isEmpty ? word : "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+        let header = "# effective configuration; file: \(loaded.file ?? "none"), then HYPERGLASS_* variables, then flags"
+        let notes = loaded.settings.workers == .auto ? ["workers": "\(resolvedWorkers) on this machine"] : [:]
+        return loaded.settings.configurationText(header: header, notes: notes)
     }
 }

@@ -85,40 +85,31 @@ extension EventLoop {
     private func rollStarted(_ id: Int) -> JSON {
         if let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
         let total = pool.roll?.total ?? 0
-        let note = reloadNotes.removeValue(forKey: id)
+        let note = pool.roll?.note
         return ControlReply.success([("summary", .string("\(pool.roll?.kind.rawValue ?? "roll") started: \(total) worker\(total == 1 ? "" : "s") to replace"))]
                                     + (note.map { [("note", .string($0))] } ?? []))
     }
 
     private func rollReply(_ outcome: RollOutcome) -> JSON {
-        let note = reloadNotes.removeValue(forKey: outcome.id)
         guard outcome.succeeded else { return ControlReply.failure(outcome.summary) }
-        return ControlReply.success([("summary", .string(outcome.summary))] + (note.map { [("note", .string($0))] } ?? []))
+        return ControlReply.success([("summary", .string(outcome.summary))] + (outcome.note.map { [("note", .string($0))] } ?? []))
     }
 
     /// Re-reads the configuration and starts the roll onto it; the roll's id, or why nothing happened.
     func reload() -> Result<Int, ControlError> {
         if let refusal = pool.rollRefusal(.reload) { return .failure(ControlError(refusal)) }
-        let plan: Reloader.Plan
+        let plan: ReloadPlan
         do {
-            plan = try reloader.load(runningCount: pool.desired, rollID: pool.nextRollID)
+            plan = try reloader.load(inEffect: pool.releases.inEffect, runningCount: pool.desired)
         } catch {
             dispatch(.reloadRejected(reason: error.description))
             return .failure(ControlError(pool.lastRoll?.summary ?? error.description))
         }
-        if !plan.needRestart.isEmpty {
-            let note = "\(plan.needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); kept the running value"
-            log(.warning, "reload: " + note)
-            reloadNotes[pool.nextRollID] = note
-        }
-        spawner.keepOnly(Set(pool.slots.map(\.release) + pool.workers.values.map(\.release)))
-        lastRelease += 1
-        spawner.register(release: lastRelease, settings: plan.settings)
+        if let note = plan.note { log(.warning, "reload: " + note) }
         let id = pool.nextRollID
-        // Shrink before the roll and grow after it, so no slot is replaced only to be removed.
-        if let count = plan.count, count < pool.desired { dispatch(.desiredCountChanged(count)) }
-        dispatch(.reloadRequested(release: lastRelease, policy: PoolPolicy(settings: plan.settings, systemdWatchdog: notifier.watchdog)))
-        if let count = plan.count, count > pool.desired { dispatch(.desiredCountChanged(count)) }
+        var policy = pool.policy
+        policy.settings = plan.settings
+        dispatch(.reloadRequested(release: pool.releases.next, policy: policy, count: plan.count, note: plan.note))
         return .success(id)
     }
 

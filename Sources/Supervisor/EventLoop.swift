@@ -9,14 +9,11 @@ import SupervisorCore
 /// When nothing is due it sleeps in epoll_wait with no timeout: zero wake-ups while idle.
 final class EventLoop {
     var pool: Pool
-    var spawner: Spawner
-    var reloader: Reloader
+    let spawner: Spawner
+    let reloader: Reloader
     private let prober = Prober()
     /// Each worker's private socket for probes, by pid.
     private var healthAddresses: [Int32: String] = [:]
-    var lastRelease = 1
-    /// Changed settings a reload could not apply, by roll id, for its reply.
-    var reloadNotes: [Int: String] = [:]
     private let listeners: [Listener]
     let notifier: SystemdNotifier
     private let notifySocket: WorkerNotifySocket
@@ -175,7 +172,6 @@ final class EventLoop {
             if let followUp = perform(pending[index]) { pending += pool.handle(followUp, at: Sys.now) }
             index += 1
         }
-        if let outcome = pool.lastRoll { reloader.rollEnded(outcome) }
         answerWaiters()
         armTimer()
     }
@@ -184,7 +180,7 @@ final class EventLoop {
         switch action {
         case let .spawn(slot, generation, release):
             do {
-                let started = try spawner.spawn(slot: slot, generation: generation, release: release)
+                let started = try spawner.spawn(slot: slot, generation: generation, release: release, settings: pool.releases[release])
                 healthAddresses[started.pid] = started.healthAddress
                 return .spawned(slot: slot, generation: generation, pid: started.pid)
             } catch {

@@ -25,8 +25,6 @@ struct Spawner {
     let listenerFDs: [Int32]
     let notifySocket: String
     private let inherited: [String]
-    /// Every release a live worker may still need (a restart of an old-release slot, a rollback).
-    private(set) var releases: [Int: Release] = [:]
 
     /// Variables describing the supervisor's own relationship with systemd; a worker must not see them.
     static let privateVariables: Set<String> = [
@@ -39,25 +37,28 @@ struct Spawner {
         self.inherited = inherited
     }
 
-    mutating func register(release: Int, settings: Settings) {
+    /// What a worker of a release with these settings runs.
+    func release(_ settings: Settings) -> Release {
+        Release(command: settings.command, environment: environment(for: settings), watchdog: settings.health.workerWatchdog,
+                healthSocket: settings.health.probePath != nil)
+    }
+
+    /// The environment a worker of `settings` gets: the supervisor's minus what belongs to systemd and us,
+    /// plus the configured entries (which win over inherited ones of the same name).
+    func environment(for settings: Settings) -> [String] {
         let configured = settings.environment
         let overridden = Set(configured.map { String($0.prefix { $0 != "=" }) })
-        let environment = inherited.filter { entry in
+        return inherited.filter { entry in
             let name = String(entry.prefix { $0 != "=" })
             return !Spawner.privateVariables.contains(name) && !overridden.contains(name)
         } + configured
-        releases[release] = Release(command: settings.command, environment: environment, watchdog: settings.health.workerWatchdog,
-                                    healthSocket: settings.health.probePath != nil)
-    }
-
-    /// Forgets releases no slot, worker or fallback uses any more.
-    mutating func keepOnly(_ inUse: Set<Int>) {
-        releases = releases.filter { inUse.contains($0.key) }
     }
 
     /// Forks and execs one worker; returns its pid once exec succeeded.
-    func spawn(slot: Int, generation: Int, release number: Int) throws(SystemError) -> Started {
-        guard let release = releases[number] else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
+    /// `settings` are those of the release the pool asked for (`pool.releases`).
+    func spawn(slot: Int, generation: Int, release number: Int, settings: Settings?) throws(SystemError) -> Started {
+        guard let settings else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
+        let release = release(settings)
         let command = release.command
         var fds = listenerFDs
         var names = Array(repeating: "http", count: listenerFDs.count)

@@ -23,9 +23,8 @@ enum Start {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
             let notifySocket = try WorkerNotifySocket()
             let notifier = SystemdNotifier()
-            var spawner = Spawner(listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address, inherited: Sys.environment())
-            spawner.register(release: 1, settings: settings)
-            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), current: settings)
+            let spawner = Spawner(listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address, inherited: Sys.environment())
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)

@@ -9,6 +9,10 @@ public struct BackoffPolicy: Equatable, Sendable {
     /// Relative spread, 0.1 = ±10 %.
     public var jitter: Double
 
+    /// The shortest `initial` the configuration accepts: with zero, a worker that cannot start
+    /// would be restarted within the same event, forever (the supervisor hung at 100 % CPU).
+    public static let shortestInitial: Duration = .milliseconds(10)
+
     public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(30),
                 reset: Duration = .seconds(60), jitter: Double = 0.1) {
         self.initial = initial

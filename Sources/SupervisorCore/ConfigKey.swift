@@ -1,117 +1,146 @@
-/// Every configuration key: its section, and how its value is parsed into `Settings`.
+/// Every configuration key, described once: its section, how its value is parsed into `Settings`,
+/// how `check-config` prints it back, and whether a reload can apply a change to it.
 /// The same name serves the file (`ready_timeout`), the flag (`--ready-timeout`) and the
-/// environment (`HYPERGLASS_READY_TIMEOUT`).
+/// environment (`HYPERGLASS_READY_TIMEOUT`). Adding a key is one entry in `all` (and its field in `Settings`).
 public struct ConfigKey: Sendable {
     public let name: String
     public let section: String
     public let repeatable: Bool
     public let accepts: String
+    /// False for what a running supervisor cannot change (its sockets, debug mode): only a restart applies it.
+    public let reloadable: Bool
+    /// Printed by `check-config` as `#name =    # unset` when the key has no value; nil omits the line.
+    let unset: String?
     let apply: @Sendable (inout Settings, String) throws(ConfigValueError) -> Void
+    /// The value(s) as a file would spell them; empty when unset. Parsing them back gives the same settings.
+    let render: @Sendable (Settings) -> [String]
+    /// Empties a repeatable key's list before a layer sets it anew.
+    let reset: (@Sendable (inout Settings) -> Void)?
+
+    init(_ name: String, _ section: String, accepts: String, reloadable: Bool = true, unset: String? = nil,
+         reset: (@Sendable (inout Settings) -> Void)? = nil,
+         render: @escaping @Sendable (Settings) -> [String],
+         apply: @escaping @Sendable (inout Settings, String) throws(ConfigValueError) -> Void) {
+        (self.name, self.section, self.accepts, self.reloadable, self.unset) = (name, section, accepts, reloadable, unset)
+        (self.reset, self.render, self.apply) = (reset, render, apply)
+        repeatable = reset != nil
+    }
 
     public var flag: String { "--" + name.replacingUnderscores(with: "-") }
     public var environmentVariable: String { "HYPERGLASS_" + name.uppercased() }
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }
 
+    /// The value(s) of this key in `settings`, as a file would spell them.
+    public func values(in settings: Settings) -> [String] { render(settings) }
+
+    public static let sections = ["supervisor", "worker", "restart", "health"]
+
+    /// In the order `check-config` prints them and `--help` lists them.
     public static let all: [ConfigKey] = [
-        ConfigKey(name: "workers", section: "supervisor", repeatable: false, accepts: "'auto' or a number from 1 to max_workers") {
+        ConfigKey("workers", "supervisor", accepts: "'auto' or a number from 1 to max_workers", render: { [$0.workers.description] }) {
             s, v throws(ConfigValueError) in
             if v == "auto" { s.workers = .auto } else { s.workers = .fixed(try ValueParser.integer(v, in: 1...1_000_000)) }
         },
-        ConfigKey(name: "max_workers", section: "supervisor", repeatable: false, accepts: "a number from 1 to 1024") {
+        ConfigKey("max_workers", "supervisor", accepts: "a number from 1 to 1024", render: { ["\($0.maxWorkers)"] }) {
             s, v throws(ConfigValueError) in s.maxWorkers = try ValueParser.integer(v, in: 1...1024)
         },
-        ConfigKey(name: "bind", section: "supervisor", repeatable: true, accepts: "HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH") {
+        ConfigKey("bind", "supervisor", accepts: "HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH", reloadable: false,
+                  reset: { $0.bind = [] }, render: { $0.bind.map(\.description) }) {
             s, v throws(ConfigValueError) in s.bind.append(try ValueParser.bindAddress(v))
         },
-        ConfigKey(name: "graceful_timeout", section: "supervisor", repeatable: false, accepts: "a duration such as 30s, 500ms or 2m") {
+        ConfigKey("graceful_timeout", "supervisor", accepts: "a duration such as 30s, 500ms or 2m", render: { [$0.gracefulTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.gracefulTimeout = try ValueParser.duration(v)
         },
-        ConfigKey(name: "control_socket", section: "supervisor", repeatable: false, accepts: "an absolute path") {
+        ConfigKey("control_socket", "supervisor", accepts: "an absolute path", reloadable: false, render: { $0.controlSocket.map { [$0] } ?? [] }) {
             s, v throws(ConfigValueError) in s.controlSocket = try ValueParser.absolutePath(v)
         },
-        ConfigKey(name: "control_group", section: "supervisor", repeatable: false, accepts: "a group name") {
+        ConfigKey("control_group", "supervisor", accepts: "a group name", reloadable: false, render: { $0.controlGroup.map { [$0] } ?? [] }) {
             s, v throws(ConfigValueError) in s.controlGroup = try ValueParser.word(v)
         },
-        ConfigKey(name: "metrics_bind", section: "supervisor", repeatable: false, accepts: "HOST:PORT, [IPV6]:PORT or :PORT, or off") {
+        ConfigKey("metrics_bind", "supervisor", accepts: "HOST:PORT, [IPV6]:PORT or :PORT, or off", reloadable: false,
+                  unset: "off: no /metrics, /readyz, /livez", render: { $0.metricsBind.map { [$0.description] } ?? [] }) {
             s, v throws(ConfigValueError) in
             if v == "off" { s.metricsBind = nil; return }
             let address = try ValueParser.bindAddress(v)
             guard case .tcp = address else { throw ConfigValueError("'\(v)' is not a TCP address: Prometheus scrapes over TCP (e.g. 127.0.0.1:9101)") }
             s.metricsBind = address
         },
-        ConfigKey(name: "debug", section: "supervisor", repeatable: false, accepts: "true or false") {
+        ConfigKey("debug", "supervisor", accepts: "true or false", reloadable: false, render: { ["\($0.debug)"] }) {
             s, v throws(ConfigValueError) in s.debug = try ValueParser.boolean(v)
         },
-        ConfigKey(name: "crash_loop", section: "supervisor", repeatable: false, accepts: "keep-trying or exit") {
+        ConfigKey("crash_loop", "supervisor", accepts: "keep-trying or exit", render: { [$0.crashLoop.rawValue] }) {
             s, v throws(ConfigValueError) in s.crashLoop = try ValueParser.choice(v, CrashLoopPolicy.self)
         },
-        ConfigKey(name: "watchdog_requires_ready", section: "supervisor", repeatable: false, accepts: "true or false") {
+        ConfigKey("watchdog_requires_ready", "supervisor", accepts: "true or false", render: { ["\($0.health.watchdogRequiresReady)"] }) {
             s, v throws(ConfigValueError) in s.health.watchdogRequiresReady = try ValueParser.boolean(v)
         },
-        ConfigKey(name: "unready_timeout", section: "supervisor", repeatable: false, accepts: "a duration such as 60s") {
+        ConfigKey("unready_timeout", "supervisor", accepts: "a duration such as 60s", render: { [$0.health.unreadyTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.health.unreadyTimeout = try ValueParser.duration(v)
         },
-        ConfigKey(name: "command", section: "worker", repeatable: false, accepts: "a command line, quoted like a shell's") {
+        ConfigKey("command", "worker", accepts: "a command line, quoted like a shell's", unset: "the bundled hyperglass-worker",
+                  render: { $0.command.isEmpty ? [] : [$0.command.map(ValueParser.shellQuoted).joined(separator: " ")] }) {
             s, v throws(ConfigValueError) in s.command = try ValueParser.commandLine(v)
         },
-        ConfigKey(name: "environment", section: "worker", repeatable: true, accepts: "KEY=VALUE") {
+        ConfigKey("environment", "worker", accepts: "KEY=VALUE", reset: { $0.environment = [] }, render: { $0.environment }) {
             s, v throws(ConfigValueError) in s.environment.append(try ValueParser.environmentEntry(v))
         },
-        ConfigKey(name: "readiness", section: "worker", repeatable: false, accepts: "exec, notify or http") {
+        ConfigKey("readiness", "worker", accepts: "exec, notify or http", render: { [$0.readiness.rawValue] }) {
             s, v throws(ConfigValueError) in s.readiness = try ValueParser.choice(v, Readiness.self)
         },
-        ConfigKey(name: "ready_timeout", section: "worker", repeatable: false, accepts: "a duration such as 60s") {
+        ConfigKey("ready_timeout", "worker", accepts: "a duration such as 60s", render: { [$0.readyTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.readyTimeout = try ValueParser.duration(v)
         },
-        ConfigKey(name: "watchdog", section: "worker", repeatable: false, accepts: "a duration such as 30s, or 0 for none") {
+        ConfigKey("max_surge", "worker", accepts: "a number from 1 to 1024", render: { ["\($0.maxSurge)"] }) {
+            s, v throws(ConfigValueError) in s.maxSurge = try ValueParser.integer(v, in: 1...1024)
+        },
+        ConfigKey("watchdog", "worker", accepts: "a duration such as 30s, or 0 for none", render: { [$0.health.workerWatchdog?.configText ?? "0"] }) {
             s, v throws(ConfigValueError) in
             let interval = try ValueParser.duration(v)
             s.health.workerWatchdog = interval == .zero ? nil : interval
         },
-        ConfigKey(name: "watchdog_signal", section: "worker", repeatable: false, accepts: "SIGABRT, SIGQUIT, SIGTERM or SIGKILL") {
+        ConfigKey("watchdog_signal", "worker", accepts: "SIGABRT, SIGQUIT, SIGTERM or SIGKILL",
+                  render: { [SignalName.of($0.health.watchdogSignal.rawValue)] }) {
             s, v throws(ConfigValueError) in s.health.watchdogSignal = try ValueParser.signal(v)
         },
-        ConfigKey(name: "max_memory", section: "worker", repeatable: false, accepts: "a size such as 512M or 2G, or 0 for none") {
-            s, v throws(ConfigValueError) in s.health.maxMemory = v == "0" ? nil : try ValueParser.size(v)
+        ConfigKey("max_memory", "worker", accepts: "a size of at least 1M such as 512M or 2G, or 0 for none",
+                  render: { [$0.health.maxMemory.map(ValueParser.sizeText) ?? "0"] }) {
+            s, v throws(ConfigValueError) in s.health.maxMemory = v == "0" ? nil : try ValueParser.memoryCeiling(v)
         },
-        ConfigKey(name: "max_surge", section: "worker", repeatable: false, accepts: "a number from 1 to 1024") {
-            s, v throws(ConfigValueError) in s.maxSurge = try ValueParser.integer(v, in: 1...1024)
+        ConfigKey("backoff_initial", "restart", accepts: "a duration of at least 10ms such as 1s", render: { [$0.backoff.initial.configText] }) {
+            s, v throws(ConfigValueError) in s.backoff.initial = try ValueParser.duration(v, atLeast: BackoffPolicy.shortestInitial)
         },
-        ConfigKey(name: "backoff_initial", section: "restart", repeatable: false, accepts: "a duration such as 1s") {
-            s, v throws(ConfigValueError) in s.backoff.initial = try ValueParser.duration(v)
-        },
-        ConfigKey(name: "backoff_max", section: "restart", repeatable: false, accepts: "a duration such as 30s") {
+        ConfigKey("backoff_max", "restart", accepts: "a duration such as 30s", render: { [$0.backoff.maximum.configText] }) {
             s, v throws(ConfigValueError) in s.backoff.maximum = try ValueParser.duration(v)
         },
-        ConfigKey(name: "backoff_reset", section: "restart", repeatable: false, accepts: "a duration such as 60s") {
+        ConfigKey("backoff_reset", "restart", accepts: "a duration such as 60s", render: { [$0.backoff.reset.configText] }) {
             s, v throws(ConfigValueError) in s.backoff.reset = try ValueParser.duration(v)
         },
-        ConfigKey(name: "crash_loop_threshold", section: "restart", repeatable: false, accepts: "a number from 1 to 1000") {
+        ConfigKey("crash_loop_threshold", "restart", accepts: "a number from 1 to 1000", render: { ["\($0.crashLoopThreshold)"] }) {
             s, v throws(ConfigValueError) in s.crashLoopThreshold = try ValueParser.integer(v, in: 1...1000)
         },
-        ConfigKey(name: "health_path", section: "health", repeatable: false, accepts: "a URL path such as /health") {
+        ConfigKey("health_path", "health", accepts: "a URL path such as /health", unset: "no HTTP probes",
+                  render: { $0.health.probePath.map { [$0] } ?? [] }) {
             s, v throws(ConfigValueError) in
             guard v.hasPrefix("/"), !v.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else {
                 throw ConfigValueError("'\(v)' is not a URL path (use e.g. /health)")
             }
             s.health.probePath = v
         },
-        ConfigKey(name: "health_interval", section: "health", repeatable: false, accepts: "a duration such as 10s") {
+        ConfigKey("health_interval", "health", accepts: "a duration such as 10s", render: { [$0.health.probeInterval.configText] }) {
             s, v throws(ConfigValueError) in s.health.probeInterval = try ValueParser.duration(v)
         },
-        ConfigKey(name: "health_timeout", section: "health", repeatable: false, accepts: "a duration such as 2s") {
+        ConfigKey("health_timeout", "health", accepts: "a duration such as 2s", render: { [$0.health.probeTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.health.probeTimeout = try ValueParser.duration(v)
         },
-        ConfigKey(name: "health_failures", section: "health", repeatable: false, accepts: "a number from 1 to 100") {
+        ConfigKey("health_failures", "health", accepts: "a number from 1 to 100", render: { ["\($0.health.probeFailures)"] }) {
             s, v throws(ConfigValueError) in s.health.probeFailures = try ValueParser.integer(v, in: 1...100)
         },
-        ConfigKey(name: "health_grace", section: "health", repeatable: false, accepts: "a duration such as 60s (default: ready_timeout)") {
+        ConfigKey("health_grace", "health", accepts: "a duration such as 60s (default: ready_timeout)", unset: "ready_timeout",
+                  render: { $0.health.probeGrace.map { [$0.configText] } ?? [] }) {
             s, v throws(ConfigValueError) in s.health.probeGrace = try ValueParser.duration(v)
         },
     ]
-
-    public static let sections = ["supervisor", "worker", "restart", "health"]
 }
 
 extension String {

@@ -69,12 +69,8 @@ public struct ConfigLoader: Sendable {
     }
 
     private mutating func apply(_ key: ConfigKey, _ value: String, location: String) throws(ConfigError) {
-        if key.repeatable, !layerSeen.contains(key.name) {
-            switch key.name {
-            case "bind": settings.bind = []
-            case "environment": settings.environment = []
-            default: preconditionFailure("repeatable key \(key.name) has no reset")
-            }
+        if let reset = key.reset, !layerSeen.contains(key.name) {
+            reset(&settings)
         } else if !key.repeatable, layerSeen.contains(key.name), location.contains(":") {
             throw ConfigError(location: location, message: "key '\(key.name)' is set twice; it takes one value")
         }

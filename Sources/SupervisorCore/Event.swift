@@ -19,8 +19,10 @@ public enum Event: Equatable, Sendable {
     case memorySampled([Int32: UInt64])
     /// An operator asked for a different number of workers (control socket, TTIN/TTOU).
     case desiredCountChanged(Int)
-    /// A validated configuration was registered by the shell as `release`: roll every worker onto it.
-    case reloadRequested(release: Int, policy: PoolPolicy)
+    /// A validated configuration to roll every worker onto, as release number `release` (`pool.releases.next`),
+    /// first scaling to `count` if it is smaller and after the roll if it is larger (`ReloadPlan.steps`).
+    /// `note` travels with the roll to its outcome (what the reload could not apply).
+    case reloadRequested(release: Int, policy: PoolPolicy, count: Int? = nil, note: String? = nil)
     /// A reload was asked for but its configuration is invalid.
     case reloadRejected(reason: String)
     /// Replace these slots' workers with fresh ones, one roll step at a time.

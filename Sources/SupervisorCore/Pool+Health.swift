@@ -132,36 +132,6 @@ extension Pool {
                 .spawn(slot: id, generation: generation, release: slots[id].release)]
     }
 
-    /// Health deadlines that fell due: watchdogs, probes, recycling, memory checks, systemd's watchdog.
-    mutating func healthDeadlinesPassed(at now: Instant) -> [Action] {
-        var actions: [Action] = []
-        var probes: [Int32] = []
-        for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where !worker.isStopping {
-            if let deadline = worker.health.watchdogDeadline, deadline <= now, let interval = worker.health.watchdogInterval {
-                actions += watchdogFired(pid, reason: "watchdog missed: no WATCHDOG=1 for \(interval.spoken)", at: now)
-                continue
-            }
-            if let recycle = worker.health.recycleAt, recycle <= now {
-                actions += replaceUnhealthy(pid, reason: worker.health.verdict ?? "over max_memory", cause: .memory, at: now)
-            }
-            if let due = worker.health.probeDue, due <= now, !worker.health.probing {
-                workers[pid]?.health.probeDue = nil
-                // A reload may have turned probes off.
-                if policy.health.probePath != nil {
-                    workers[pid]?.health.probing = true
-                    probes.append(pid)
-                }
-            }
-        }
-        actions += probes.map { .probe(pid: $0) }
-        if let check = nextMemoryCheck, check <= now {
-            nextMemoryCheck = now + policy.health.memoryCheckInterval
-            let pids = workers.values.filter { !$0.isStopping }.map(\.pid).sorted()
-            if !pids.isEmpty { actions.append(.sampleMemory(pids)) }
-        }
-        return actions
-    }
-
     /// WATCHDOG=1 upwards at half systemd's interval, in every phase, unless the pool is hopeless.
     mutating func systemdWatchdogDue(at now: Instant) -> [Action] {
         var actions: [Action] = []
@@ -184,18 +154,6 @@ extension Pool {
     func watchdogWithheld(at now: Instant) -> Bool {
         guard policy.health.watchdogRequiresReady, readyCount == 0, let since = lastReadyAt else { return false }
         return now - since >= policy.health.unreadyTimeout
-    }
-
-    /// Health instants the core wants to wake up for.
-    var healthDeadlines: [Instant] {
-        var instants: [Instant] = []
-        for worker in workers.values where !worker.isStopping {
-            if let deadline = worker.health.watchdogDeadline { instants.append(deadline) }
-            if let due = worker.health.probeDue, !worker.health.probing { instants.append(due) }
-            if let recycle = worker.health.recycleAt { instants.append(recycle) }
-        }
-        if let check = nextMemoryCheck { instants.append(check) }
-        return instants
     }
 }
 

@@ -3,11 +3,21 @@ extension Pool {
     /// The id the next roll will get, so a caller can tell its roll's outcome from an earlier one's.
     public var nextRollID: Int { rollSerial + 1 }
 
-    mutating func reload(to newRelease: Int, policy newPolicy: PoolPolicy, at now: Instant) -> [Action] {
+    /// Rolls onto a new release, scaling around the roll as `ReloadPlan.steps` orders.
+    mutating func reload(to newRelease: Int, policy newPolicy: PoolPolicy, count: Int?, note: String?, at now: Instant) -> [Action] {
         if let refusal = rollRefusal(.reload) { return [.log(.warning, refusal)] }
-        policyBeforeReload = policy
-        adopt(newPolicy, at: now)
-        return beginRoll(.reload, release: newRelease, slots: slots.map(\.id), at: now)
+        var actions: [Action] = []
+        for step in ReloadPlan.steps(to: count, from: desired) {
+            switch step {
+            case .scale(let count): actions += scale(to: count, at: now)
+            case .roll:
+                let inUse = Set(slots.flatMap { [$0.release] + ($0.successor.map { [$0.release] } ?? []) } + workers.values.map(\.release))
+                releases.add(newRelease, newPolicy.settings, keeping: inUse)
+                adopt(newPolicy, at: now)
+                actions += beginRoll(.reload, release: newRelease, slots: slots.map(\.id), note: note, at: now)
+            }
+        }
+        return actions
     }
 
     /// Why a roll cannot start now; nil when it can. Rolls never interleave.
@@ -25,13 +35,14 @@ extension Pool {
         return [.log(.error, outcome.summary)]
     }
 
-    mutating func beginRoll(_ kind: Roll.Kind, release target: Int, slots ids: [Int], at now: Instant) -> [Action] {
+    mutating func beginRoll(_ kind: Roll.Kind, release target: Int, slots ids: [Int], note: String? = nil, at now: Instant) -> [Action] {
         if let refusal = rollRefusal(kind) { return [.log(.warning, refusal)] }
         let ids = ids.filter { slots.indices.contains($0) }
         rollSerial += 1
         let previous = release
         release = target
         roll = Roll(id: rollSerial, kind: kind, release: target, fallback: previous, slots: ids, at: now)
+        roll?.note = note
         var actions: [Action] = [.report(PoolEvent(.rollStarted, .notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, \(policy.maxSurge) at a time", roll: kind))]
         if kind == .reload { actions.append(.notifySystemd("RELOADING=1\nMONOTONIC_USEC=\(now.nanoseconds / 1000)")) }
         return actions + advanceRoll(at: now)
@@ -71,7 +82,8 @@ extension Pool {
 
     mutating func endRoll(_ finished: Roll, succeeded: Bool, summary: String) {
         roll = nil
-        lastRoll = RollOutcome(id: finished.id, kind: finished.kind == .rollback ? .reload : finished.kind, succeeded: succeeded, summary: summary)
+        lastRoll = RollOutcome(id: finished.id, kind: finished.kind == .rollback ? .reload : finished.kind, succeeded: succeeded,
+                               summary: summary, note: finished.note)
     }
 
     mutating func successorSpawned(slot id: Int, pid: Int32, at now: Instant) -> [Action] {
@@ -141,7 +153,11 @@ extension Pool {
             let message = "reload failed at \(position): \(reason); kept the previous version"
             release = current.fallback
             // The previous version is its command and its settings: timeouts, health, readiness.
-            if let previous = policyBeforeReload { adopt(previous, at: now) }
+            if let previous = releases[current.fallback] {
+                var restored = policy
+                restored.settings = previous
+                adopt(restored, at: now)
+            }
             let moved = slots.filter { $0.release == current.release }.map(\.id)
             roll = nil
             actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))
@@ -150,6 +166,7 @@ extension Pool {
                 actions.append(.notifySystemd("READY=1"))
             } else {
                 roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved, at: now, failure: message)
+                roll?.note = current.note
                 actions += advanceRoll(at: now)
             }
         case .restart:

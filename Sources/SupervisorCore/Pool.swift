@@ -8,13 +8,16 @@ public struct Pool: Sendable {
     public internal(set) var phase: Phase = .starting
     /// The count before the last scaling, shown until the pool has reached the new one.
     public internal(set) var scalingFrom: Int? = nil
-    /// The configuration release new workers run; the shell maps it to a command and environment.
-    public internal(set) var release = 1
+    /// Every configuration release in use; the shell maps a `spawn` action's release to a command and environment.
+    public internal(set) var releases: Releases
+    /// The configuration release new workers run.
+    public internal(set) var release: Int {
+        get { releases.current }
+        set { releases.current = newValue }
+    }
     public internal(set) var roll: Roll? = nil
     public internal(set) var lastRoll: RollOutcome? = nil
     var rollSerial = 0
-    /// What a failed reload restores besides the release.
-    var policyBeforeReload: PoolPolicy? = nil
     var random: SplitMix64
     var nextWatchdogPing: Instant? = nil
     var nextMemoryCheck: Instant? = nil
@@ -31,6 +34,7 @@ public struct Pool: Sendable {
     public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED) {
         precondition(desired >= 1 && desired <= policy.maxWorkers, "the desired count was validated by the caller")
         self.policy = policy
+        self.releases = Releases(initial: policy.settings)
         self.slots = (0..<desired).map { Slot(id: $0) }
         self.random = SplitMix64(seed: seed)
     }
@@ -77,8 +81,8 @@ public struct Pool: Sendable {
             actions += signalReceived(signal, at: now)
         case let .desiredCountChanged(count):
             actions += scale(to: count, at: now)
-        case let .reloadRequested(newRelease, newPolicy):
-            actions += reload(to: newRelease, policy: newPolicy, at: now)
+        case let .reloadRequested(newRelease, newPolicy, count, note):
+            actions += reload(to: newRelease, policy: newPolicy, count: count, note: note, at: now)
         case let .probed(pid, result):
             actions += probed(pid, result, at: now)
         case let .memorySampled(usage):
@@ -99,23 +103,6 @@ public struct Pool: Sendable {
         actions += statusUpdate(at: now)
         actions = rollReports(actions, outcomeBefore: outcomeBefore, at: now)
         return actions
-    }
-
-    /// The earliest instant at which the core wants a `deadlineReached`; nil means sleep until an event.
-    public var nextDeadline: Instant? {
-        var earliest = nextWatchdogPing
-        func consider(_ instant: Instant?) {
-            if let instant, earliest.map({ instant < $0 }) ?? true { earliest = instant }
-        }
-        for worker in workers.values where !worker.killed {
-            consider(worker.killAt)
-            if readyTimeoutApplies(worker) { consider(worker.startedAt + policy.readyTimeout) }
-        }
-        if phase.isActive {
-            healthDeadlines.forEach(consider)
-            for slot in slots { consider(slot.restartAt) }
-        }
-        return earliest
     }
 
     // MARK: - Events
@@ -164,34 +151,6 @@ public struct Pool: Sendable {
         return actions
     }
 
-    private mutating func deadlinesPassed(at now: Instant) -> [Action] {
-        var actions: [Action] = []
-        for (pid, worker) in workers.sorted(by: { $0.key < $1.key }) where !worker.killed {
-            if let killAt = worker.killAt, killAt <= now {
-                workers[pid]?.killed = true
-                let waited = worker.killReason != nil ? "the watchdog signal (\(policy.health.watchdogKillAfter.spoken))" : "the graceful timeout (\(policy.gracefulTimeout.spoken))"
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"))
-                actions.append(.signal(pid: pid, .kill))
-            } else if readyTimeoutApplies(worker), worker.startedAt + policy.readyTimeout <= now {
-                workers[pid]?.killed = true
-                workers[pid]?.killReason = "not ready within \(policy.readyTimeout.spoken)"
-                workers[pid]?.killCause = .readyTimeout
-                actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it"))
-                actions.append(.signal(pid: pid, .kill))
-            }
-        }
-        if phase.isActive {
-            for slot in slots where slot.pid == nil {
-                if let due = slot.restartAt, due <= now {
-                    actions.append(.spawn(slot: slot.id, generation: slot.generation + 1, release: slot.release))
-                }
-            }
-            actions += healthDeadlinesPassed(at: now)
-        }
-        actions += systemdWatchdogDue(at: now)
-        return actions
-    }
-
     private mutating func signalReceived(_ signal: Signal, at now: Instant) -> [Action] {
         switch signal {
         case .terminate, .interrupt:
@@ -207,9 +166,5 @@ public struct Pool: Sendable {
             // SIGHUP reloads, but reading the configuration is the shell's part: it sends `reloadRequested`.
             return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored")]
         }
-    }
-
-    private func readyTimeoutApplies(_ worker: WorkerProcess) -> Bool {
-        policy.readiness != .exec && worker.readyAt == nil && worker.killAt == nil
     }
 }

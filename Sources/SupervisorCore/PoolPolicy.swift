@@ -1,30 +1,20 @@
-/// The part of `Settings` the pool's policy reads, plus what systemd told the supervisor.
+/// What the pool's policy reads: the settings of the release it runs, plus what systemd told the supervisor.
+/// Fields read through to `Settings` (`policy.readyTimeout`), so a new key needs no copy here.
+@dynamicMemberLookup
 public struct PoolPolicy: Equatable, Sendable {
-    public var readiness: Readiness = .exec
-    public var readyTimeout: Duration = .seconds(60)
-    public var gracefulTimeout: Duration = .seconds(30)
-    public var backoff = BackoffPolicy()
-    public var crashLoop: CrashLoopPolicy = .keepTrying
-    public var crashLoopThreshold = 5
-    public var maxWorkers = 1024
-    /// Successors started at once during a roll.
-    public var maxSurge = 1
-    public var health = HealthPolicy()
+    public var settings: Settings
     /// How often to send WATCHDOG=1 upwards: half of the supervisor's own WATCHDOG_USEC, if set.
     public var systemdWatchdogInterval: Duration? = nil
 
-    public init() {}
+    public init() { settings = Settings() }
 
     public init(settings: Settings, systemdWatchdog: Duration?) {
-        readiness = settings.readiness
-        readyTimeout = settings.readyTimeout
-        gracefulTimeout = settings.gracefulTimeout
-        backoff = settings.backoff
-        crashLoop = settings.crashLoop
-        crashLoopThreshold = settings.crashLoopThreshold
-        maxWorkers = settings.maxWorkers
-        maxSurge = settings.maxSurge
-        health = settings.health
+        self.settings = settings
         systemdWatchdogInterval = systemdWatchdog.map { $0 / 2 }
+    }
+
+    public subscript<Value>(dynamicMember keyPath: WritableKeyPath<Settings, Value>) -> Value {
+        get { settings[keyPath: keyPath] }
+        set { settings[keyPath: keyPath] = newValue }
     }
 }

@@ -26,6 +26,8 @@ public struct Roll: Equatable, Sendable {
     public internal(set) var done = 0
     /// Why a rollback is happening: the failure its reload ends with.
     public internal(set) var failure: String? = nil
+    /// What the reload could not apply (settings only a restart changes), for its replies.
+    public internal(set) var note: String? = nil
 
     init(id: Int, kind: Kind, release: Int, fallback: Int, slots: [Int], at now: Instant, failure: String? = nil) {
         self.id = id
@@ -53,6 +55,8 @@ public struct RollOutcome: Equatable, Sendable {
     public let kind: Roll.Kind
     public let succeeded: Bool
     public let summary: String
+    /// The roll's note, if it had one.
+    public var note: String? = nil
 }
 
 /// The next generation of a slot, started beside the current worker during a roll.

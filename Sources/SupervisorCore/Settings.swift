@@ -53,6 +53,7 @@ public enum BindAddress: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// The effective configuration: defaults, then the file, then HYPERGLASS_* variables, then flags.
+/// Each field is set and printed by its entry in `ConfigKey.all`; the pool reads it through `PoolPolicy`.
 public struct Settings: Equatable, Sendable {
     public var workers: WorkerCount = .auto
     public var maxWorkers: Int = 1024

@@ -29,6 +29,13 @@ public enum ValueParser {
         return .nanoseconds(Int64((value * scale * 1e9).rounded()))
     }
 
+    /// A duration no shorter than `minimum` (a zero backoff would restart a failing worker in a tight loop).
+    public static func duration(_ text: String, atLeast minimum: Duration) throws(ConfigValueError) -> Duration {
+        let value = try duration(text)
+        guard value >= minimum else { throw ConfigValueError("'\(text)' is too short") }
+        return value
+    }
+
     public static func boolean(_ text: String) throws(ConfigValueError) -> Bool {
         switch text.lowercased() {
         case "true", "yes", "on", "1": return true
@@ -58,7 +65,32 @@ public enum ValueParser {
         guard let value = Double(number.trimmed), value > 0, value.isFinite, value * Double(scale) < 1e15 else {
             throw ConfigValueError("'\(text)' is not a size (use e.g. 512M or 2G)")
         }
-        return UInt64(value * Double(scale))
+        let bytes = value * Double(scale)
+        guard bytes == bytes.rounded() else { throw ConfigValueError("'\(text)' is not a whole number of bytes") }
+        return UInt64(bytes)
+    }
+
+    /// The smallest memory ceiling: no worker runs in less, so a lower one would only recycle workers forever.
+    public static let smallestMemoryCeiling: UInt64 = 1 << 20
+
+    /// A worker memory ceiling: a size of at least `smallestMemoryCeiling`.
+    public static func memoryCeiling(_ text: String) throws(ConfigValueError) -> UInt64 {
+        let bytes = try size(text)
+        guard bytes >= smallestMemoryCeiling else { throw ConfigValueError("'\(text)' is below 1M, less than any worker uses") }
+        return bytes
+    }
+
+    /// A size as `size(_:)` reads it back exactly: in M when whole mebibytes (as check-config always printed), else K or bytes.
+    public static func sizeText(_ bytes: UInt64) -> String {
+        if bytes % (1 << 20) == 0 { return "\(bytes >> 20)M" }
+        if bytes % (1 << 10) == 0 { return "\(bytes >> 10)K" }
+        return "\(bytes)"
+    }
+
+    /// A word as `commandLine(_:)` reads it back: bare when it is plain, else in single quotes.
+    public static func shellQuoted(_ word: String) -> String {
+        let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@%+,".contains($0) }
+        return plain && !word.isEmpty ? word : "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
     }
 
     /// A signal for the worker watchdog, by name.

@@ -249,3 +249,34 @@ struct ConfigLoaderTests {
         #expect(Suggestion.closest(to: word, among: ConfigKey.all.map(\.name)) == expected)
     }
 }
+
+@Suite("Config values that make no sense are refused", .timeLimit(.minutes(1)))
+struct ConfigRefusalTests {
+    private func error(_ text: String) -> String? {
+        var loader = ConfigLoader()
+        do { try loader.load(file: text, named: "supervisor.conf"); _ = try loader.validated(); return nil } catch { return error.description }
+    }
+
+    @Test("backoff_initial = 0 is refused with its line and what is accepted (it hung the supervisor)")
+    func zeroBackoff() {
+        #expect(error("[restart]\nbackoff_initial = 0\n") == "supervisor.conf:2: backoff_initial: '0' is too short; expected a duration of at least 10ms such as 1s")
+        #expect(error("[restart]\nbackoff_initial = 5ms\n") != nil)
+        #expect(error("[restart]\nbackoff_initial = 10ms\n") == nil)
+    }
+
+    @Test("backoff_max below backoff_initial is refused")
+    func maxBelowInitial() {
+        #expect(error("[restart]\nbackoff_initial = 2s\nbackoff_max = 1s\n")?.contains("longer than backoff_max") == true)
+        #expect(error("[restart]\nbackoff_max = 0\n")?.contains("longer than backoff_max") == true)
+    }
+
+    @Test("memory ceilings under 1M or in fractions of a byte are refused; 0 still means none")
+    func memoryCeiling() {
+        #expect(error("[worker]\nmax_memory = 0.5\n") == "supervisor.conf:2: max_memory: '0.5' is not a whole number of bytes; expected a size of at least 1M such as 512M or 2G, or 0 for none")
+        #expect(error("[worker]\nmax_memory = 1B\n") == "supervisor.conf:2: max_memory: '1B' is below 1M, less than any worker uses; expected a size of at least 1M such as 512M or 2G, or 0 for none")
+        #expect(error("[worker]\nmax_memory = 1023K\n") != nil)
+        #expect(error("[worker]\nmax_memory = 1M\n") == nil)
+        #expect(error("[worker]\nmax_memory = 1.5M\n") == nil)
+        #expect(error("[worker]\nmax_memory = 0\n") == nil)
+    }
+}

@@ -1,8 +1,7 @@
-import ControlProtocol
-
-/// The `hyperglassctl status` table: what an operator reads at a glance.
-enum StatusTable {
-    static func render(_ reply: JSON) -> String {
+/// The `hyperglassctl status` table: what an operator reads at a glance. Pure (a reply in, text out),
+/// so it lives beside the protocol where tests reach it.
+public enum StatusTable {
+    public static func render(_ reply: JSON) -> String {
         let s = reply["supervisor"] ?? .null
         var out = "supervisor  pid \(int(s["pid"]))  \(s["state"]?.string ?? "?")  up \(duration(s["uptime_seconds"]))"
         out += "  \(int(s["ready"]))/\(int(s["desired"])) workers ready  rss \(bytes(s["rss_bytes"]))\n"
