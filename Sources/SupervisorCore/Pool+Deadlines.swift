@@ -86,13 +86,16 @@ extension Pool {
             guard let worker = workers[pid] else { return [] }
             workers[pid]?.killed = true
             let waited = worker.killReason != nil ? "the watchdog signal (\(policy.health.watchdogKillAfter.spoken))" : "the graceful timeout (\(policy.gracefulTimeout.spoken))"
-            return [.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"), .signal(pid: pid, .kill)]
+            return [.report(PoolEvent(.killed, .warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it",
+                                      slot: worker.slot, pid: pid, generation: worker.generation, reason: worker.killCause)),
+                    .signal(pid: pid, .kill)]
         case .readyTimeout(let pid):
             guard let worker = workers[pid] else { return [] }
             workers[pid]?.killed = true
             workers[pid]?.killReason = "not ready within \(policy.readyTimeout.spoken)"
             workers[pid]?.killCause = .readyTimeout
-            return [.log(.warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it"),
+            return [.report(PoolEvent(.killed, .warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it",
+                                      slot: worker.slot, pid: pid, generation: worker.generation, reason: .readyTimeout)),
                     .signal(pid: pid, .kill)]
         case .restart(let id):
             // restartAt is cleared when the worker has started (or set anew when it could not).

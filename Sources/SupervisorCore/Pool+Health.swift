@@ -78,7 +78,8 @@ extension Pool {
             }
         } else if worker.readyAt != nil, now >= worker.startedAt + (policy.health.probeGrace ?? policy.readyTimeout) {
             worker.health.failedProbes += 1
-            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) health probe failed (\(worker.health.failedProbes)/\(policy.health.probeFailures)): \(result.detail)"))
+            actions.append(.report(PoolEvent(.probeFailed, .warning, "worker \(worker.slot) (pid \(pid)) health probe failed (\(worker.health.failedProbes)/\(policy.health.probeFailures)): \(result.detail)",
+                                             slot: worker.slot, pid: pid, generation: worker.generation, reason: .probe)))
         }
         worker.health.probeDue = now + (worker.readyAt == nil ? policy.health.readyProbeInterval : policy.health.probeInterval)
         workers[pid] = worker

@@ -47,7 +47,8 @@ public struct PoolCounters: Equatable, Sendable {
             guard let kind = report.roll, let succeeded = report.succeeded else { return }
             rolls[RollOutcomeKey(kind: kind, succeeded: succeeded), default: 0] += 1
             if let duration = report.duration { rollSeconds.observe(duration.seconds) }
-        case .ready, .crashLoop, .rollStarted, .scaled, .stopping: break
+        // A kill or a failed probe is counted by what follows it: the exit, or the unhealthy verdict.
+        case .ready, .crashLoop, .rollStarted, .scaled, .stopping, .killed, .probeFailed: break
         }
     }
 }

@@ -6,6 +6,10 @@ public struct PoolEvent: Equatable, Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case spawned, ready, exited, restart, unhealthy
         case spawnFailed = "spawn-failed"
+        /// A failed health probe, below the threshold that makes the worker unhealthy.
+        case probeFailed = "probe-failed"
+        /// The supervisor SIGKILLed a worker: not ready in time, or it outlived its graceful timeout.
+        case killed
         case watchdog
         case crashLoop = "crash-loop"
         case rollStarted = "roll-started"
