@@ -38,7 +38,13 @@ final class HTTPEndpoint {
     private(set) var connections: [Int32: Connection] = [:]
 
     init(bind: BindAddress) throws(SystemError) {
-        let listeners = try Listeners.bind([bind])
+        let listeners: [Listener]
+        do {
+            listeners = try Listeners.bind([bind])
+        } catch {
+            throw SystemError(operation: "metrics_bind \(bind): cannot listen (is another exporter or hyperglass using it? choose another metrics_bind)",
+                              errno: error.errno)
+        }
         fds = listeners.map(\.fd)
         address = listeners.map(\.address).joined(separator: ", ")
     }

@@ -32,11 +32,11 @@ enum Start {
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
                 ? " (from systemd socket activation)" : ""
             log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
+            let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
+            if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }
             let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
                                             group: settings.controlGroup)
             log(.info, "control socket at \(control.path)")
-            let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
-            if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
                                      notifySocket: notifySocket, control: control, log: log, http: http)
             return loop.run()
