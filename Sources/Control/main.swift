@@ -20,6 +20,11 @@ let usage = """
                                finished (exit 0) or failed and was rolled back (exit 1)
       restart ID|all [--wait]  replace one worker, or all of them one at a time, the same graceful way
       ping                     check that the supervisor answers
+      health [--min-ready SHARE]
+                               for orchestrators' exec probes and HEALTHCHECK: exit 0 while at least
+                               SHARE of the desired workers are ready (0.5 by default; 0..1 or 0%..100%;
+                               0 only asks that the supervisor answers), 1 otherwise, while it drains or
+                               when no supervisor answers; one line says why either way
       version                  the supervisor's version and protocol
 
     The socket is --socket PATH, else $HYPERGLASS_CONTROL_SOCKET, else $RUNTIME_DIRECTORY/control.sock,
@@ -39,12 +44,18 @@ func usageError(_ message: String) -> Never {
     exit(2)
 }
 
+func share(_ text: String) -> Double {
+    guard let value = HealthCheck.share(text) else { usageError("'\(text)' is not a share; use 0..1 or 0%..100% (e.g. 0.5, 50%)") }
+    return value
+}
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 var socketPath: String? = getenv("HYPERGLASS_CONTROL_SOCKET").map { String(cString: $0) }
 var json = false
 var wait = false
 var watch = false
 var interval = 1.0
+var minReady: Double? = nil
 var words: [String] = []
 var index = 0
 while index < arguments.count {
@@ -61,21 +72,29 @@ while index < arguments.count {
         }
         interval = seconds
         index += 1
+    case "--min-ready":
+        guard index < arguments.count else { usageError("--min-ready needs a share, e.g. 0.5 or 50%") }
+        minReady = share(arguments[index])
+        index += 1
     case "--socket":
         guard index < arguments.count else { usageError("--socket needs a path") }
         socketPath = arguments[index]
         index += 1
     default:
         if argument.hasPrefix("--socket=") { socketPath = String(argument.dropFirst(9)) }
+        else if argument.hasPrefix("--min-ready=") {
+            minReady = share(String(argument.dropFirst(12)))
+        }
         else if argument.hasPrefix("--") { usageError("unknown option '\(argument)'") }
         else { words.append(argument) }
     }
 }
 
-guard let command = words.first else { usageError("missing command (status, workers, reload, restart, ping, version, metrics, events)") }
+guard let command = words.first else { usageError("missing command (status, health, workers, reload, restart, ping, version, metrics, events)") }
+if minReady != nil && command != "health" { usageError("--min-ready goes with 'health'") }
 let request: ControlRequest
 switch (command, words.count) {
-case ("status", 1): request = .status
+case ("status", 1), ("health", 1): request = .status
 case ("metrics", 1): request = .metrics
 case ("events", 1): request = .events
 case ("ping", 1): request = .ping
@@ -93,13 +112,13 @@ case ("restart", 2):
     }
     request = .restart(target, wait: wait)
 case ("restart", 1): usageError("restart needs a worker id or 'all'")
-case ("status", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _), ("metrics", _), ("events", _):
+case ("status", _), ("health", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _), ("metrics", _), ("events", _):
     usageError("too many arguments for '\(command)'")
 default:
-    usageError("unknown command '\(command)' (status, workers, reload, restart, ping, version, metrics, events)")
+    usageError("unknown command '\(command)' (status, health, workers, reload, restart, ping, version, metrics, events)")
 }
-if watch && request != .status { usageError("--watch goes with 'status'") }
-if json && request != .status { usageError("--json goes with 'status'") }
+if watch && command != "status" { usageError("--watch goes with 'status'") }
+if json && (request != .status || command == "health") { usageError("--json goes with 'status'") }
 switch request {
 case .setWorkers, .reload, .restart: break
 default: if wait { usageError("--wait goes with 'workers N', 'reload' and 'restart'") }
@@ -123,11 +142,17 @@ do {
     reply = try ControlClient.send(request, to: path, timeoutSeconds: wait ? 900 : 10)
 } catch {
     stderrLine("hyperglassctl: \(error)")
-    exit(error.exitCode)
+    // A probe reads "no supervisor" as unhealthy, not as a usage problem.
+    exit(command == "health" ? 1 : error.exitCode)
 }
 guard reply["ok"]?.bool == true else {
     stderrLine("hyperglassctl: \(reply["error"]?.string ?? "the supervisor refused without a reason")")
     exit(1)
+}
+if command == "health" {
+    let verdict = HealthCheck.judge(reply, minReady: minReady ?? HealthCheck.defaultShare)
+    print(verdict.reason)
+    exit(verdict.healthy ? 0 : 1)
 }
 switch request {
 case .status: print(json ? reply.serialized : StatusTable.render(reply), terminator: json ? "\n" : "")

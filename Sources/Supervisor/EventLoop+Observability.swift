@@ -62,12 +62,12 @@ extension EventLoop {
     }
 
     /// Answers one request on the `metrics_bind` listener.
-    func httpResponse(method: String, path: String) -> HTTPEndpoint.Response {
+    func httpResponse(method: String, path: String, query: String) -> HTTPEndpoint.Response {
         let text = "text/plain; charset=utf-8"
         switch path {
         case "/metrics": return .init(status: 200, contentType: PrometheusText.contentType, body: metricsText())
         case "/readyz":
-            let answer = HealthEndpoints.readiness(pool, at: Sys.now)
+            let answer = HealthEndpoints.readiness(pool, minReady: HealthEndpoints.minReady(query: query) ?? HealthEndpoints.defaultShare, at: Sys.now)
             return .init(status: answer.ok ? 200 : 503, contentType: text, body: answer.text + "\n")
         case "/livez":
             let answer = HealthEndpoints.liveness(pool, at: Sys.now)
@@ -88,7 +88,7 @@ extension EventLoop {
         guard let http else { return }
         if events & HG_EPOLLOUT != 0 { http.writable(fd) }
         if events & (HG_EPOLLIN | HG_EPOLLHUP | HG_EPOLLRDHUP | HG_EPOLLERR) != 0 {
-            http.readable(fd) { method, path in httpResponse(method: method, path: path) }
+            http.readable(fd) { method, path, query in httpResponse(method: method, path: path, query: query) }
         }
         if http.isOpen(fd), http.wantsWrite(fd) {
             _ = hg_epoll_mod(epoll, fd, HG_EPOLLOUT, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))

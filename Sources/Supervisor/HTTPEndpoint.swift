@@ -76,7 +76,7 @@ final class HTTPEndpoint {
     }
 
     /// Reads the request; once its head is complete, queues the reply from `respond` and starts sending it.
-    func readable(_ fd: Int32, respond: (_ method: String, _ path: String) -> Response) {
+    func readable(_ fd: Int32, respond: (_ method: String, _ path: String, _ query: String) -> Response) {
         guard let connection = connections[fd] else { return }
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !connection.answered {
@@ -90,7 +90,7 @@ final class HTTPEndpoint {
             connection.input += buffer[0..<n]
             if let request = HTTPEndpoint.requestLine(connection.input) {
                 answer(connection, request.method == "GET" || request.method == "HEAD"
-                       ? respond(request.method, request.path)
+                       ? respond(request.method, request.path, request.query)
                        : Response(status: 405, contentType: "text/plain; charset=utf-8", body: "only GET and HEAD\n"),
                        head: request.method == "HEAD")
             } else if connection.input.count > HTTPEndpoint.maxRequest {
@@ -141,13 +141,16 @@ final class HTTPEndpoint {
 
     // MARK: - HTTP/1.x, just enough
 
-    /// The method and path (query dropped) once the request head is complete ("\r\n\r\n" or "\n\n").
-    static func requestLine(_ bytes: [UInt8]) -> (method: String, path: String)? {
+    /// The method, path and query once the request head is complete ("\r\n\r\n" or "\n\n").
+    static func requestLine(_ bytes: [UInt8]) -> (method: String, path: String, query: String)? {
         let text = String(decoding: bytes, as: UTF8.self)
         guard text.contains("\r\n\r\n") || text.contains("\n\n") else { return nil }
         let words = text.prefix { $0 != "\r" && $0 != "\n" }.split(separator: " ")
-        guard words.count >= 2 else { return ("", "") }
-        return (String(words[0]), String(words[1].prefix { $0 != "?" }))
+        guard words.count >= 2 else { return ("", "", "") }
+        let target = words[1]
+        let question = target.firstIndex(of: "?")
+        return (String(words[0]), String(target[..<(question ?? target.endIndex)]),
+                question.map { String(target[target.index(after: $0)...]) } ?? "")
     }
 
     static func encode(_ response: Response, bodyless: Bool = false) -> [UInt8] {

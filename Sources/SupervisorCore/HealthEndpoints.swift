@@ -1,11 +1,30 @@
 /// What the supervisor's HTTP listener answers on `/readyz` and `/livez`, for orchestrators and load
 /// balancers. Pure: the same pool and instant always give the same answer.
 public enum HealthEndpoints {
-    /// Ready to be sent traffic: the pool is not stopping and at least one worker serves. A pool that is
-    /// draining says no at once, so a load balancer stops sending before the workers are gone.
-    public static func readiness(_ pool: Pool, at now: Instant) -> (ok: Bool, text: String) {
-        let ok = pool.phase.isActive && pool.readyCount > 0
-        return (ok, pool.statusText(at: now))
+    /// The share of the desired workers that must be ready, as `hyperglassctl health` has it: one crashed
+    /// worker in a large pool should not take the node out of a load balancer, most of them gone should.
+    public static let defaultShare = 0.5
+
+    /// Ready to be sent traffic: the pool is not stopping and at least `minReady` of the desired workers
+    /// (rounded up, at least one) are ready. A draining pool says no at once, so a load balancer stops
+    /// sending before the workers are gone.
+    public static func readiness(_ pool: Pool, minReady: Double = defaultShare, at now: Instant) -> (ok: Bool, text: String) {
+        let needed = max(1, Int((min(1, max(0, minReady)) * Double(pool.desired)).rounded(.up)))
+        let ok = pool.phase.isActive && pool.readyCount >= needed
+        return (ok, pool.statusText(at: now) + " (\(needed) needed)")
+    }
+
+    /// `min_ready=0.75` or `min_ready=75%` from a query string; nil when absent or not a share.
+    public static func minReady(query: String) -> Double? {
+        for pair in query.split(separator: "&") where pair.hasPrefix("min_ready=") {
+            var text = pair.dropFirst("min_ready=".count)
+            let percent = text.hasSuffix("%") || text.hasSuffix("%25")
+            if text.hasSuffix("%25") { text = text.dropLast(3) } else if percent { text = text.dropLast() }
+            guard let value = Double(text), value.isFinite else { return nil }
+            let share = percent ? value / 100 : value
+            return (0...1).contains(share) ? share : nil
+        }
+        return nil
     }
 
     /// Alive: false only when the supervisor has given up on its pool the way it tells systemd's watchdog
