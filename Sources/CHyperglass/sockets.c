@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -103,6 +104,29 @@ int hg_listen_unix(const char *path, int backlog) {
         return -1;
     }
     return fd;
+}
+
+int hg_bind_unix(const char *path, int type, unsigned mode, int backlog) {
+    struct sockaddr_un addr;
+    socklen_t len = unix_address(path, &addr);
+    if (len == 0) return -1;
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    // The file bind() creates takes the socket inode's mode (less the umask): set it first, so the
+    // file is born with it and no chmod of a path (which could be swapped for a symlink) follows.
+    if (fchmod(fd, (mode_t)mode) < 0 ||
+        (type == SOCK_DGRAM && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)) goto fail;
+    mode_t previous = umask(0);
+    int bound = bind(fd, (struct sockaddr *)&addr, len);
+    umask(previous);
+    if (bound < 0 || (type == SOCK_STREAM && listen(fd, backlog) < 0)) goto fail;
+    return fd;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
 }
 
 int hg_connect_unix_nonblocking(const char *path) {
@@ -202,25 +226,6 @@ int hg_set_nonblocking(int fd) {
 int hg_set_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFD);
     return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-}
-
-int hg_notify_listen(const char *abstract_name) {
-    struct sockaddr_un addr;
-    char name[108];
-    snprintf(name, sizeof name, "@%s", abstract_name);
-    socklen_t len = unix_address(name, &addr);
-    if (len == 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&addr, len) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
 }
 
 ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid) {

@@ -1,6 +1,7 @@
 import CHyperglass
 import ControlProtocol
 import Glibc
+import SystemCalls
 
 /// Why a request got no reply at all (as opposed to a refusal).
 struct ClientError: Error, CustomStringConvertible {
@@ -18,24 +19,22 @@ enum ControlClient {
                 : " (is hyperglass running? point --socket or HYPERGLASS_CONTROL_SOCKET at its control socket)"
             throw ClientError(description: "no supervisor is listening at \(path): \(reason)\(hint)", exitCode: 3)
         }
-        defer { close(fd) }
+        defer { Sys.close(fd) }
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var line = Array((request.json.serialized + "\n").utf8)
-        let sent = line.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         // A supervisor that refuses a client answers and closes at once, maybe before the request is sent:
         // its reply is still there to read, so a failed send only matters when no reply follows.
-        let sendError = sent == line.count ? nil : String(cString: strerror(errno))
+        let sendError = sendAll(Array((request.json.serialized + "\n").utf8), to: fd)
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while !received.contains(0x0A) {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+        reading: while !received.contains(0x0A) {
+            switch buffer.withUnsafeMutableBytes({ Sys.receive(fd, $0) }) {
+            case .bytes(let n): received += buffer[0..<n]
+            case .wouldBlock:
                 throw ClientError(description: "the supervisor at \(path) did not answer within \(timeoutSeconds)s", exitCode: 1)
+            case .endOfFile, .failed: break reading
             }
-            if n <= 0 { break }
-            received += buffer[0..<n]
             if received.count > 64 << 20 { break }
         }
         let text = String(decoding: received.prefix { $0 != 0x0A }, as: UTF8.self)
@@ -46,5 +45,20 @@ enum ControlClient {
         } catch {
             throw ClientError(description: "unreadable reply from \(path): \(error)", exitCode: 1)
         }
+    }
+
+    /// Sends every byte (a blocking socket bounded by SO_SNDTIMEO); the reason it stopped short, or nil.
+    private static func sendAll(_ bytes: [UInt8], to fd: Int32) -> String? {
+        var offset = 0
+        while offset < bytes.count {
+            let result = bytes.withUnsafeBytes { raw in
+                Sys.retryingInterrupts("send fd \(fd)") { Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
+            }
+            switch result {
+            case .success(let n): offset += n
+            case .failure(let error): return error.description
+            }
+        }
+        return nil
     }
 }

@@ -1,6 +1,7 @@
 import CHyperglass
 import ControlProtocol
 import Glibc
+import SystemCalls
 
 /// hyperglassctl: the operator's view of a running `hyperglass start`, over its control socket.
 let usage = """
@@ -35,8 +36,7 @@ let usage = """
     """
 
 func stderrLine(_ text: String) {
-    var bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    Sys.writeStandardError(text + "\n")
 }
 
 func usageError(_ message: String) -> Never {

@@ -6,26 +6,17 @@ import SupervisorCore
 /// Control requests: each line from a client becomes a reply now, or later (`--wait`), and reload
 /// turns the re-read configuration into a release for the pool to roll onto.
 extension EventLoop {
-    func controlClientReady(_ fd: Int32, events: UInt32) {
-        if events & HG_EPOLLOUT != 0 { _ = control.writable(fd) }
-        if events & (HG_EPOLLIN | HG_EPOLLHUP | HG_EPOLLRDHUP | HG_EPOLLERR) != 0 {
-            for line in control.readable(fd, at: Sys.now) where control.isOpen(fd) {
-                if let reply = answer(line, from: fd) { control.reply(to: fd, reply) }
-            }
+    /// Answers this turn's share of control requests (16, or 2 ms), then brings every
+    /// client's epoll interest in step with what is left.
+    func serveControlRequests() {
+        let start = Sys.now
+        for _ in 0..<ControlServer.linesPerTurn {
+            guard Sys.now - start < ControlServer.timePerTurn, let (fd, line) = control.nextRequest(at: Sys.now) else { break }
+            if let reply = answer(line, from: fd) { control.reply(to: fd, reply, at: Sys.now) }
         }
-        watch(fd)
+        control.settleAll()
+        waiters.removeAll { !control.isOpen($0.fd) }
         armTimer()
-    }
-
-    /// Keeps a client's epoll interest in step with its output: EPOLLOUT only while a reply waits to be sent.
-    func watch(_ fd: Int32) {
-        if control.isOpen(fd) {
-            let interest = HG_EPOLLIN | HG_EPOLLRDHUP | (control.wantsWrite(fd) ? HG_EPOLLOUT : 0)
-            _ = hg_epoll_mod(epoll, fd, interest, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
-        } else {
-            waiters.removeAll { $0.fd == fd }
-            followers.remove(fd)
-        }
     }
 
     /// The reply to one request line, or nil when it comes later (`--wait`).
@@ -115,15 +106,12 @@ extension EventLoop {
 
     func answerWaiters() {
         guard !waiters.isEmpty else { return }
-        var answered: [Int32] = []
         waiters.removeAll { waiter in
             guard control.isOpen(waiter.fd) else { return true }
             guard let reply = reply(awaiting: waiter.awaited) else { return false }
-            control.reply(to: waiter.fd, reply)
-            answered.append(waiter.fd)
+            control.reply(to: waiter.fd, reply, answersWait: true, at: Sys.now)
             return true
         }
-        answered.forEach(watch)
     }
 
     /// The deferred reply, once there is one.

@@ -7,7 +7,7 @@ import SupervisorCore
 /// `/livez` on the `metrics_bind` listener; the `metrics` control request.
 extension EventLoop {
     /// Unsent bytes a follower may have before it is dropped: it reads too slowly, and we do not buffer for it.
-    static let followerBacklog = 256 * 1024
+    static let followerBacklog = 64 * 1024
 
     /// Logs a pool event (structured in the journal, a plain line elsewhere) and tells every follower.
     func report(_ event: PoolEvent) {
@@ -17,22 +17,24 @@ extension EventLoop {
         }
         guard !followers.isEmpty else { return }
         let line = EventLoop.json(event, at: EventLoop.wallClock())
-        for fd in followers.sorted() {
-            guard control.isOpen(fd) else { followers.remove(fd); continue }
+        for (fd, id) in followers.sorted(by: { $0.key < $1.key }) {
+            guard let connection = control.clients[fd], ObjectIdentifier(connection) == id else {
+                followers.removeValue(forKey: fd)  // it went away (and its fd may belong to someone else now)
+                continue
+            }
             if control.pendingOutput(fd) > EventLoop.followerBacklog {
                 log(.warning, "dropped a 'hyperglassctl events' follower: it read too slowly (\(EventLoop.followerBacklog / 1024) KiB unread)")
                 control.disconnect(fd)
-                followers.remove(fd)
+                followers.removeValue(forKey: fd)
                 continue
             }
-            control.reply(to: fd, line)
-            watch(fd)
+            control.reply(to: fd, line, at: Sys.now)
         }
     }
 
     /// The reply to `events`: the connection turns into a stream with no read deadline.
     func follow(from fd: Int32) -> JSON {
-        followers.insert(fd)
+        if let connection = control.clients[fd] { followers[fd] = ObjectIdentifier(connection) }
         control.markAwaiting(fd, until: Instant(nanoseconds: UInt64.max / 2))
         return ControlReply.success([("following", .bool(true))])
     }

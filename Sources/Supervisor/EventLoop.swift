@@ -12,11 +12,11 @@ final class EventLoop {
     let spawner: Spawner
     let reloader: Reloader
     private let prober = Prober()
-    /// Each worker's private socket for probes, by pid.
-    private var healthAddresses: [Int32: String] = [:]
+    /// Workers started and not yet reaped: the only pids (and process groups) the loop may signal.
+    private var unreaped: Set<Int32> = []
     private let listeners: [Listener]
     let notifier: SystemdNotifier
-    private let notifySocket: WorkerNotifySocket
+    private let workerSockets: WorkerSockets
     let log: Log
     let epoll: Int32
     private let signals: Int32
@@ -33,31 +33,33 @@ final class EventLoop {
     /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
     let http: HTTPEndpoint?
     let collector: MetricsCollector
-    /// Control clients following `hyperglassctl events`.
-    var followers: Set<Int32> = []
+    /// Control clients following `hyperglassctl events`, by fd and by connection (an fd is reused once closed).
+    var followers: [Int32: ObjectIdentifier] = [:]
     private var exitCode: Int32? = nil
 
-    private enum Source: UInt64 { case signal = 1, timer, notify, control }
+    private enum Source: UInt64 { case signal = 1, timer, control }
     /// epoll data for a control client: this bit plus its fd.
     static let clientTag: UInt64 = 1 << 32
     /// epoll data for a health probe's connection: this bit plus its fd.
     private static let probeTag: UInt64 = 1 << 33
-    /// epoll data for a connection to the `metrics_bind` listener, and for the listening sockets themselves.
-    static let httpTag: UInt64 = 1 << 34
-    private static let httpListenerTag: UInt64 = 1 << 35
+    /// epoll data for a worker's notify socket: this bit plus its fd.
+    private static let notifyTag: UInt64 = 1 << 34
+    /// epoll data for a connection to the `metrics_bind` listener, and for its listening sockets.
+    static let httpTag: UInt64 = 1 << 35
+    private static let httpListenerTag: UInt64 = 1 << 36
 
     /// The signals the loop handles; they must be blocked before any thread exists.
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         notifySocket: WorkerNotifySocket, control: ControlServer, log: Log, http: HTTPEndpoint? = nil) throws(SystemError) {
+         workerSockets: WorkerSockets, control: ControlServer, log: Log, http: HTTPEndpoint? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
         self.notifier = notifier
-        self.notifySocket = notifySocket
+        self.workerSockets = workerSockets
         self.log = log
         self.http = http
         journal = log.journal ? JournalWriter() : nil
@@ -65,11 +67,12 @@ final class EventLoop {
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
-        for (fd, source) in [(signals, Source.signal), (timer, .timer), (notifySocket.fd, .notify), (control.fd, .control)] {
-            try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, source.rawValue) }
+        for (fd, source) in [(signals, Source.signal), (timer, .timer)] {
+            try Epoll.add(epoll, fd, HG_EPOLLIN, source.rawValue)
         }
+        try control.attach(epoll: epoll, listenerData: Source.control.rawValue, clientTag: EventLoop.clientTag)
         for fd in http?.fds ?? [] {
-            try Sys.check("epoll_ctl") { hg_epoll_add(epoll, fd, HG_EPOLLIN, EventLoop.httpListenerTag | UInt64(UInt32(bitPattern: fd))) }
+            try Epoll.add(epoll, fd, HG_EPOLLIN, EventLoop.httpListenerTag | UInt64(UInt32(bitPattern: fd)))
         }
     }
 
@@ -78,20 +81,23 @@ final class EventLoop {
         dispatch(.started)
         var events = [hg_event](repeating: hg_event(), count: 16)
         while exitCode == nil {
-            let n = hg_epoll_wait(epoll, &events, Int32(events.count), -1)
-            if n < 0 {
-                precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
-                continue
-            }
-            for event in events.prefix(Int(n)) {
+            // Control requests left over from the last turn are served after a non-blocking look at everything else.
+            let n = Epoll.wait(epoll, &events, timeoutMilliseconds: control.hasBacklog ? 0 : -1)
+            for event in events.prefix(n) {
                 if event.data & EventLoop.probeTag != 0 {
                     let fd = Int32(truncatingIfNeeded: event.data)
                     if let (pid, result) = prober.ready(fd, at: Sys.now) {
                         dispatch(.probed(pid: pid, result: result))
                     } else if !prober.wantsWrite(fd) {
                         // The request is out: wait for the answer only (a writable socket would wake us at once, forever).
-                        _ = hg_epoll_mod(epoll, fd, HG_EPOLLIN, event.data)
+                        Epoll.modify(epoll, fd, HG_EPOLLIN, event.data)
                     }
+                    continue
+                }
+                if event.data & EventLoop.notifyTag != 0 {
+                    let (accepted, rejected) = workerSockets.receive(Int32(truncatingIfNeeded: event.data))
+                    for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
+                    for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
                     continue
                 }
                 if event.data & EventLoop.httpListenerTag != 0 {
@@ -103,7 +109,7 @@ final class EventLoop {
                     continue
                 }
                 if event.data & EventLoop.clientTag != 0 {
-                    controlClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
+                    control.ready(Int32(truncatingIfNeeded: event.data), events: event.events, at: Sys.now)
                     continue
                 }
                 switch Source(rawValue: event.data) {
@@ -116,19 +122,16 @@ final class EventLoop {
                     control.expire(at: Sys.now)
                     http?.expire(at: Sys.now)
                     armTimer()
-                case .notify:
-                    for (pid, message) in notifySocket.receiveAll() { dispatch(.notified(pid: pid, message: message)) }
                 case .control:
-                    for fd in control.acceptAll(at: Sys.now) {
-                        _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.clientTag | UInt64(UInt32(bitPattern: fd)))
-                    }
-                    armTimer()
+                    control.acceptAll(at: Sys.now)
                 case nil: preconditionFailure("epoll returned an unknown source \(event.data)")
                 }
                 if exitCode != nil { break }
             }
+            if exitCode == nil { serveControlRequests() }
         }
         Listeners.close(listeners)
+        workerSockets.removeAll()
         control.close()
         http?.close()
         return exitCode ?? 1
@@ -153,13 +156,19 @@ final class EventLoop {
     }
 
     /// SIGCHLD coalesces, so one signal may stand for many exits: reap until none is left.
+    /// A worker's process group is killed just before its leader is reaped: until then the zombie pins
+    /// both the pid and the group id, so the signal cannot reach a stranger that reused them.
     private func reapChildren() {
-        while true {
+        for _ in 0..<4096 {
+            let exited = hg_peek_exited()
+            if exited <= 0 { return }
+            if unreaped.contains(exited) { Sys.signalGroup(exited, SIGKILL) }  // whatever it left in its group goes with it
             var status: Int32 = 0
-            let pid = hg_reap_any(&status)
-            if pid <= 0 { return }
+            let pid = hg_reap(exited, &status)
+            if pid <= 0 { continue }
+            unreaped.remove(pid)
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
-            healthAddresses.removeValue(forKey: pid)
+            workerSockets.release(pid: pid)
             dispatch(.exited(pid: pid, status: exit))
         }
     }
@@ -181,21 +190,34 @@ final class EventLoop {
         case let .spawn(slot, generation, release):
             do {
                 let started = try spawner.spawn(slot: slot, generation: generation, release: release, settings: pool.releases[release])
-                healthAddresses[started.pid] = started.healthAddress
+                unreaped.insert(started.pid)
+                do {
+                    try Epoll.add(epoll, started.sockets.notifyFD, HG_EPOLLIN, EventLoop.notifyTag | UInt64(UInt32(bitPattern: started.sockets.notifyFD)))
+                } catch {
+                    log(.error, "worker \(slot) (pid \(started.pid)): its notifications cannot be watched: \(error)")
+                }
                 return .spawned(slot: slot, generation: generation, pid: started.pid)
             } catch {
                 return .spawnFailed(slot: slot, generation: generation, reason: error.description)
             }
         case let .signal(pid, signal):
+            // Only a child not yet reaped: its pid and group cannot have been reused. (The pool also asks for
+            // SIGKILL right after an exit; the group was killed then, before the reap, in `reapChildren`.)
+            guard unreaped.contains(pid) else { break }
             Sys.signalGroup(pid, signal.rawValue)
         case let .probe(pid):
-            guard let address = healthAddresses[pid] else {
+            guard let address = workerSockets.healthAddress(of: pid) else {
                 return .probed(pid: pid, result: ProbeResult(ok: true, latency: .zero, detail: "not probed: started without a health socket"))
             }
             let health = pool.policy.health
             switch prober.start(pid: pid, address: address, path: health.probePath ?? "/", timeout: health.probeTimeout, at: Sys.now) {
             case .failed(let result): return .probed(pid: pid, result: result)
-            case .inFlight(let fd): _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+            case .inFlight(let fd):
+                do {
+                    try Epoll.add(epoll, fd, HG_EPOLLIN | HG_EPOLLOUT, EventLoop.probeTag | UInt64(UInt32(bitPattern: fd)))
+                } catch {
+                    return .probed(pid: pid, result: prober.abandon(fd, because: "\(error)", at: Sys.now))
+                }
             }
         case let .sampleMemory(pids):
             var usage: [Int32: UInt64] = [:]

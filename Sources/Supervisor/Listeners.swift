@@ -7,8 +7,10 @@ struct Listener {
     let fd: Int32
     /// How logs show it: "127.0.0.1:8001", "unix:/run/hyperglass/http.sock".
     let address: String
-    /// A socket file we created and must remove at exit.
-    let ownedPath: String?
+    /// A socket file we created and must remove at exit, in its checked directory.
+    let owned: (directory: SocketDirectory, name: String)?
+
+    var ownedPath: String? { owned.map { $0.directory.path(of: $0.name) } }
 }
 
 enum Listeners {
@@ -25,7 +27,7 @@ enum Listeners {
                 throw SystemError(operation: "inherited fd \(fd) (LISTEN_FDS) is not a stream socket", errno: ENOTSOCK)
             }
             try Sys.check("fcntl inherited fd \(fd)") { hg_set_cloexec(fd) }
-            listeners.append(Listener(fd: fd, address: name(of: fd), ownedPath: nil))
+            listeners.append(Listener(fd: fd, address: name(of: fd), owned: nil))
         }
         return listeners
     }
@@ -44,7 +46,7 @@ enum Listeners {
     static func close(_ listeners: [Listener]) {
         for listener in listeners {
             _ = Glibc.close(listener.fd)
-            if let path = listener.ownedPath { unlink(path) }
+            if let (directory, name) = listener.owned { directory.remove(name) }
         }
     }
 
@@ -61,27 +63,18 @@ enum Listeners {
                 let hint = errno == EADDRINUSE ? " (is another server or hyperglass already running? choose another --bind)" : ""
                 throw SystemError(operation: "bind \(address)\(hint)", errno: errno)
             }
-            return fds.prefix(Int(count)).map { Listener(fd: $0, address: name(of: $0), ownedPath: nil) }
-        case let .unix(path):
-            if !path.hasPrefix("@") { try removeStaleSocket(path) }
+            return fds.prefix(Int(count)).map { Listener(fd: $0, address: name(of: $0), owned: nil) }
+        case let .unix(path) where path.hasPrefix("@"):
             let fd = try Sys.check("bind unix:\(path)") { hg_listen_unix(path, backlog) }
-            // Like Gunicorn with its default umask: a reverse proxy running as another user must connect.
-            if !path.hasPrefix("@") { chmod(path, 0o666) }
-            return [Listener(fd: fd, address: "unix:\(path)", ownedPath: path.hasPrefix("@") ? nil : path)]
+            return [Listener(fd: fd, address: "unix:\(path)", owned: nil)]
+        case let .unix(path):
+            let slash = path.lastIndex(of: "/")
+            let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+            let directory = try SocketDirectory.open(slash.map { String(path[..<$0]) } ?? ".", createMode: nil, purpose: "unix:\(path)")
+            // Born 0666 like Gunicorn's with its default umask: a reverse proxy running as another user must connect.
+            let fd = try directory.bind(name, type: Int32(SOCK_STREAM.rawValue), mode: 0o666, backlog: backlog, purpose: "unix:\(path)")
+            return [Listener(fd: fd, address: "unix:\(path)", owned: (directory, name))]
         }
-    }
-
-    /// A socket file left by a crashed process is replaced; one a live process serves is not.
-    static func removeStaleSocket(_ path: String) throws(SystemError) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw SystemError(operation: "bind unix:\(path): a file that is not a socket is in the way; remove it or choose another path", errno: EEXIST)
-        }
-        guard hg_unix_socket_alive(path) == 0 else {
-            throw SystemError(operation: "bind unix:\(path): another process is listening there", errno: EADDRINUSE)
-        }
-        unlink(path)
     }
 
     static func name(of fd: Int32) -> String {

@@ -21,8 +21,7 @@ struct Log {
             let label = level == .error ? "error: " : level == .warning ? "warning: " : ""
             line = "hyperglass[\(getpid())]: \(label)\(message)\n"
         }
-        var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+        Sys.writeStandardError(line)
     }
 
     /// JOURNAL_STREAM is "DEV:INO" of the stream systemd connected; it only counts if it is still our stderr.

@@ -36,29 +36,34 @@ final class Prober {
     func ready(_ fd: Int32, at now: Instant) -> (pid: Int32, result: ProbeResult)? {
         guard var probe = inFlight[fd] else { return nil }
         while !probe.unsent.isEmpty {
-            let n = probe.unsent.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-            if n > 0 { probe.unsent.removeFirst(n); continue }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EAGAIN { inFlight[fd] = probe; return nil }
-            return finish(fd, probe.pid, failed("the connection failed: \(String(cString: strerror(errno)))", since: probe.startedAt, now: now))
+            switch probe.unsent.withUnsafeBytes({ Sys.send(fd, $0) }) {
+            case .bytes(let n): probe.unsent.removeFirst(n)
+            case .wouldBlock: inFlight[fd] = probe; return nil
+            case .endOfFile: return finish(fd, probe.pid, failed("the connection failed", since: probe.startedAt, now: now))
+            case .failed(let error): return finish(fd, probe.pid, failed("the connection failed: \(error)", since: probe.startedAt, now: now))
+            }
         }
         var buffer = [UInt8](repeating: 0, count: 1024)
         while true {
-            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-            if n > 0 {
+            switch buffer.withUnsafeMutableBytes({ Sys.read(fd, $0) }) {
+            case .bytes(let n):
                 probe.received += buffer[0..<n]
                 if let end = probe.received.firstIndex(of: 0x0A) {
                     let line = String(decoding: probe.received[..<end], as: UTF8.self)
                     return finish(fd, probe.pid, judge(statusLine: line, since: probe.startedAt, now: now))
                 }
                 if probe.received.count > 512 { return finish(fd, probe.pid, failed("no HTTP status line", since: probe.startedAt, now: now)) }
-                continue
+            case .wouldBlock: inFlight[fd] = probe; return nil
+            case .endOfFile: return finish(fd, probe.pid, failed("the worker closed the connection without an answer", since: probe.startedAt, now: now))
+            case .failed(let error): return finish(fd, probe.pid, failed("the connection failed: \(error)", since: probe.startedAt, now: now))
             }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EAGAIN { inFlight[fd] = probe; return nil }
-            let reason = n == 0 ? "the worker closed the connection without an answer" : "the connection failed: \(String(cString: strerror(errno)))"
-            return finish(fd, probe.pid, failed(reason, since: probe.startedAt, now: now))
         }
+    }
+
+    /// Ends a probe the loop could not watch, as a failure.
+    func abandon(_ fd: Int32, because reason: String, at now: Instant) -> ProbeResult {
+        let started = inFlight[fd]?.startedAt ?? now
+        return finish(fd, inFlight[fd]?.pid ?? 0, failed("cannot watch the probe: \(reason)", since: started, now: now)).result
     }
 
     /// Probes past their timeout, as failures.
@@ -75,7 +80,7 @@ final class Prober {
 
     private func finish(_ fd: Int32, _ pid: Int32, _ result: ProbeResult) -> (pid: Int32, result: ProbeResult) {
         inFlight.removeValue(forKey: fd)
-        close(fd)
+        Sys.close(fd)
         return (pid, result)
     }
 

@@ -16,14 +16,15 @@ struct Spawner {
         let healthSocket: Bool
     }
 
-    /// A started worker, and the address of its health socket when it has one.
+    /// A started worker and its private sockets.
     struct Started {
         let pid: Int32
-        let healthAddress: String?
+        let sockets: WorkerSockets.Prepared
     }
 
     let listenerFDs: [Int32]
-    let notifySocket: String
+    /// Each worker's own notify and health sockets.
+    let sockets: WorkerSockets
     private let inherited: [String]
 
     /// Variables describing the supervisor's own relationship with systemd; a worker must not see them.
@@ -31,9 +32,9 @@ struct Spawner {
         "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "HYPERGLASS_WORKER_ID",
     ]
 
-    init(listenerFDs: [Int32], notifySocket: String, inherited: [String]) {
+    init(listenerFDs: [Int32], sockets: WorkerSockets, inherited: [String]) {
         self.listenerFDs = listenerFDs
-        self.notifySocket = notifySocket
+        self.sockets = sockets
         self.inherited = inherited
     }
 
@@ -46,6 +47,10 @@ struct Spawner {
     /// The environment a worker of `settings` gets: the supervisor's minus what belongs to systemd and us,
     /// plus the configured entries (which win over inherited ones of the same name).
     func environment(for settings: Settings) -> [String] {
+        Spawner.environment(inherited: inherited, settings: settings)
+    }
+
+    static func environment(inherited: [String], settings: Settings) -> [String] {
         let configured = settings.environment
         let overridden = Set(configured.map { String($0.prefix { $0 != "=" }) })
         return inherited.filter { entry in
@@ -62,20 +67,17 @@ struct Spawner {
         let command = release.command
         var fds = listenerFDs
         var names = Array(repeating: "http", count: listenerFDs.count)
-        // Each worker's own address for probes: through the shared socket a probe would reach a random worker.
-        var healthAddress: String? = nil
-        if release.healthSocket {
-            let address = "@hyperglass-\(getpid())-health-\(slot)-\(generation)"
-            let fd = try Sys.check("create the health socket for worker \(slot)") { hg_listen_unix(address, 16) }
+        // Each worker's own socket for probes (through the shared socket a probe would reach a random
+        // worker) and for its notifications (so the socket a message arrives on names the worker).
+        let own = try sockets.prepare(slot: slot, generation: generation, health: release.healthSocket)
+        if let fd = own.healthFD {
             fds.append(fd)
             names.append("health")
-            healthAddress = address
         }
-        defer { if healthAddress != nil, let fd = fds.last { close(fd) } }
         var env = release.environment + [
             "LISTEN_FDS=\(fds.count)",
             "LISTEN_FDNAMES=\(names.joined(separator: ":"))",
-            "NOTIFY_SOCKET=\(notifySocket)",
+            "NOTIFY_SOCKET=\(own.notifyAddress)",
             "HYPERGLASS_WORKER_ID=\(slot)",
         ]
         if let watchdog = release.watchdog { env.append("WATCHDOG_USEC=\(watchdog.nanoseconds / 1000)") }
@@ -89,8 +91,12 @@ struct Spawner {
                 hg_spawn(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), &error)
             }
         }
-        guard pid > 0 else { throw SystemError(operation: "start \(command[0])", errno: error) }
-        return Started(pid: pid, healthAddress: healthAddress)
+        guard pid > 0 else {
+            sockets.discard(own)
+            throw SystemError(operation: "start \(command[0])", errno: error)
+        }
+        sockets.adopt(own, pid: pid)
+        return Started(pid: pid, sockets: own)
     }
 }
 

@@ -21,9 +21,15 @@ enum Start {
         }
         do {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
-            let notifySocket = try WorkerNotifySocket()
+            // Bound before the control socket, so a port in use leaves no socket file behind.
+            let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
+            if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }
+            // The control socket's checked directory is the runtime directory; the workers' private one goes in it.
+            let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
+                                            group: settings.controlGroup)
+            let workerSockets = try WorkerSockets(in: control.directory)
             let notifier = SystemdNotifier()
-            let spawner = Spawner(listenerFDs: listeners.map(\.fd), notifySocket: notifySocket.address, inherited: Sys.environment())
+            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
             let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
@@ -32,13 +38,9 @@ enum Start {
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
                 ? " (from systemd socket activation)" : ""
             log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
-            let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
-            if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }
-            let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
-                                            group: settings.controlGroup)
             log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
-                                     notifySocket: notifySocket, control: control, log: log, http: http)
+                                     workerSockets: workerSockets, control: control, log: log, http: http)
             return loop.run()
         } catch {
             log(.error, "\(error)")

@@ -1,37 +1,17 @@
+@_exported import SystemCalls
 import CHyperglass
 import Glibc
 import SupervisorCore
 
-/// A failed system call, with what we were doing, in words an operator can act on.
-struct SystemError: Error, CustomStringConvertible {
-    let operation: String
-    let errno: Int32
-
-    var description: String { "\(operation): \(String(cString: strerror(errno)))" }
-}
-
-/// The one door to the kernel for the supervisor: every call that can fail goes through `check`,
-/// which retries EINTR in one place and turns failures into `SystemError`.
-enum Sys {
+/// The supervisor's own helpers on the shared door to the kernel (the SystemCalls target), which
+/// every file of the supervisor sees through this one import.
+extension Sys {
     /// VmRSS of a process in bytes, from /proc; nil when it is gone.
     static func residentBytes(_ pid: Int32) -> UInt64? {
         guard let text = try? readFile("/proc/\(pid)/status", limit: 8192),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
               let kib = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) }) else { return nil }
         return kib * 1024
-    }
-
-    @discardableResult
-    static func check(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(SystemError) -> Int32 {
-        while true {
-            let result = call()
-            if result >= 0 { return result }
-            let error = Glibc.errno
-            if error == EINTR { continue }
-            // A bad descriptor is our bug, not the environment's.
-            precondition(error != EBADF, "\(operation()): bad file descriptor")
-            throw SystemError(operation: operation(), errno: error)
-        }
     }
 
     static var now: Instant { Instant(nanoseconds: hg_monotonic_ns()) }
@@ -68,9 +48,11 @@ enum Sys {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while bytes.count < limit {
-            let n = try check("read \(path)") { Int32(read(fd, &chunk, chunk.count)) }
-            if n == 0 { break }
-            bytes += chunk[0..<Int(n)]
+            switch chunk.withUnsafeMutableBytes({ read(fd, $0) }) {
+            case .bytes(let n): bytes += chunk[0..<n]
+            case .endOfFile, .wouldBlock: return String(decoding: bytes, as: UTF8.self)
+            case .failed(let error): throw SystemError(operation: "read \(path)", errno: error.rawValue)
+            }
         }
         return String(decoding: bytes, as: UTF8.self)
     }

@@ -9,8 +9,7 @@ enum UnitCheck {
     /// Prints the warning below to stderr, if there is one; check-config still exits 0.
     static func warnIfStopTimeoutTooShort(graceful: Duration) {
         guard let warning = stopTimeoutWarning(graceful: graceful) else { return }
-        var line = Array("hyperglass: \(warning)\n".utf8)
-        _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+        Sys.writeStandardError("hyperglass: \(warning)\n")
     }
 
     /// A warning when the loaded unit's TimeoutStopSec is not longer than `graceful`; nil when it is,
@@ -53,7 +52,7 @@ enum UnitCheck {
         guard pipe(&fds) == 0 else { return nil }
         _ = hg_set_cloexec(fds[0])
         _ = hg_set_cloexec(fds[1])
-        defer { close(fds[0]) }
+        defer { Sys.close(fds[0]) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -70,18 +69,17 @@ enum UnitCheck {
         defer { cArguments.forEach { free($0) } }
         var pid: pid_t = 0
         let spawned = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, hg_environ())
-        close(fds[1])
+        Sys.close(fds[1])
         guard spawned == 0 else { return nil }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 1 << 16 {
-            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes += buffer.prefix(count)
+        reading: while bytes.count < 1 << 16 {
+            switch buffer.withUnsafeMutableBytes({ Sys.read(fds[0], $0) }) {
+            case .bytes(let count): bytes += buffer.prefix(count)
+            case .endOfFile, .wouldBlock, .failed: break reading
+            }
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard let status = Sys.waitForExit(pid) else { return nil }
         // WIFEXITED && WEXITSTATUS == 0, spelled out: Glibc's macros are not imported.
         guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else { return nil }
         return String(decoding: bytes, as: UTF8.self)

@@ -9,8 +9,7 @@ hg_ignore_sigpipe()
 let version = "0.1.0"
 
 func fail(_ message: String, code: Int32) -> Never {
-    var line = Array("hyperglass: \(message)\n".utf8)
-    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    Sys.writeStandardError("hyperglass: \(message)\n")
     exit(code)
 }
 

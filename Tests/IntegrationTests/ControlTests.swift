@@ -146,10 +146,11 @@ struct ControlTests {
         #expect(readLine(fd).contains("timed out"))
         close(fd)
 
-        // Hundreds of connections at once: the excess is refused, everyone else is served.
+        // Hundreds of connections at once from the owner: past the limit the one idle longest gives way, so the
+        // owner always gets in (HostileControlTests has the control_group side, where the excess is refused).
         let crowd = (0..<300).map { _ in unixConnect(supervisor.controlSocket) }
         #expect(crowd.filter { $0 >= 0 }.count > 64)
-        if let last = crowd.last(where: { $0 >= 0 }) { #expect(readLine(last).contains("too many control connections")) }
+        if let first = crowd.first(where: { $0 >= 0 }) { #expect(readLine(first).contains("make room")) }
         for c in crowd where c >= 0 { close(c) }
         #expect(healthy())
 

@@ -14,7 +14,9 @@ struct SupervisionTests {
             #expect(record.contains("listen_pid=\(pid) "), "LISTEN_PID must be the worker's own pid: \(record)")
             #expect(record.contains("fds=1 names=http "), "\(record)")
             #expect(record.contains("pgid=\(pid) "), "each worker leads its own process group: \(record)")
-            #expect(record.contains("notify=@hyperglass/"), "\(record)")
+            // Its own notify socket, in the supervisor's private directory beside the control socket.
+            #expect(record.contains("notify=\(supervisor.directory)/workers."), "\(record)")
+            #expect(record.contains("/notify-"), "\(record)")
         }
         let ids = Set(supervisor.records.compactMap { $0.split(separator: " ").first { $0.hasPrefix("id=") } })
         #expect(ids == ["id=0", "id=1", "id=2"])

@@ -39,8 +39,11 @@ void hg_timerfd_drain(int fd);
 int hg_set_child_subreaper(void);
 /// The process environment (glibc's `environ`), which Swift 6 cannot read as a global safely.
 char **hg_environ(void);
-/// waitpid(-1, WNOHANG): returns the pid (0 when none, -1 when no children); *status gets the raw status.
-pid_t hg_reap_any(int *status);
+/// waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT): the pid of an exited child left unreaped (its zombie
+/// keeps the pid, and the process group it leads, from being reused), 0 when none, -1 when no children.
+pid_t hg_peek_exited(void);
+/// waitpid(pid, WNOHANG): reaps that one child; returns pid, 0 if it has not exited, -1 on error.
+pid_t hg_reap(pid_t pid, int *status);
 int hg_wifexited(int status);
 int hg_wexitstatus(int status);
 int hg_wifsignaled(int status);
@@ -63,6 +66,9 @@ int hg_listen_tcp(const char *host, int port, int backlog, int *fds, int max, in
 const char *hg_gai_strerror(int code);
 /// A listening Unix stream socket at path ("@name" for the abstract namespace), non-blocking, close-on-exec.
 int hg_listen_unix(const char *path, int backlog);
+/// A non-blocking, close-on-exec Unix socket of `type` (SOCK_STREAM: listening; SOCK_DGRAM: receiving
+/// sender credentials) bound to path, its file created with exactly `mode` (fchmod before bind, umask 0).
+int hg_bind_unix(const char *path, int type, unsigned mode, int backlog);
 /// A connected Unix stream socket (blocking), close-on-exec.
 int hg_connect_unix(const char *path);
 /// A non-blocking, close-on-exec Unix stream socket connecting to path ("@name" is abstract), or -1.
@@ -81,8 +87,6 @@ int hg_set_nonblocking(int fd);
 int hg_set_cloexec(int fd);
 
 // MARK: sd_notify
-/// A datagram socket bound to the abstract address "@name", receiving sender credentials.
-int hg_notify_listen(const char *abstract_name);
 /// Receives one datagram; *pid gets the sender's pid (0 if unknown). Returns the length, 0 if none.
 ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid);
 /// Sends one datagram to a NOTIFY_SOCKET address (path or "@abstract"). Used by workers.
