@@ -2,6 +2,7 @@ import CHyperglass
 import ControlProtocol
 import Glibc
 import SupervisorCore
+import SystemCalls
 
 /// Pool events out to the journal and to `hyperglassctl events` followers; `/metrics`, `/readyz` and
 /// `/livez` on the `metrics_bind` listener; the `metrics` control request.
@@ -81,7 +82,8 @@ extension EventLoop {
     func httpListenerReady(_ listener: Int32) {
         guard let http else { return }
         for fd in http.acceptAll(from: listener, at: Sys.now) {
-            _ = hg_epoll_add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))
+            // A connection the loop cannot watch would never be answered or closed.
+            do { try Epoll.add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd))) } catch { http.disconnect(fd) }
         }
         armTimer()
     }
@@ -93,7 +95,7 @@ extension EventLoop {
             http.readable(fd) { method, path, query in httpResponse(method: method, path: path, query: query) }
         }
         if http.isOpen(fd), http.wantsWrite(fd) {
-            _ = hg_epoll_mod(epoll, fd, HG_EPOLLOUT, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))
+            Epoll.modify(epoll, fd, HG_EPOLLOUT, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))
         }
         armTimer()
     }

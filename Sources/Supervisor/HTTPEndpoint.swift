@@ -1,6 +1,7 @@
 import CHyperglass
 import Glibc
 import SupervisorCore
+import SystemCalls
 
 /// The supervisor's own small HTTP listener (`metrics_bind`): `GET /metrics`, `/readyz`, `/livez`.
 /// It is bounded like the control socket and never blocks the loop: non-blocking sockets, at most
@@ -50,9 +51,9 @@ final class HTTPEndpoint {
     }
 
     func close() {
-        for connection in connections.values { _ = Glibc.close(connection.fd) }
+        for connection in connections.values { Sys.close(connection.fd) }
         connections.removeAll()
-        for fd in fds { _ = Glibc.close(fd) }
+        for fd in fds { Sys.close(fd) }
     }
 
     /// Accepts what is pending on one listening socket; returns the new connections for the loop to watch.
@@ -60,13 +61,13 @@ final class HTTPEndpoint {
     func acceptAll(from listener: Int32, at now: Instant) -> [Int32] {
         var accepted: [Int32] = []
         for _ in 0..<64 {
-            let fd = hg_accept(listener)
-            if fd < 0 { break }
+            // EAGAIN, or out of fds (the next readiness retries; the control socket keeps the reserve fd).
+            guard case .success(let fd) = Sys.accept(listener) else { break }
             guard connections.count < HTTPEndpoint.maxConnections else {
                 let refusal = HTTPEndpoint.encode(Response(status: 503, contentType: "text/plain; charset=utf-8",
                                                            body: "too many connections (\(HTTPEndpoint.maxConnections)); try again\n"))
-                _ = refusal.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                _ = Glibc.close(fd)
+                _ = refusal.withUnsafeBytes { Sys.send(fd, $0) }
+                Sys.close(fd)
                 continue
             }
             connections[fd] = Connection(fd: fd, deadline: now + HTTPEndpoint.deadline)
@@ -80,12 +81,11 @@ final class HTTPEndpoint {
         guard let connection = connections[fd] else { return }
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !connection.answered {
-            let n = read(fd, &buffer, buffer.count)
-            if n == 0 { drop(connection); return }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno != EAGAIN { drop(connection) }
-                return
+            let n: Int
+            switch buffer.withUnsafeMutableBytes({ Sys.read(fd, $0) }) {
+            case .bytes(let count): n = count
+            case .wouldBlock: return
+            case .endOfFile, .failed: return drop(connection)
             }
             connection.input += buffer[0..<n]
             if let request = HTTPEndpoint.requestLine(connection.input) {
@@ -110,11 +110,11 @@ final class HTTPEndpoint {
     /// Sends what the socket takes; closes the connection once the whole reply is out.
     private func flush(_ connection: Connection) {
         while !connection.output.isEmpty {
-            let n = connection.output.withUnsafeBytes { send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-            if n > 0 { connection.output.removeFirst(n); continue }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EAGAIN { return }
-            break  // the peer went away
+            switch connection.output.withUnsafeBytes({ Sys.send(connection.fd, $0) }) {
+            case .bytes(let n): connection.output.removeFirst(n)
+            case .wouldBlock: return
+            case .endOfFile, .failed: return drop(connection)  // the peer went away
+            }
         }
         drop(connection)
     }
@@ -124,6 +124,10 @@ final class HTTPEndpoint {
     }
 
     func isOpen(_ fd: Int32) -> Bool { connections[fd] != nil }
+
+    func disconnect(_ fd: Int32) {
+        if let connection = connections[fd] { drop(connection) }
+    }
 
     func wantsWrite(_ fd: Int32) -> Bool { !(connections[fd]?.output.isEmpty ?? true) }
 
@@ -136,7 +140,7 @@ final class HTTPEndpoint {
 
     private func drop(_ connection: Connection) {
         connections.removeValue(forKey: connection.fd)
-        _ = Glibc.close(connection.fd)  // closing removes it from epoll too
+        Sys.close(connection.fd)  // closing removes it from epoll too
     }
 
     // MARK: - HTTP/1.x, just enough

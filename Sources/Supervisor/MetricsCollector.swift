@@ -1,5 +1,6 @@
 import Glibc
 import SupervisorCore
+import SystemCalls
 
 /// The shell's half of a scrape: the pool's snapshot from the core, plus what only the kernel knows —
 /// each process's memory and CPU time (/proc/PID/stat, one read per process) and each TCP listener's
@@ -48,13 +49,11 @@ struct MetricsCollector {
         let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         var count = 0
-        while count < buffer.count {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+        while count < buffer.count,
+              case .bytes(let n) = buffer.withUnsafeMutableBytes({ Sys.read(fd, UnsafeMutableRawBufferPointer(rebasing: $0[count...])) }) {
             count += n
         }
-        _ = Glibc.close(fd)
+        Sys.close(fd)
         return parseStat(buffer[0..<count])
     }
 
