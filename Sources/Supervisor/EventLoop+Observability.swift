@@ -12,10 +12,7 @@ extension EventLoop {
 
     /// Logs a pool event (structured in the journal, a plain line elsewhere) and tells every follower.
     func report(_ event: PoolEvent) {
-        // Debug events reach followers even when the log leaves them out.
-        if event.level != .debug || log.verbose, journal?.send(event) != true {
-            log(event.level, event.message)
-        }
+        log(event)  // debug events reach followers even when the log leaves them out
         guard !followers.isEmpty else { return }
         let line = EventLoop.json(event, at: EventLoop.wallClock())
         for (fd, id) in followers.sorted(by: { $0.key < $1.key }) {

@@ -28,8 +28,6 @@ final class EventLoop {
     enum Awaited { case count(Int), roll(Int) }
     var waiters: [(fd: Int32, awaited: Awaited)] = []
     private var armedDeadline: Instant? = nil
-    /// Pool events in the journal with their fields, when stderr is the journal (EventLoop+Observability.swift).
-    let journal: JournalWriter?
     /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
     let http: HTTPEndpoint?
     let collector: MetricsCollector
@@ -62,7 +60,6 @@ final class EventLoop {
         self.workerSockets = workerSockets
         self.log = log
         self.http = http
-        journal = log.journal ? JournalWriter() : nil
         collector = MetricsCollector(listeners: listeners)
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
