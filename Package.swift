@@ -20,6 +20,8 @@ let package = Package(
         ),
         // The Linux calls Swift's Glibc module lacks, and the fork/exec path (C only between fork and exec).
         .target(name: "CHyperglass"),
+        // The supervisor's signals, blocked by a constructor before the Swift runtime starts (only it links this).
+        .target(name: "CSupervisorSignals"),
         // The one door to the kernel for the supervisor and hyperglassctl: EINTR retried in one place, EBADF a bug.
         .target(name: "SystemCalls", dependencies: ["CHyperglass"]),
         // The pure policy core: config, pool state machine, backoff. No syscalls, no clock.
@@ -30,7 +32,7 @@ let package = Package(
         .target(name: "WorkerKit", dependencies: ["CHyperglass"]),
         .executableTarget(
             name: "Supervisor",
-            dependencies: ["SupervisorCore", "ControlProtocol", "SystemCalls", "CHyperglass", "CSystemd"]
+            dependencies: ["SupervisorCore", "ControlProtocol", "SystemCalls", "CHyperglass", "CSupervisorSignals", "CSystemd"]
         ),
         .executableTarget(name: "Control", dependencies: ["ControlProtocol", "SystemCalls", "CHyperglass"]),
         .executableTarget(name: "Worker", dependencies: ["WorkerKit", "CHyperglass"]),

@@ -16,14 +16,14 @@ enum HealthCheck {
         return (0...1).contains(share) ? share : nil
     }
 
-    /// Healthy while the supervisor is not draining and at least `minReady` of the desired workers are
+    /// Healthy while the supervisor is not draining and at least `readyShare` of the desired workers are
     /// ready (rounded up, and at least one unless the share is 0: 0 asks only that the supervisor answers).
-    static func judge(_ reply: JSON, minReady: Double) -> (healthy: Bool, reason: String) {
+    static func judge(_ reply: JSON, readyShare: Double) -> (healthy: Bool, reason: String) {
         let supervisor = reply["supervisor"]
         let ready = supervisor?["ready"]?.int ?? 0
         let desired = supervisor?["desired"]?.int ?? 0
         let state = supervisor?["state"]?.string ?? "unknown"
-        let needed = minReady == 0 ? 0 : max(1, Int((minReady * Double(desired)).rounded(.up)))
+        let needed = readyShare == 0 ? 0 : max(1, Int((readyShare * Double(desired)).rounded(.up)))
         let counts = "\(ready)/\(desired) workers ready, \(needed) needed"
         if state == "draining" { return (false, "unhealthy: draining (\(counts))") }
         if ready < needed { return (false, "unhealthy: \(counts) (\(state))") }

@@ -21,7 +21,7 @@ let usage = """
                                finished (exit 0) or failed and was rolled back (exit 1)
       restart ID|all [--wait]  replace one worker, or all of them one at a time, the same graceful way
       ping                     check that the supervisor answers
-      health [--min-ready SHARE]
+      health [--ready-share SHARE]
                                for orchestrators' exec probes and HEALTHCHECK: exit 0 while at least
                                SHARE of the desired workers are ready (0.5 by default; 0..1 or 0%..100%;
                                0 only asks that the supervisor answers), 1 otherwise, while it drains or
@@ -55,7 +55,7 @@ var json = false
 var wait = false
 var watch = false
 var interval = 1.0
-var minReady: Double? = nil
+var readyShare: Double? = nil
 var words: [String] = []
 var index = 0
 while index < arguments.count {
@@ -72,9 +72,9 @@ while index < arguments.count {
         }
         interval = seconds
         index += 1
-    case "--min-ready":
-        guard index < arguments.count else { usageError("--min-ready needs a share, e.g. 0.5 or 50%") }
-        minReady = share(arguments[index])
+    case "--ready-share":
+        guard index < arguments.count else { usageError("--ready-share needs a share, e.g. 0.5 or 50%") }
+        readyShare = share(arguments[index])
         index += 1
     case "--socket":
         guard index < arguments.count else { usageError("--socket needs a path") }
@@ -82,8 +82,8 @@ while index < arguments.count {
         index += 1
     default:
         if argument.hasPrefix("--socket=") { socketPath = String(argument.dropFirst(9)) }
-        else if argument.hasPrefix("--min-ready=") {
-            minReady = share(String(argument.dropFirst(12)))
+        else if argument.hasPrefix("--ready-share=") {
+            readyShare = share(String(argument.dropFirst(12)))
         }
         else if argument.hasPrefix("--") { usageError("unknown option '\(argument)'") }
         else { words.append(argument) }
@@ -91,7 +91,7 @@ while index < arguments.count {
 }
 
 guard let command = words.first else { usageError("missing command (status, health, workers, reload, restart, ping, version, metrics, events)") }
-if minReady != nil && command != "health" { usageError("--min-ready goes with 'health'") }
+if readyShare != nil && command != "health" { usageError("--ready-share goes with 'health'") }
 let request: ControlRequest
 switch (command, words.count) {
 case ("status", 1), ("health", 1): request = .status
@@ -150,7 +150,7 @@ guard reply["ok"]?.bool == true else {
     exit(1)
 }
 if command == "health" {
-    let verdict = HealthCheck.judge(reply, minReady: minReady ?? HealthCheck.defaultShare)
+    let verdict = HealthCheck.judge(reply, readyShare: readyShare ?? HealthCheck.defaultShare)
     print(verdict.reason)
     exit(verdict.healthy ? 0 : 1)
 }

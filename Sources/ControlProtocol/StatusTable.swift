@@ -6,11 +6,17 @@ public enum StatusTable {
         var out = "supervisor  pid \(int(s["pid"]))  \(s["state"]?.string ?? "?")  up \(duration(s["uptime_seconds"]))"
         out += "  \(int(s["ready"]))/\(int(s["desired"])) workers ready  rss \(bytes(s["rss_bytes"]))\n"
         out += "status      \(s["status"]?.string ?? "")\n"
+        if let readiness = s["readiness"]?.string {
+            out += "readiness   \(readiness)" + (s["min_ready_seconds"]?.number.map { $0 > 0 ? ", min_ready \(duration(.number($0)))" : "" } ?? "") + "\n"
+        }
+        if let last = s["last_roll"], last != .null {
+            out += "last roll   \(last["ok"]?.bool == true ? "ok" : "FAILED"): \(last["summary"]?.string ?? "")\n"
+        }
         if let roll = s["roll"], roll != .null {
             out += "roll        \(roll["kind"]?.string ?? "?"): \(int(roll["done"])) done, \(int(roll["to_go"])) to go\n"
         }
         out += "\n"
-        var rows = [["ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST FAILURE", "RSS", "HEALTH"]]
+        var rows = [["ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST FAILURE", "RSS", "HEALTH", "READY"]]
         for worker in reply["workers"]?.array ?? [] {
             rows.append([
                 String(int(worker["id"])),
@@ -22,6 +28,7 @@ public enum StatusTable {
                 worker["last_failure"]?.string ?? worker["last_exit"]?.string ?? "-",
                 bytes(worker["rss_bytes"]),
                 health(worker),
+                ready(worker),
             ])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -35,6 +42,13 @@ public enum StatusTable {
     }
 
     private static func int(_ value: JSON?) -> Int { value?.int ?? 0 }
+
+    /// "after 1.8s: accepting on fd 3 (127.0.0.1:8001): in an epoll set of the worker", or "-" while starting.
+    static func ready(_ worker: JSON) -> String {
+        guard let after = worker["ready_after_seconds"]?.number else { return "-" }
+        let seconds = after < 10 ? "\((after * 10).rounded() / 10)s" : duration(.number(after))
+        return "after \(seconds)" + (worker["ready_evidence"]?.string.map { ": \($0)" } ?? "")
+    }
 
     /// "ok", "failing 1/3", plus the last probe's latency and the watchdog ping's age when there are any.
     static func health(_ worker: JSON) -> String {

@@ -1,4 +1,5 @@
 import CHyperglass
+import CSupervisorSignals
 import ControlProtocol
 import Glibc
 import SupervisorCore
@@ -12,6 +13,8 @@ final class EventLoop {
     let spawner: Spawner
     let reloader: Reloader
     private let prober = Prober()
+    /// Looks in /proc whether starting workers accept on the listeners (`readiness = accepting`).
+    private let acceptingProbe: AcceptingProbe
     /// Workers started and not yet reaped: the only pids (and process groups) the loop may signal.
     private var unreaped: Set<Int32> = []
     private let listeners: [Listener]
@@ -46,8 +49,13 @@ final class EventLoop {
     static let httpTag: UInt64 = 1 << 35
     private static let httpListenerTag: UInt64 = 1 << 36
 
-    /// The signals the loop handles; they must be blocked before any thread exists.
-    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU]
+    /// The signals the loop handles; they must be blocked before any thread exists (a constructor in
+    /// CSupervisorSignals blocks them before main, and main blocks them again in case it did not run).
+    static let handledSignals: [Int32] = {
+        var count: Int32 = 0
+        let list = hg_supervisor_signals(&count)
+        return (0..<Int(count)).map { list![$0] }
+    }()
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
          workerSockets: WorkerSockets, control: ControlServer, log: Log, http: HTTPEndpoint? = nil) throws(SystemError) {
@@ -56,6 +64,7 @@ final class EventLoop {
         self.pool = pool
         self.spawner = spawner
         self.listeners = listeners
+        acceptingProbe = AcceptingProbe(listeners: listeners.map { ($0.fd, $0.address) })
         self.notifier = notifier
         self.workerSockets = workerSockets
         self.log = log
@@ -114,6 +123,9 @@ final class EventLoop {
                 case .timer:
                     hg_timerfd_drain(timer)
                     armedDeadline = nil
+                    // Exits that came before the deadline count first: a successor that died within min_ready
+                    // must fail the roll even when the loop wakes late and finds both at once.
+                    reapChildren()
                     dispatch(.deadlineReached)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
@@ -216,6 +228,10 @@ final class EventLoop {
                     return .probed(pid: pid, result: prober.abandon(fd, because: "\(error)", at: Sys.now))
                 }
             }
+        case let .sampleAccepting(pids):
+            var samples: [Int32: AcceptingSample] = [:]
+            for pid in pids { samples[pid] = acceptingProbe.sample(pid: pid) }
+            return .acceptingSampled(samples)
         case let .sampleMemory(pids):
             var usage: [Int32: UInt64] = [:]
             for pid in pids { usage[pid] = Sys.residentBytes(pid) }

@@ -15,6 +15,8 @@ enum StatusReport {
             ("ready", .number(Double(pool.readyCount))),
             ("rss_bytes", rss(getpid())),
             ("release", .number(Double(pool.release))),
+            ("readiness", .string(pool.policy.readiness.rawValue)),
+            ("min_ready_seconds", .number(seconds(pool.policy.minReady))),
             ("roll", pool.roll.map { roll in
                 .object([("kind", .string(roll.kind.rawValue)), ("done", .number(Double(roll.done))), ("total", .number(Double(roll.total))),
                          ("to_go", .number(Double(roll.total - roll.done)))])
@@ -31,7 +33,14 @@ enum StatusReport {
         // Workers still draining after a scale-down have no slot any more; they are shown too.
         let current = Set(pool.slots.compactMap(\.pid))
         for worker in pool.workers.values.sorted(by: { $0.pid < $1.pid }) where !current.contains(worker.pid) {
-            workers.append(entry(slot: worker.slot, worker: worker, slotInfo: nil, threshold: pool.policy.health.probeFailures, now: now))
+            var item = entry(slot: worker.slot, worker: worker, slotInfo: nil, threshold: pool.policy.health.probeFailures, now: now)
+            // A roll's successor that is ready but still inside min_ready: it takes over when that ends.
+            if let until = pool.settlingUntil(worker.pid), case .object(var members) = item {
+                members = members.map { $0.0 == "state" ? ("state", .string("settling")) : $0 }
+                members.append(("takes_over_in_seconds", .number(seconds(until > now ? until - now : .zero))))
+                item = .object(members)
+            }
+            workers.append(item)
         }
         return ControlReply.success([("supervisor", supervisor), ("workers", .array(workers))])
     }
@@ -59,6 +68,11 @@ enum StatusReport {
                 ("rss_bytes", rss(worker.pid)),
             ]
             if let status = worker.status { members.append(("worker_status", .string(status))) }
+            // Why it counts as ready ("accepting on fd 3 (127.0.0.1:8001): in an epoll set of the worker"), and when.
+            if let readyAt = worker.readyAt {
+                members.append(("ready_after_seconds", .number(seconds(readyAt - worker.startedAt))))
+                members.append(("ready_evidence", worker.readiness.evidence.map { .string($0) } ?? .null))
+            }
             members.append(("health", .string(worker.health.summary(threshold: threshold))))
             if let probe = worker.health.lastProbe {
                 members.append(("last_probe", .object([("ok", .bool(probe.ok)), ("latency_ms", .number(seconds(probe.latency) * 1000)),

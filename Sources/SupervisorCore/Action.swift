@@ -9,6 +9,8 @@ public enum Action: Equatable, Sendable {
     case notifySystemd(String)
     /// GET the health path on this worker's own socket; report `probed`.
     case probe(pid: Int32)
+    /// Look in /proc whether these starting workers accept on the listening sockets; report `acceptingSampled` for each.
+    case sampleAccepting([Int32])
     /// Read the memory of these workers; report `memorySampled`.
     case sampleMemory([Int32])
     case log(LogLevel, String)

@@ -85,11 +85,14 @@ public struct ConfigKey: Sendable {
         ConfigKey("environment", "worker", accepts: "KEY=VALUE", reset: { $0.environment = [] }, render: { $0.environment }) {
             s, v throws(ConfigValueError) in s.environment.append(try ValueParser.environmentEntry(v))
         },
-        ConfigKey("readiness", "worker", accepts: "exec, notify or http", render: { [$0.readiness.rawValue] }) {
+        ConfigKey("readiness", "worker", accepts: "accepting, exec, notify or http", render: { [$0.readiness.rawValue] }) {
             s, v throws(ConfigValueError) in s.readiness = try ValueParser.choice(v, Readiness.self)
         },
         ConfigKey("ready_timeout", "worker", accepts: "a duration such as 60s", render: { [$0.readyTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.readyTimeout = try ValueParser.duration(v)
+        },
+        ConfigKey("min_ready", "worker", accepts: "a duration such as 3s, or 0 for none", render: { [$0.minReady.configText] }) {
+            s, v throws(ConfigValueError) in s.minReady = try ValueParser.duration(v)
         },
         ConfigKey("max_surge", "worker", accepts: "a number from 1 to 1024", render: { ["\($0.maxSurge)"] }) {
             s, v throws(ConfigValueError) in s.maxSurge = try ValueParser.integer(v, in: 1...1024)

@@ -15,6 +15,8 @@ public enum Event: Equatable, Sendable {
     case signalReceived(Signal)
     /// A `probe` action finished.
     case probed(pid: Int32, result: ProbeResult)
+    /// A `sampleAccepting` action looked at these workers' process trees in /proc.
+    case acceptingSampled([Int32: AcceptingSample])
     /// Bytes of memory per worker, for `max_memory`.
     case memorySampled([Int32: UInt64])
     /// An operator asked for a different number of workers (control socket, TTIN/TTOU).

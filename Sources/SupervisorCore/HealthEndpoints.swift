@@ -5,19 +5,20 @@ public enum HealthEndpoints {
     /// worker in a large pool should not take the node out of a load balancer, most of them gone should.
     public static let defaultShare = 0.5
 
-    /// Ready to be sent traffic: the pool is not stopping and at least `minReady` of the desired workers
+    /// Ready to be sent traffic: the pool is not stopping and at least `share` of the desired workers
     /// (rounded up, at least one) are ready. A draining pool says no at once, so a load balancer stops
     /// sending before the workers are gone.
-    public static func readiness(_ pool: Pool, minReady: Double = defaultShare, at now: Instant) -> (ok: Bool, text: String) {
-        let needed = max(1, Int((min(1, max(0, minReady)) * Double(pool.desired)).rounded(.up)))
+    public static func readiness(_ pool: Pool, share: Double = defaultShare, at now: Instant) -> (ok: Bool, text: String) {
+        let needed = max(1, Int((min(1, max(0, share)) * Double(pool.desired)).rounded(.up)))
         let ok = pool.phase.isActive && pool.readyCount >= needed
         return (ok, pool.statusText(at: now) + " (\(needed) needed)")
     }
 
-    /// `min_ready=0.75` or `min_ready=75%` from a query string; nil when absent or not a share.
-    public static func minReady(query: String) -> Double? {
-        for pair in query.split(separator: "&") where pair.hasPrefix("min_ready=") {
-            var text = pair.dropFirst("min_ready=".count)
+    /// `ready_share=0.75` or `ready_share=75%` from a query string (as `hyperglassctl health --ready-share`);
+    /// nil when absent or not a share.
+    public static func readyShare(query: String) -> Double? {
+        for pair in query.split(separator: "&") where pair.hasPrefix("ready_share=") {
+            var text = pair.dropFirst("ready_share=".count)
             let percent = text.hasSuffix("%") || text.hasSuffix("%25")
             if text.hasSuffix("%25") { text = text.dropLast(3) } else if percent { text = text.dropLast() }
             guard let value = Double(text), value.isFinite else { return nil }

@@ -9,6 +9,10 @@ extension Pool {
         case kill(pid: Int32)
         /// A worker was not ready within `ready_timeout`.
         case readyTimeout(pid: Int32)
+        /// Time to look in /proc whether a starting worker accepts (`readiness = accepting`).
+        case acceptingSample(pid: Int32)
+        /// A roll's ready successor has stayed ready for `min_ready`: it takes over.
+        case settle(slot: Int)
         /// A failed slot's backoff is over.
         case restart(slot: Int)
         /// A worker missed its WATCHDOG=1.
@@ -30,6 +34,11 @@ extension Pool {
         case .readyTimeout(let pid):
             guard let worker = workers[pid], !worker.killed, readyTimeoutApplies(worker) else { return nil }
             return worker.startedAt + policy.readyTimeout
+        case .acceptingSample(let pid):
+            guard phase.isActive, let worker = workers[pid], worker.readyAt == nil, !worker.isStopping else { return nil }
+            return worker.readiness.sampleDue
+        case .settle(let slot):
+            return phase.isActive ? settleEnd(slot) : nil
         case .restart(let slot):
             guard phase.isActive, slots.indices.contains(slot), slots[slot].pid == nil else { return nil }
             return slots[slot].restartAt
@@ -45,7 +54,8 @@ extension Pool {
         case .memoryCheck:
             return phase.isActive ? nextMemoryCheck : nil
         case .systemdWatchdog:
-            return policy.systemdWatchdogInterval == nil ? nil : nextWatchdogPing
+            // An exited pool has asked the shell to exit: nothing more is due.
+            return policy.systemdWatchdogInterval == nil || phase == .exited ? nil : nextWatchdogPing
         }
     }
 
@@ -53,7 +63,9 @@ extension Pool {
     /// a worker's watchdog before its probe, all probes after the replacements they might race.
     private var candidateDeadlines: [Deadline] {
         let pids = workers.keys.sorted()
-        return pids.flatMap { [Deadline.kill(pid: $0), .readyTimeout(pid: $0)] }
+        // A settled successor moves the roll on first: that may give a slot waiting out a backoff its successor.
+        return pids.flatMap { [Deadline.kill(pid: $0), .readyTimeout(pid: $0), .acceptingSample(pid: $0)] }
+            + slots.map { .settle(slot: $0.id) }
             + slots.map { .restart(slot: $0.id) }
             + pids.flatMap { [Deadline.workerWatchdog(pid: $0), .recycle(pid: $0)] }
             + pids.map { .probe(pid: $0) }
@@ -90,13 +102,13 @@ extension Pool {
                                       slot: worker.slot, pid: pid, generation: worker.generation, reason: worker.killCause)),
                     .signal(pid: pid, .kill)]
         case .readyTimeout(let pid):
-            guard let worker = workers[pid] else { return [] }
-            workers[pid]?.killed = true
-            workers[pid]?.killReason = "not ready within \(policy.readyTimeout.spoken)"
-            workers[pid]?.killCause = .readyTimeout
-            return [.report(PoolEvent(.killed, .warning, "worker \(worker.slot) (pid \(pid)) was not ready within \(policy.readyTimeout.spoken) (ready_timeout); killing it",
-                                      slot: worker.slot, pid: pid, generation: worker.generation, reason: .readyTimeout)),
-                    .signal(pid: pid, .kill)]
+            return expireReadyTimeout(pid, at: now)
+        case .acceptingSample(let pid):
+            // Cleared until the answer comes (`acceptingSampled` sets the next one).
+            workers[pid]?.readiness.sampleDue = nil
+            return [.sampleAccepting([pid])]
+        case .settle(let slot):
+            return promote(slot, at: now)
         case .restart(let id):
             // restartAt is cleared when the worker has started (or set anew when it could not).
             return [.spawn(slot: id, generation: slots[id].generation + 1, release: slots[id].release)]

@@ -3,7 +3,7 @@ extension Pool {
     /// A freshly exec'd worker with its readiness and health timers set.
     func newWorker(pid: Int32, slot: Int, generation: Int, release: Int, at now: Instant) -> WorkerProcess {
         var worker = WorkerProcess(pid: pid, slot: slot, generation: generation, release: release, startedAt: now)
-        if policy.readiness == .exec { worker.readyAt = now }
+        initialReadiness(of: &worker, at: now)
         worker.health.watchdogInterval = policy.health.workerWatchdog
         if policy.health.probePath != nil {
             worker.health.probeDue = now + (policy.readiness == .http ? policy.health.readyProbeInterval : policy.health.probeInterval)
@@ -67,25 +67,19 @@ extension Pool {
             return []
         }
         var actions: [Action] = []
-        var becameReady = false
+        let becomesReady = result.ok && worker.readyAt == nil && policy.readiness == .http
         if result.ok {
             worker.health.failedProbes = 0
-            if worker.readyAt == nil, policy.readiness == .http {
-                worker.readyAt = now
-                becameReady = true
-                actions.append(.report(PoolEvent(.ready, .info, "worker \(worker.slot) ready (pid \(pid), first good probe \((now - worker.startedAt).spoken) after start)",
-                                                 slot: worker.slot, pid: pid, generation: worker.generation)))
-            }
-        } else if worker.readyAt != nil, now >= worker.startedAt + (policy.health.probeGrace ?? policy.readyTimeout) {
+        } else if worker.readyAt != nil, policy.readiness != .exec || now >= worker.startedAt + (policy.health.probeGrace ?? policy.readyTimeout) {
+            // The grace covers only the time before a worker is ready: once it is (through a real signal),
+            // a failure counts at once. With `exec`, "ready" is the exec itself, so the grace still runs.
             worker.health.failedProbes += 1
             actions.append(.report(PoolEvent(.probeFailed, .warning, "worker \(worker.slot) (pid \(pid)) health probe failed (\(worker.health.failedProbes)/\(policy.health.probeFailures)): \(result.detail)",
                                              slot: worker.slot, pid: pid, generation: worker.generation, reason: .probe)))
         }
-        worker.health.probeDue = now + (worker.readyAt == nil ? policy.health.readyProbeInterval : policy.health.probeInterval)
+        worker.health.probeDue = now + (worker.readyAt == nil && !becomesReady ? policy.health.readyProbeInterval : policy.health.probeInterval)
         workers[pid] = worker
-        if becameReady, slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
-            actions += promote(worker.slot, at: now)
-        }
+        if becomesReady { actions += becameReady(pid, evidence: "first good probe (\(result.detail))", at: now) }
         let failed = worker.health.failedProbes
         if failed >= policy.health.probeFailures {
             actions += replaceUnhealthy(pid, reason: "\(failed)/\(policy.health.probeFailures) health probes failed (last: \(result.detail))", cause: .probe, at: now)

@@ -11,8 +11,9 @@ extension Pool {
 
         let successor = slots.indices.contains(worker.slot) && slots[worker.slot].successor?.pid == pid
         if successor, phase.isActive {
-            let reason = worker.killReason ?? "\(status) before ready"
-            let cause = worker.killCause ?? .crash
+            // Ready or not, a successor that exits before it took over is a failed start, exit 0 included.
+            let reason = worker.killReason ?? failedStartReason(worker, status, at: now) ?? "\(status) before it took over"
+            let cause = worker.killCause ?? .failedStart
             actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)",
                                              slot: worker.slot, pid: pid, generation: worker.generation, reason: cause)))
             actions += successorFailed(worker.slot, reason: reason, cause: cause, at: now)
@@ -27,13 +28,14 @@ extension Pool {
             actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(status); its successor\(next.pid.map { " (pid \($0))" } ?? "") is starting",
                                              slot: worker.slot, pid: pid, generation: worker.generation, reason: worker.killCause ?? .crash)))
         } else if current {
-            let when = worker.readyAt == nil ? "before ready" : "after \((now - worker.startedAt).spoken)"
-            let reason = worker.killReason ?? "\(status)"
-            let cause = worker.killCause ?? .crash
-            actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason) \(when)",
+            // An exit nobody asked for is a failure whatever its status; within min_ready it is a failed start.
+            let failedStart = failedStartReason(worker, status, at: now)
+            let reason = failedStart ?? worker.killReason ?? status.description
+            let cause = worker.killCause ?? (failedStart != nil ? .failedStart : .crash)
+            actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason)\(failedStart == nil ? " after \((now - worker.startedAt).spoken)" : "")",
                                              slot: worker.slot, pid: pid, generation: worker.generation, reason: cause)))
             if let readyAt = worker.readyAt, now - readyAt >= policy.backoff.reset { slots[worker.slot].failures = 0 }
-            actions += slotFailed(worker.slot, reason: worker.readyAt == nil ? "\(reason) before ready" : reason, cause: cause, at: now)
+            actions += slotFailed(worker.slot, reason: reason, cause: cause, at: now)
         } else {
             actions.append(.report(PoolEvent(.exited, .info, "worker \(worker.slot) (pid \(pid)) ended: \(worker.killReason ?? status.description)",
                                              slot: worker.slot, pid: pid, generation: worker.generation)))

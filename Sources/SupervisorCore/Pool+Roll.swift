@@ -14,6 +14,7 @@ extension Pool {
                 let inUse = Set(slots.flatMap { [$0.release] + ($0.successor.map { [$0.release] } ?? []) } + workers.values.map(\.release))
                 releases.add(newRelease, newPolicy.settings, keeping: inUse)
                 adopt(newPolicy, at: now)
+                actions += expireReadyTimeouts(at: now)
                 actions += beginRoll(.reload, release: newRelease, slots: slots.map(\.id), note: note, at: now)
             }
         }
@@ -102,6 +103,10 @@ extension Pool {
     /// The successor is ready: it takes over the slot and the previous worker drains.
     mutating func promote(_ id: Int, at now: Instant) -> [Action] {
         guard let successor = slots[id].successor, let pid = successor.pid else { return [] }
+        // A successor that is ready stays ready for min_ready first (the settle deadline promotes it then).
+        if mustSettle(id, at: now) {
+            return [.log(.info, "worker \(id): generation \(successor.generation) (pid \(pid)) ready; settling for \(policy.minReady.spoken) (min_ready) before it takes over")]
+        }
         let previous = slots[id].pid
         slots[id].pid = pid
         slots[id].release = successor.release
@@ -157,6 +162,7 @@ extension Pool {
                 var restored = policy
                 restored.settings = previous
                 adopt(restored, at: now)
+                actions += expireReadyTimeouts(at: now)
             }
             let moved = slots.filter { $0.release == current.release }.map(\.id)
             roll = nil

@@ -85,6 +85,8 @@ public struct Pool: Sendable {
             actions += reload(to: newRelease, policy: newPolicy, count: count, note: note, at: now)
         case let .probed(pid, result):
             actions += probed(pid, result, at: now)
+        case let .acceptingSampled(samples):
+            for (pid, sample) in samples.sorted(by: { $0.key < $1.key }) { actions += acceptingSampled(pid, sample, at: now) }
         case let .memorySampled(usage):
             actions += memorySampled(usage, at: now)
         case let .reloadRejected(reason):
@@ -138,14 +140,9 @@ public struct Pool: Sendable {
         }
         var actions: [Action] = []
         if let status = message.status { worker.status = status }
-        if message.ready, policy.readiness == .notify, worker.readyAt == nil, !worker.isStopping {
-            worker.readyAt = now
-            actions.append(.report(PoolEvent(.ready, .info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start)",
-                                             slot: worker.slot, pid: pid, generation: worker.generation)))
-        }
         workers[pid] = worker
-        if worker.isReady, slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
-            actions += promote(worker.slot, at: now)
+        if message.ready, policy.readiness == .notify {
+            actions += becameReady(pid, evidence: "READY=1", at: now)
         }
         actions += watchdogNotified(pid, message, at: now)
         return actions
@@ -153,7 +150,9 @@ public struct Pool: Sendable {
 
     private mutating func signalReceived(_ signal: Signal, at now: Instant) -> [Action] {
         switch signal {
-        case .terminate, .interrupt:
+        // SIGQUIT drains too (as nginx does, not Gunicorn's quick exit): a runtime or an operator that sends it
+        // still expects in-flight requests to finish; a second signal of any of the three skips the wait.
+        case .terminate, .interrupt, .quit:
             if case .stopping = phase { return killAll(reason: "second \(SignalName.of(signal.rawValue))") }
             return beginStop(exitCode: 0, reason: "\(SignalName.of(signal.rawValue)) received", at: now)
         case .ttin:
@@ -162,7 +161,7 @@ public struct Pool: Sendable {
         case .ttou:
             guard desired > 1 else { return [.log(.warning, "SIGTTOU: already at 1 worker, the minimum")] }
             return scale(to: desired - 1, at: now)
-        case .hangup, .abort, .kill, .quit, .cont:
+        case .hangup, .abort, .kill, .cont:
             // SIGHUP reloads, but reading the configuration is the shell's part: it sends `reloadRequested`.
             return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored")]
         }

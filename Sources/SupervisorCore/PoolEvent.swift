@@ -63,7 +63,8 @@ public struct PoolEvent: Equatable, Sendable {
 public enum FailureReason: String, Sendable, CaseIterable, Comparable {
     /// It exited (or was killed by a signal) without being asked to.
     case crash
-    /// fork or exec failed: the command is missing, not executable, or the system is out of processes.
+    /// It could not start (fork or exec failed: the command is missing, not executable, or the system
+    /// is out of processes), or exited before it was ready, or within `min_ready` of it.
     case failedStart = "failed-start"
     /// It did not become ready within `ready_timeout`.
     case readyTimeout = "ready-timeout"

@@ -6,7 +6,13 @@ public struct PoolPolicy: Equatable, Sendable {
     /// How often to send WATCHDOG=1 upwards: half of the supervisor's own WATCHDOG_USEC, if set.
     public var systemdWatchdogInterval: Duration? = nil
 
-    public init() { settings = Settings() }
+    /// The bare policy (core tests, a pool before any configuration) is the simplest: `exec` readiness and
+    /// no settle period. The operator's defaults (`accepting`, `min_ready = 3s`) are `Settings()`'s.
+    public init() {
+        settings = Settings()
+        settings.readiness = .exec
+        settings.minReady = .zero
+    }
 
     public init(settings: Settings, systemdWatchdog: Duration?) {
         self.settings = settings

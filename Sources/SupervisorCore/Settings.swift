@@ -21,6 +21,9 @@ public enum WorkerCount: Equatable, Sendable, CustomStringConvertible {
 
 /// When a freshly started worker counts as ready.
 public enum Readiness: String, Equatable, Sendable, CaseIterable {
+    /// Once /proc shows the worker's process tree accepting on an inherited listening socket
+    /// (registered in an epoll set, or a thread in accept/poll/select on it). Needs nothing from the worker.
+    case accepting
     /// As soon as exec succeeded.
     case exec
     /// When the worker sends READY=1 on NOTIFY_SOCKET.
@@ -68,8 +71,12 @@ public struct Settings: Equatable, Sendable {
     /// The worker command; empty means the bundled hyperglass-worker.
     public var command: [String] = []
     public var environment: [String] = []
-    public var readiness: Readiness = .exec
+    /// `accepting` needs nothing from the worker and means serving (docs/readiness.md); `exec` stays a choice.
+    public var readiness: Readiness = .accepting
     public var readyTimeout: Duration = .seconds(60)
+    /// How long a roll's successor must stay ready before its predecessor drains (Kubernetes' minReadySeconds).
+    /// 3 s catches a release that starts, accepts, and dies a couple of seconds later (a failed startup hook).
+    public var minReady: Duration = .seconds(3)
     public var backoff = BackoffPolicy()
     /// Consecutive failures of one slot that make a crash loop.
     public var crashLoopThreshold: Int = 5

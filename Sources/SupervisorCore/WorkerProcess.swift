@@ -17,6 +17,8 @@ public struct WorkerProcess: Equatable, Sendable {
     /// The worker's own STATUS= text.
     public internal(set) var status: String? = nil
     public internal(set) var health = WorkerHealth()
+    /// Why it counts as ready, and when readiness is next looked for.
+    public internal(set) var readiness = WorkerReadiness()
 
     public var isReady: Bool { readyAt != nil && killAt == nil && !killed }
     public var isStopping: Bool { killAt != nil || killed }

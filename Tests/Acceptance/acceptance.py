@@ -246,7 +246,11 @@ def test_journal_fields_find_a_killed_worker():
     a warning priority; EVENT=restart follows for the same worker."""
     if show("ActiveState")["ActiveState"] != "active":
         start_service()  # when run alone (-k)
-    victim = wait_for("worker 1 running", lambda: worker_pids(ctl_status()).get(1), 10)
+    # Past min_ready (3 s by default), or the kill would be a failed start rather than a crash.
+    def settled():
+        worker = next((w for w in ctl_status()["workers"] if w["id"] == 1), {})
+        return worker.get("pid") if worker.get("state") == "ready" and worker.get("uptime_seconds", 0) >= 4 else None
+    victim = wait_for("worker 1 ready for 4 s", settled, 15)
     guest(f"kill -KILL {victim}")
 
     def entries(match):

@@ -270,12 +270,12 @@ def test_second_sigterm_kills_at_once():
 
 
 def test_killed_worker_restarts_and_health_flips():
-    """SIGKILL of a worker: it is replaced; `hyperglassctl health --min-ready 1` says 1 while the
+    """SIGKILL of a worker: it is replaced; `hyperglassctl health --ready-share 1` says 1 while the
     slot waits out its restart backoff, and 0 once the replacement is ready."""
     c = Container()
     try:
         c.wait_ready()
-        check(c.ctl("health", "--min-ready", "1").returncode == 0, "health is not 0 with every worker ready")
+        check(c.ctl("health", "--ready-share", "1").returncode == 0, "health is not 0 with every worker ready")
         # The first restart is immediate; the second failure in a row waits backoff_initial (1 s):
         # that is the window in which the pool is short of a worker.
         # Slot 0 both times: backoff is per slot.
@@ -286,11 +286,11 @@ def test_killed_worker_restarts_and_health_flips():
             wait_for("the killed worker gone", lambda: victim_ns not in c.worker_host_pids(), 5)
             if round_ == 0:
                 c.wait_ready()
-        result = wait_for("health exit 1", lambda: (lambda r: r if r.returncode == 1 else None)(c.ctl("health", "--min-ready", "1")), 3)
+        result = wait_for("health exit 1", lambda: (lambda r: r if r.returncode == 1 else None)(c.ctl("health", "--ready-share", "1")), 3)
         check("1/2 workers ready" in result.stdout, f"health reason: {result.stdout!r}")
-        check(c.ctl("health", "--min-ready", "50%").returncode == 0, "health --min-ready 50% with 1/2 ready is not 0")
+        check(c.ctl("health", "--ready-share", "50%").returncode == 0, "health --ready-share 50% with 1/2 ready is not 0")
         status = c.wait_ready()
-        check(c.ctl("health", "--min-ready", "1").returncode == 0, "health is not 0 after the replacement got ready")
+        check(c.ctl("health", "--ready-share", "1").returncode == 0, "health is not 0 after the replacement got ready")
         return f"worker replaced twice; health 1 ({result.stdout.strip()}) then 0"
     finally:
         c.end()
@@ -299,8 +299,8 @@ def test_killed_worker_restarts_and_health_flips():
 def test_health_usage_and_no_supervisor():
     """health: 2 for a bad share, 1 with a reason when no supervisor answers."""
     hc = os.path.join(BIN, "hyperglassctl")
-    bad = subprocess.run([hc, "health", "--min-ready", "1.5"], capture_output=True, text=True, timeout=10)
-    check(bad.returncode == 2, f"--min-ready 1.5: exit {bad.returncode}")
+    bad = subprocess.run([hc, "health", "--ready-share", "1.5"], capture_output=True, text=True, timeout=10)
+    check(bad.returncode == 2, f"--ready-share 1.5: exit {bad.returncode}")
     gone = subprocess.run([hc, "--socket", "/nonexistent/control.sock", "health"], capture_output=True, text=True, timeout=10)
     check(gone.returncode == 1 and "no supervisor" in gone.stderr, f"no supervisor: exit {gone.returncode} {gone.stderr!r}")
     return "usage 2, no supervisor 1"
@@ -325,21 +325,9 @@ def test_sighup_rolls_the_workers():
         c.end()
 
 
-def test_sigquit():
-    """SIGQUIT: what a runtime sends for `docker kill -s QUIT` (and nginx-style images as STOPSIGNAL).
-    Recorded, not judged: PID 1 that has no handler for it gets nothing at all from the kernel."""
-    c = Container()
-    try:
-        c.wait_ready()
-        c.signal(signal.SIGQUIT)
-        try:
-            code = c.unshare.wait(timeout=3)
-            return f"SIGQUIT: exited {code}"
-        except subprocess.TimeoutExpired:
-            s = c.status()
-            return f"SIGQUIT: ignored (still running, state {s and s['supervisor']['state']})"
-    finally:
-        c.end()
+def test_sigquit_drains_like_sigterm():
+    """SIGQUIT (`docker kill -s QUIT`, nginx-style images' STOPSIGNAL) drains like SIGTERM."""
+    return test_sigterm_drains_with_1001_and_exits_0(signal.SIGQUIT)
 
 
 def test_exit_status_for_a_config_error_is_78():
@@ -369,7 +357,7 @@ def test_crash_loop_exit_is_1():
 
 QUICK = [test_orphans_are_reaped, test_sigterm_drains_with_1001_and_exits_0, test_health_usage_and_no_supervisor]
 ALL = QUICK + [test_sigint_drains_like_sigterm, test_second_sigterm_kills_at_once, test_killed_worker_restarts_and_health_flips,
-               test_sighup_rolls_the_workers, test_sigquit, test_exit_status_for_a_config_error_is_78, test_crash_loop_exit_is_1]
+               test_sighup_rolls_the_workers, test_sigquit_drains_like_sigterm, test_exit_status_for_a_config_error_is_78, test_crash_loop_exit_is_1]
 
 
 def main():

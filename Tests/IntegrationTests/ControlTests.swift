@@ -37,6 +37,8 @@ struct ControlTests {
     func statusMatchesProc() throws {
         let supervisor = try SupervisorProcess(["--workers", "3"])
         #expect(eventually { supervisor.liveWorkers.count == 3 && supervisor.startedWorkers.count == 3 })
+        // Ready means accepting (the default readiness), a moment after exec.
+        #expect(eventually { supervisor.ctl(["status", "--json"]).out.contains("\"ready\":3") })
         let result = supervisor.ctl(["status", "--json"])
         #expect(result.status == 0, "\(result.err)")
         let json = try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any]

@@ -83,8 +83,9 @@ struct ObservabilityTests {
 
     @Test("a SIGKILLed worker moves the crash failure and restart counters, and the others stay at zero")
     func killMovesCounters() throws {
-        let supervisor = try SupervisorProcess(["--workers", "2"])
-        #expect(eventually(timeout: 10) { supervisor.liveWorkers.count == 2 })
+        // Ready and past min_ready (none here), so the kill is a crash rather than a failed start.
+        let supervisor = try SupervisorProcess(["--workers", "2", "--min-ready", "0"])
+        #expect(eventually(timeout: 10) { supervisor.ctl(["status", "--json"]).out.contains("\"ready\":2") }, "\(supervisor.log)")
         let before = supervisor.ctl(["metrics"]).out
         #expect(Self.sample(before, "hyperglass_worker_restarts_total{reason=\"crash\"}") == 0)
         #expect(Self.sample(before, "hyperglass_worker_failures_total{reason=\"crash\"}") == 0)
@@ -104,8 +105,8 @@ struct ObservabilityTests {
 
     @Test("hyperglassctl events prints a killed worker's exit and restart as JSON lines with worker, pid and reason")
     func eventsFollow() throws {
-        let supervisor = try SupervisorProcess(["--workers", "2"])
-        #expect(eventually(timeout: 10) { supervisor.liveWorkers.count == 2 })
+        let supervisor = try SupervisorProcess(["--workers", "2", "--min-ready", "0"])
+        #expect(eventually(timeout: 10) { supervisor.ctl(["status", "--json"]).out.contains("\"ready\":2") }, "\(supervisor.log)")
         let follower = Process()
         follower.executableURL = URL(fileURLWithPath: Paths.products + "/hyperglassctl")
         follower.arguments = ["--socket", supervisor.controlSocket, "events"]

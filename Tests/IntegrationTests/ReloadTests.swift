@@ -149,7 +149,8 @@ struct ReloadTests {
         #expect(supervisor.ctl(["workers", "3", "--wait"]).status == 0)
         let before = Set(supervisor.liveWorkers)
         supervisor.signal(SIGHUP)
-        #expect(eventually { supervisor.log.contains("reload complete: 3 workers replaced") }, "\(supervisor.log)")
+        // Each successor settles for min_ready (3 s) before its predecessor drains.
+        #expect(eventually(timeout: 20) { supervisor.log.contains("reload complete: 3 workers replaced") }, "\(supervisor.log)")
         #expect(eventually { let now = Set(supervisor.liveWorkers); return now.count == 3 && now.isDisjoint(with: before) })
         // Changing the configured count applies it; a setting only a restart applies is named.
         let text = "[supervisor]\nworkers = 1\ndebug = true\n\n[worker]\nreadiness = notify\n"
@@ -177,7 +178,8 @@ struct ReloadTests {
         #expect(all.status == 0 && all.out == "restart started: 3 workers to replace\n", "\(all)")
         let busy = supervisor.ctl(["reload"])
         #expect(busy.status == 1 && busy.err.contains("a restart is in progress"), "\(busy)")
-        #expect(eventually { supervisor.log.contains("restart complete: 3 workers replaced") }, "\(supervisor.log)")
+        // Each successor settles for min_ready (3 s) before its predecessor drains.
+        #expect(eventually(timeout: 20) { supervisor.log.contains("restart complete: 3 workers replaced") }, "\(supervisor.log)")
         #expect(eventually { Set(supervisor.liveWorkers).isDisjoint(with: afterOne) && supervisor.liveWorkers.count == 3 })
         #expect(supervisor.ctl(["restart", "7"]).err.contains("there is no worker 7"))
         #expect(supervisor.ctl(["restart", "x"]).status == 2)

@@ -86,6 +86,19 @@ struct SupervisionTests {
         #expect(supervisor.noWorkerLeft)
     }
 
+    @Test("SIGQUIT drains like SIGTERM: the workers get SIGTERM and the supervisor exits 0")
+    func sigquitDrains() throws {
+        let supervisor = try SupervisorProcess(["--workers", "2", "--graceful-timeout", "10s"])
+        #expect(eventually { supervisor.liveWorkers.count == 2 && supervisor.startedWorkers.count == 2 })
+        let workers = supervisor.liveWorkers
+        supervisor.signal(SIGQUIT)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+        for worker in workers {
+            #expect(supervisor.records.contains("\(worker) signal 15"), "worker \(worker) must have received SIGTERM")
+        }
+        #expect(supervisor.noWorkerLeft)
+    }
+
     @Test("a worker that ignores SIGTERM is killed right after the graceful timeout")
     func stubbornWorkerIsKilled() throws {
         let supervisor = try SupervisorProcess(["--workers", "2", "--graceful-timeout", "1s"], worker: ["--ignore-term"])

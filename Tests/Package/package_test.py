@@ -122,7 +122,7 @@ def test_install(deb):
         check(guest(f"systemctl is-enabled {unit}", check_rc=False).stdout.strip() == "enabled", f"{unit} is not enabled")
         check(guest(f"systemctl is-active {unit}", check_rc=False).stdout.strip() == "active", f"{unit} is not active")
     # No polling: dpkg returned, so postinst's `systemctl start` returned, so the pool is ready.
-    health = guest("hyperglassctl health --min-ready 1", check_rc=False)
+    health = guest("hyperglassctl health --ready-share 1", check_rc=False)
     check(health.returncode == 0, f"not ready when dpkg -i returned: {health.stdout}{health.stderr}")
     got = json.loads(guest(f"python3 {CLIENT} get {URL}/").stdout.strip().splitlines()[-1])
     check(got.get("status") == 200, f"GET / right after install: {got}")

@@ -26,6 +26,7 @@ struct ConfigTextTests {
         environment = EMPTY=
         readiness = http
         ready_timeout = 1500ms
+        min_ready = 750ms
         max_surge = 2
         watchdog = 150.5ms
         watchdog_signal = SIGQUIT

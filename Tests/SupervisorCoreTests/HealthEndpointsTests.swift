@@ -4,17 +4,17 @@ import Testing
 /// What /readyz and /livez answer, from the pool alone.
 @Suite("Health endpoints: /readyz and /livez", .timeLimit(.minutes(1)))
 struct HealthEndpointsTests {
-    @Test("/readyz is 200 once half the pool is ready (as hyperglassctl health), min_ready moves that, and 503 once the stop begins")
+    @Test("/readyz is 200 once half the pool is ready (as hyperglassctl health), ready_share moves that, and 503 once the stop begins")
     func readiness() {
         var driver = PoolDriver(desired: 4, policy: PoolPolicy.with { $0.readiness = .notify })
         driver.start()
         driver.ready(slot: 0)
         let one = HealthEndpoints.readiness(driver.pool, at: driver.now)
         #expect(!one.ok && one.text == "1/4 workers ready (2 needed)")
-        #expect(HealthEndpoints.readiness(driver.pool, minReady: 0, at: driver.now).ok, "0 still needs one worker")
+        #expect(HealthEndpoints.readiness(driver.pool, share: 0, at: driver.now).ok, "0 still needs one worker")
         driver.ready(slot: 1)
         #expect(HealthEndpoints.readiness(driver.pool, at: driver.now).ok)
-        #expect(!HealthEndpoints.readiness(driver.pool, minReady: 1, at: driver.now).ok)
+        #expect(!HealthEndpoints.readiness(driver.pool, share: 1, at: driver.now).ok)
         driver.send(.signalReceived(.terminate))
         #expect(HealthEndpoints.readiness(driver.pool, at: driver.now).ok == false, "a draining node leaves the load balancer first")
     }
@@ -36,15 +36,15 @@ struct HealthEndpointsTests {
         #expect(HealthEndpoints.liveness(driver.pool, at: driver.now).ok)
     }
 
-    @Test("min_ready in the query: a share or a percentage within 0...1; anything else is ignored", arguments: [
-        ("min_ready=0.75", 0.75), ("min_ready=75%", 0.75), ("min_ready=75%25", 0.75), ("a=b&min_ready=1", 1.0),
+    @Test("ready_share in the query: a share or a percentage within 0...1; anything else is ignored", arguments: [
+        ("ready_share=0.75", 0.75), ("ready_share=75%", 0.75), ("ready_share=75%25", 0.75), ("a=b&ready_share=1", 1.0),
     ])
-    func minReadyQuery(query: String, share: Double) {
-        #expect(HealthEndpoints.minReady(query: query) == share)
+    func readyShareQuery(query: String, share: Double) {
+        #expect(HealthEndpoints.readyShare(query: query) == share)
     }
 
-    @Test("a bad min_ready is no share", arguments: ["min_ready=2", "min_ready=x", "", "min_ready=-1"])
+    @Test("a bad ready_share is no share", arguments: ["ready_share=2", "ready_share=x", "", "ready_share=-1"])
     func badMinReady(query: String) {
-        #expect(HealthEndpoints.minReady(query: query) == nil)
+        #expect(HealthEndpoints.readyShare(query: query) == nil)
     }
 }

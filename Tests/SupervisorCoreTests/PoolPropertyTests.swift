@@ -9,7 +9,8 @@ struct PoolPropertyTests {
     static func randomPolicy(_ random: inout SplitMix64, systemdWatchdog: Duration?) -> PoolPolicy {
         var policy = PoolPolicy()
         let readiness = random.nextUnit()
-        policy.readiness = readiness < 0.35 ? .exec : readiness < 0.7 ? .notify : .http
+        policy.readiness = readiness < 0.25 ? .exec : readiness < 0.5 ? .notify : readiness < 0.75 ? .http : .accepting
+        policy.minReady = random.nextUnit() < 0.5 ? .zero : .milliseconds(500 + Int64(random.nextUnit() * 1500))
         policy.readyTimeout = .seconds(3)
         policy.gracefulTimeout = .seconds(5)
         policy.backoff.maximum = .seconds(8)
@@ -143,6 +144,15 @@ struct PoolPropertyTests {
         case ..<0.81: return .send(.notified(pid: stray, message: NotifyMessage(ready: true)))
         case ..<0.825: return .send(.signalReceived(.terminate))
         case ..<0.83: return .send(.signalReceived(.hangup))
+        case ..<0.90:
+            // /proc's answer for some workers, sampled or not: accepting, not yet, or unreadable.
+            var samples: [Int32: AcceptingSample] = [:]
+            for pid in pids where random.nextUnit() < 0.5 {
+                let kind = random.nextUnit()
+                samples[pid] = kind < 0.5 ? .accepting("accepting on fd 3") : kind < 0.9 ? .notYet : .unknown("gone")
+            }
+            if random.nextUnit() < 0.1 { samples[stray] = .accepting("accepting on fd 3") }
+            return .send(.acceptingSampled(samples))
         default: return .nextDeadline
         }
     }

@@ -27,6 +27,17 @@ struct PoolStopTests {
         #expect(actions.logs(atLeast: .notice).contains { $0.hasPrefix("SIGINT received: draining 2 workers") })
     }
 
+    @Test("SIGQUIT drains like SIGTERM, and a second one kills at once")
+    func quitDrains() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        let first = driver.send(.signalReceived(.quit))
+        #expect(first.pids(sent: .terminate).count == 2)
+        #expect(first.logs(atLeast: .notice).contains { $0.hasPrefix("SIGQUIT received: draining 2 workers") })
+        let second = driver.send(.signalReceived(.quit))
+        #expect(second.pids(sent: .kill).count == 2)
+    }
+
     @Test("workers that exit during the drain are not restarted, and the last exit ends the supervisor with status 0")
     func noRestartsDuringDrain() {
         var driver = PoolDriver(desired: 3)
