@@ -15,7 +15,9 @@ let usage = """
       events                   follow the pool's events as JSON lines (spawned, ready, exited, restart, ...)
                                until the supervisor stops; a reader that falls behind is dropped
       workers                  print the desired worker count
-      workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it
+      workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it;
+                               with autoscaling (workers = auto:MIN-MAX) this pins the count
+      workers auto             let autoscaling decide the count again
       reload [--wait]          re-read the configuration and replace every worker, one at a time, each
                                new one ready before its predecessor drains; --wait returns when the roll
                                finished (exit 0) or failed and was rolled back (exit 1)
@@ -100,6 +102,7 @@ case ("events", 1): request = .events
 case ("ping", 1): request = .ping
 case ("version", 1): request = .version
 case ("workers", 1): request = .getWorkers
+case ("workers", 2) where words[1] == "auto": request = .resumeAutoscaling
 case ("workers", 2):
     guard let change = WorkerCountChange(argument: words[1]) else {
         usageError("'\(words[1])' is not a worker count; use N, +N or -N (e.g. 'workers 16', 'workers +1')")
@@ -164,6 +167,8 @@ case .getWorkers: print(reply["desired"]?.int ?? 0)
 case .reload, .restart:
     print(reply["summary"]?.string ?? "started")
     if let note = reply["note"]?.string { stderrLine("hyperglassctl: note: \(note)") }
+case .resumeAutoscaling:
+    print(reply["autoscaling"]?.string ?? "autoscaling resumed")
 case .setWorkers:
     if wait {
         print("\(reply["ready"]?.int ?? 0)/\(reply["desired"]?.int ?? 0) workers ready")

@@ -28,6 +28,8 @@ public enum ControlRequest: Equatable, Sendable {
     case metrics
     /// Follow the pool's events: after the first reply the connection carries one JSON line per event.
     case events
+    /// `workers auto`: end a pinned count and let the autoscaler decide again.
+    case resumeAutoscaling
 
     public static let protocolVersion = 1
 
@@ -35,7 +37,7 @@ public enum ControlRequest: Equatable, Sendable {
     public var isReadOnly: Bool {
         switch self {
         case .ping, .version, .status, .getWorkers, .metrics, .events: return true
-        case .setWorkers, .reload, .restart: return false
+        case .setWorkers, .reload, .restart, .resumeAutoscaling: return false
         }
     }
 
@@ -55,6 +57,8 @@ public enum ControlRequest: Equatable, Sendable {
             case .by(let delta): members.append(("add", .number(Double(delta))))
             }
             if wait { members.append(("wait", .bool(true))) }
+        case .resumeAutoscaling:
+            members += [("cmd", .string("workers")), ("set", .string("auto"))]
         case let .reload(wait):
             members.append(("cmd", .string("reload")))
             if wait { members.append(("wait", .bool(true))) }
@@ -86,7 +90,9 @@ public enum ControlRequest: Equatable, Sendable {
         case "events": self = .events
         case "workers":
             let wait = json["wait"]?.bool ?? false
-            if let set = json["set"] {
+            if json["set"]?.string == "auto" {
+                self = .resumeAutoscaling
+            } else if let set = json["set"] {
                 guard let n = set.int else { throw ControlError("\"set\" must be a whole number") }
                 self = .setWorkers(.to(n), wait: wait)
             } else if let add = json["add"] {

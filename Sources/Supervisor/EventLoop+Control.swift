@@ -29,7 +29,11 @@ extension EventLoop {
         switch request {
         case .ping: return ControlReply.success([("pong", .bool(true))])
         case .version: return ControlReply.success([("version", .string(version)), ("protocol", .number(Double(ControlRequest.protocolVersion)))])
-        case .status: return StatusReport.json(pool: pool, startedAt: startedAt, now: Sys.now)
+        case .status:
+            let report = StatusReport.json(pool: pool, startedAt: startedAt, now: Sys.now)
+            guard case .object(let members) = report else { return report }
+            return .object(members + [("autoscaling", autoscalingJSON)])
+        case .resumeAutoscaling: return resumeAutoscaling()
         case .metrics: return ControlReply.success([("text", .string(metricsText()))])
         case .events: return follow(from: fd)
         case .getWorkers:
@@ -41,6 +45,8 @@ extension EventLoop {
             guard (1...pool.policy.maxWorkers).contains(target) else {
                 return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to max_workers (\(pool.policy.maxWorkers))")
             }
+            // With autoscaling on, the operator's count holds until `workers auto`.
+            pinWorkers(target)
             dispatch(.desiredCountChanged(target))
             if wait { return replyLater(.count(target), by: fd) }
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
@@ -97,6 +103,7 @@ extension EventLoop {
             return .failure(ControlError(pool.lastRoll?.summary ?? error.description))
         }
         if let note = plan.note { log(.warning, "reload: " + note) }
+        reconfigureAutoscaling(plan.settings)
         let id = pool.nextRollID
         var policy = pool.policy
         policy.settings = plan.settings

@@ -16,8 +16,16 @@ final class EventLoop {
     /// Looks in /proc whether starting workers accept on the listeners (`readiness = accepting`).
     private let acceptingProbe: AcceptingProbe
     /// Workers started and not yet reaped: the only pids (and process groups) the loop may signal.
-    private var unreaped: Set<Int32> = []
-    private let listeners: [Listener]
+    var unreaped: Set<Int32> = []
+    var spawns = SpawnTable()
+    let listeners: [Listener]
+    /// The autoscaling policy when `workers = auto:MIN-MAX` (EventLoop+Autoscale.swift), nil otherwise.
+    var autoscaler: Autoscaler?
+    var loadSampler = LoadSampler()
+    /// How many workers of max_memory fit in the supervisor's memory (cgroup limit or MemTotal), if max_memory is set.
+    var memoryCeiling: Int?
+    /// Whether the listeners are in the epoll set (for autoscaling's first-connection watch).
+    var listenersWatched = false
     let notifier: SystemdNotifier
     private let workerSockets: WorkerSockets
     let log: Log
@@ -44,10 +52,12 @@ final class EventLoop {
     /// epoll data for a health probe's connection: this bit plus its fd.
     private static let probeTag: UInt64 = 1 << 33
     /// epoll data for a worker's notify socket: this bit plus its fd.
-    private static let notifyTag: UInt64 = 1 << 34
+    static let notifyTag: UInt64 = 1 << 34
+    /// epoll data for a spawn's exec report pipe: this bit plus its fd.
+    static let spawnTag: UInt64 = 1 << 36
     /// epoll data for a connection to the `metrics_bind` listener, and for its listening sockets.
-    static let httpTag: UInt64 = 1 << 35
-    private static let httpListenerTag: UInt64 = 1 << 36
+    static let httpTag: UInt64 = 1 << 37
+    private static let httpListenerTag: UInt64 = 1 << 38
 
     /// The signals the loop handles; they must be blocked before any thread exists (a constructor in
     /// CSupervisorSignals blocks them before main, and main blocks them again in case it did not run).
@@ -58,7 +68,8 @@ final class EventLoop {
     }()
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         workerSockets: WorkerSockets, control: ControlServer, log: Log, http: HTTPEndpoint? = nil) throws(SystemError) {
+         workerSockets: WorkerSockets, control: ControlServer, log: Log, autoscaler: Autoscaler? = nil,
+         memoryCeiling: Int? = nil, http: HTTPEndpoint? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
@@ -70,6 +81,9 @@ final class EventLoop {
         self.log = log
         self.http = http
         collector = MetricsCollector(listeners: listeners)
+        self.autoscaler = autoscaler
+        self.memoryCeiling = memoryCeiling
+        if let autoscaler { self.pool.scalingNote = autoscaler.summary(current: pool.desired, memoryCeiling: memoryCeiling) }
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
@@ -80,6 +94,7 @@ final class EventLoop {
         for fd in http?.fds ?? [] {
             try Epoll.add(epoll, fd, HG_EPOLLIN, EventLoop.httpListenerTag | UInt64(UInt32(bitPattern: fd)))
         }
+        if autoscaler != nil { watchListenersForLoad(add: true) }
     }
 
     /// Runs until the pool says exit; returns the exit code.
@@ -87,8 +102,10 @@ final class EventLoop {
         dispatch(.started)
         var events = [hg_event](repeating: hg_event(), count: 16)
         while exitCode == nil {
-            // Control requests left over from the last turn are served after a non-blocking look at everything else.
-            let n = Epoll.wait(epoll, &events, timeoutMilliseconds: control.hasBacklog ? 0 : -1)
+            startQueuedSpawns()
+            // Control requests left over from the last turn, and spawns left for the next one, come after a
+            // non-blocking look at everything else.
+            let n = Epoll.wait(epoll, &events, timeoutMilliseconds: control.hasBacklog || !spawns.queued.isEmpty ? 0 : -1)
             for event in events.prefix(n) {
                 if event.data & EventLoop.probeTag != 0 {
                     let fd = Int32(truncatingIfNeeded: event.data)
@@ -100,9 +117,19 @@ final class EventLoop {
                     }
                     continue
                 }
+                if event.data & EventLoop.spawnTag != 0 {
+                    spawnReported(Int32(truncatingIfNeeded: event.data))
+                    continue
+                }
+                if event.data & EventLoop.listenerTag != 0 {
+                    loadArrived()
+                    continue
+                }
                 if event.data & EventLoop.notifyTag != 0 {
                     let (accepted, rejected) = workerSockets.receive(Int32(truncatingIfNeeded: event.data))
                     for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
+                    // A worker that notifies has exec'd: the pool hears `spawned` before its first message.
+                    for pid in Set(accepted.map(\.pid)) { resolveSpawn(of: pid) }
                     for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
                     continue
                 }
@@ -127,6 +154,7 @@ final class EventLoop {
                     // must fail the roll even when the loop wakes late and finds both at once.
                     reapChildren()
                     dispatch(.deadlineReached)
+                    loadSampleDue(at: Sys.now)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     http?.expire(at: Sys.now)
@@ -159,7 +187,10 @@ final class EventLoop {
                     _ = reload()
                 }
             } else if let signal = Signal(rawValue: signo) {
+                let before = pool.desired
                 dispatch(.signalReceived(signal))
+                // SIGTTIN/SIGTTOU set the count as `workers N` does: it holds until `workers auto`.
+                if (signal == .ttin || signal == .ttou), pool.desired != before { pinWorkers(pool.desired) }
             }
         }
     }
@@ -178,6 +209,7 @@ final class EventLoop {
             unreaped.remove(pid)
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
             workerSockets.release(pid: pid)
+            guard reapedSpawn(pid) else { continue }
             dispatch(.exited(pid: pid, status: exit))
         }
     }
@@ -197,18 +229,8 @@ final class EventLoop {
     private func perform(_ action: Action) -> Event? {
         switch action {
         case let .spawn(slot, generation, release):
-            do {
-                let started = try spawner.spawn(slot: slot, generation: generation, release: release, settings: pool.releases[release])
-                unreaped.insert(started.pid)
-                do {
-                    try Epoll.add(epoll, started.sockets.notifyFD, HG_EPOLLIN, EventLoop.notifyTag | UInt64(UInt32(bitPattern: started.sockets.notifyFD)))
-                } catch {
-                    log(.error, "worker \(slot) (pid \(started.pid)): its notifications cannot be watched: \(error)")
-                }
-                return .spawned(slot: slot, generation: generation, pid: started.pid)
-            } catch {
-                return .spawnFailed(slot: slot, generation: generation, reason: error.description)
-            }
+            // Forked on the next loop turns, its exec result an event of its own (EventLoop+Spawn.swift).
+            queueSpawn(slot: slot, generation: generation, release: release)
         case let .signal(pid, signal):
             // Only a child not yet reaped: its pid and group cannot have been reused. (The pool also asks for
             // SIGKILL right after an exit; the group was killed then, before the reap, in `reapChildren`.)
@@ -249,7 +271,7 @@ final class EventLoop {
     }
 
     func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, http?.nextDeadline].compactMap { $0 }.min()
+        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

@@ -16,9 +16,11 @@ struct Spawner {
         let healthSocket: Bool
     }
 
-    /// A started worker and its private sockets.
+    /// A forked worker whose exec result is still to come on `reportFD` (see `hg_spawn_start`), and its
+    /// private sockets.
     struct Started {
         let pid: Int32
+        let reportFD: Int32
         let sockets: WorkerSockets.Prepared
     }
 
@@ -59,7 +61,7 @@ struct Spawner {
         } + configured
     }
 
-    /// Forks and execs one worker; returns its pid once exec succeeded.
+    /// Forks one worker and returns at once; whether its exec succeeded arrives later on `reportFD`.
     /// `settings` are those of the release the pool asked for (`pool.releases`).
     func spawn(slot: Int, generation: Int, release number: Int, settings: Settings?) throws(SystemError) -> Started {
         guard let settings else { throw SystemError(operation: "start worker \(slot): internal: release \(number) is unknown", errno: EINVAL) }
@@ -86,17 +88,19 @@ struct Spawner {
         env.append("LISTEN_PID=" + String(repeating: " ", count: 24))
         if release.watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
         var error: Int32 = 0
+        var reportFD: Int32 = -1
         let pid = withCStrings(command) { argv in
             withCStrings(env) { envp in
-                hg_spawn(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), &error)
+                hg_spawn_start(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), &reportFD, &error)
             }
         }
         guard pid > 0 else {
             sockets.discard(own)
             throw SystemError(operation: "start \(command[0])", errno: error)
         }
+        // Adopted at once: the pid is known, and a child whose exec fails releases them when it is reaped.
         sockets.adopt(own, pid: pid)
-        return Started(pid: pid, sockets: own)
+        return Started(pid: pid, reportFD: reportFD, sockets: own)
     }
 }
 

@@ -40,7 +40,9 @@ enum Start {
             log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
             log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
-                                     workerSockets: workerSockets, control: control, log: log, http: http)
+                                     workerSockets: workerSockets, control: control, log: log,
+                                     autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
+                                     memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), http: http)
             return loop.run()
         } catch {
             log(.error, "\(error)")

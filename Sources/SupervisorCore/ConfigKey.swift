@@ -38,9 +38,17 @@ public struct ConfigKey: Sendable {
 
     /// In the order `check-config` prints them and `--help` lists them.
     public static let all: [ConfigKey] = [
-        ConfigKey("workers", "supervisor", accepts: "'auto' or a number from 1 to max_workers", render: { [$0.workers.description] }) {
+        ConfigKey("workers", "supervisor",
+                  accepts: "'auto' (2 x CPUs), a number from 1 to max_workers, or auto:MIN-MAX to autoscale (e.g. auto:1-16)",
+                  render: { [$0.workers.description] }) {
             s, v throws(ConfigValueError) in
-            if v == "auto" { s.workers = .auto } else { s.workers = .fixed(try ValueParser.integer(v, in: 1...1_000_000)) }
+            if v == "auto" { s.workers = .auto } else if v.hasPrefix("auto:") { s.workers = .range(try ValueParser.workerRange(String(v.dropFirst(5)))) } else { s.workers = .fixed(try ValueParser.integer(v, in: 1...1_000_000)) }
+        },
+        ConfigKey("scale_down_delay", "supervisor", accepts: "a duration such as 30s (at least 1s)", render: { [$0.scaleDownDelay.configText] }) {
+            s, v throws(ConfigValueError) in
+            let delay = try ValueParser.duration(v)
+            guard delay >= .seconds(1) else { throw ConfigValueError("\(delay.spoken) is too short") }
+            s.scaleDownDelay = delay
         },
         ConfigKey("max_workers", "supervisor", accepts: "a number from 1 to 1024", render: { ["\($0.maxWorkers)"] }) {
             s, v throws(ConfigValueError) in s.maxWorkers = try ValueParser.integer(v, in: 1...1024)

@@ -87,6 +87,9 @@ public struct ConfigLoader: Sendable {
         if case .fixed(let n) = settings.workers, n > settings.maxWorkers {
             throw ConfigError(location: "workers", message: "\(n) workers exceed max_workers (\(settings.maxWorkers)); raise max_workers or lower workers")
         }
+        if let range = settings.autoscaleRange, range.upperBound > settings.maxWorkers {
+            throw ConfigError(location: "workers", message: "autoscaling up to \(range.upperBound) workers exceeds max_workers (\(settings.maxWorkers)); raise max_workers or lower the range's maximum")
+        }
         if settings.bind.isEmpty {
             throw ConfigError(location: "bind", message: "no address to listen on; set bind = HOST:PORT")
         }

@@ -110,7 +110,9 @@ extension Pool {
         case .settle(let slot):
             return promote(slot, at: now)
         case .restart(let id):
-            // restartAt is cleared when the worker has started (or set anew when it could not).
+            // The exec result comes later as an event (`spawned` or `spawnFailed`, which sets it anew):
+            // left armed, the restart would fire again, at once, until then.
+            slots[id].restartAt = nil
             return [.spawn(slot: id, generation: slots[id].generation + 1, release: slots[id].release)]
         case .workerWatchdog(let pid):
             let interval = workers[pid]?.health.watchdogInterval ?? .zero

@@ -36,6 +36,7 @@ extension Pool {
         case .starting, .running:
             var text = "\(readyCount)/\(desired) workers ready"
             if let from = scalingFrom { text = "scaling \(from) → \(desired): " + text }
+            if let note = scalingNote { text += "; " + note }
             if let roll { text = "\(roll.gerund): \(roll.done)/\(roll.total) workers replaced; " + text }
             else if let lastRoll, !lastRoll.succeeded { text += "; " + lastRoll.summary }
             if let looping = crashLoopingSlots.first {

@@ -8,6 +8,8 @@ public struct Pool: Sendable {
     public internal(set) var phase: Phase = .starting
     /// The count before the last scaling, shown until the pool has reached the new one.
     public internal(set) var scalingFrom: Int? = nil
+    /// The autoscaler's one-line state (range, count, why it last changed), kept by the shell for STATUS=.
+    public var scalingNote: String? = nil
     /// Every configuration release in use; the shell maps a `spawn` action's release to a command and environment.
     public internal(set) var releases: Releases
     /// The configuration release new workers run.

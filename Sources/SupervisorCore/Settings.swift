@@ -1,13 +1,16 @@
-/// How many workers to run: a fixed number, or derived from the machine.
+/// How many workers to run: a fixed number, derived from the machine, or autoscaled within a range.
 public enum WorkerCount: Equatable, Sendable, CustomStringConvertible {
     case auto
     case fixed(Int)
+    /// `auto:MIN-MAX`: start at MIN, let the autoscaler move the count within the range.
+    case range(ClosedRange<Int>)
 
     /// 2 × online CPUs (hyperthreads counted), exactly 1 in debug mode.
     public func resolve(onlineCPUs: Int, debug: Bool) -> Int {
         switch self {
         case .fixed(let n): return n
         case .auto: return debug ? 1 : max(1, 2 * onlineCPUs)
+        case .range(let range): return range.lowerBound
         }
     }
 
@@ -15,6 +18,7 @@ public enum WorkerCount: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .auto: return "auto"
         case .fixed(let n): return String(n)
+        case .range(let range): return "auto:\(range.lowerBound)-\(range.upperBound)"
         }
     }
 }
@@ -83,6 +87,14 @@ public struct Settings: Equatable, Sendable {
     /// Successors started at once during a rolling restart.
     public var maxSurge: Int = 1
     public var health = HealthPolicy()
+    /// Autoscaling: quiet time before the pool shrinks (then a step every third of it).
+    public var scaleDownDelay: Duration = .seconds(30)
+
+    /// The autoscaling range, when `workers = auto:MIN-MAX`.
+    public var autoscaleRange: ClosedRange<Int>? {
+        if case .range(let range) = workers { return range }
+        return nil
+    }
 
     public init() {}
 }

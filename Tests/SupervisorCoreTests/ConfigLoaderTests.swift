@@ -114,7 +114,7 @@ struct ConfigLoaderTests {
 
     @Test("a bad value names the key, the problem and what is accepted")
     func badValue() {
-        #expect(error("[supervisor]\n\nworkers = lots") == "supervisor.conf:3: workers: 'lots' is not a whole number; expected 'auto' or a number from 1 to max_workers")
+        #expect(error("[supervisor]\n\nworkers = lots") == "supervisor.conf:3: workers: 'lots' is not a whole number; expected 'auto' (2 x CPUs), a number from 1 to max_workers, or auto:MIN-MAX to autoscale (e.g. auto:1-16)")
         #expect(error("[supervisor]\nbind = localhost") == "supervisor.conf:2: bind: 'localhost' is not HOST:PORT, [IPV6]:PORT or unix:PATH; expected HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH")
         #expect(error("[worker]\nreadiness = sometimes") == "supervisor.conf:2: readiness: 'sometimes' is not one of: accepting, exec, notify, http; expected accepting, exec, notify or http")
         #expect(error("[restart]\ncrash_loop_threshold = 0") == "supervisor.conf:2: crash_loop_threshold: 0 is out of range (1 to 1000); expected a number from 1 to 1000")

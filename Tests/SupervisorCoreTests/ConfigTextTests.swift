@@ -20,6 +20,7 @@ struct ConfigTextTests {
         crash_loop = exit
         watchdog_requires_ready = false
         unready_timeout = 90s
+        scale_down_delay = 45s
         [worker]
         command = /usr/bin/python3 -m app --title "my app" 'it''s'
         environment = APP_ENV=production

@@ -48,15 +48,7 @@ int hg_wifexited(int status);
 int hg_wexitstatus(int status);
 int hg_wifsignaled(int status);
 int hg_wtermsig(int status);
-/// The whole spawn path: fork, then in the child only async-signal-safe C: own process group,
-/// PR_SET_PDEATHSIG(SIGKILL), clean signal mask and default dispositions, stdin from /dev/null,
-/// fds[i] moved to 3+i without close-on-exec, envp[listen_pid_index] and every entry after it
-/// ("LISTEN_PID=", "WATCHDOG_PID=" buffers with at least 24 bytes to spare) completed with the
-/// child's own pid, then execve(path).
-/// Returns the pid once exec has succeeded; on failure returns -1 and sets *error to the errno of the
-/// failing step (fork or exec), the child having been reaped.
-pid_t hg_spawn(const char *path, char *const argv[], char *const envp[], int listen_pid_index,
-               const int *fds, int nfds, int *error);
+// The spawn itself: spawn_async.h.
 
 // MARK: sockets
 /// Listening TCP sockets for host:port (all addresses getaddrinfo gives; IPv6 ones IPV6_V6ONLY).
