@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: deps test-deps build run test release clean install uninstall acceptance
+.PHONY: deps test-deps build run test release clean install uninstall uninstall-old-examples acceptance test-hyperglass
 
 # What a fresh machine lacks to build: libsystemd's headers (sd_notify).
 deps:
@@ -32,6 +32,7 @@ run: build
 test: test-deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory test-container-quick
+	$(MAKE) --no-print-directory chaos-quick
 	$(MAKE) --no-print-directory acceptance
 
 # Release binaries: the Swift runtime linked statically (the service needs no toolchain), and link
@@ -55,27 +56,45 @@ clean:
 # Units go to $(PREFIX)/lib/systemd/system: systemd reads /usr/local/lib/systemd/system itself, and
 # /etc/systemd/system stays the administrator's (`systemctl edit`). A staged install for packaging:
 # `make install DESTDIR=/tmp/stage PREFIX=/usr UNITDIR=/lib/systemd/system`.
+#
+# Side by side with the hyperglass looking glass (docs/hyperglass.md, "Installed side by side"):
+# - The supervisor is $(BINDIR)/hyperglass-supervisor, and the unit runs that. `hyperglass` is only a
+#   symlink to it where the name is free or already ours: `pip install hyperglass` (as root) puts the
+#   looking glass's own command there (scripts/hyperglass-alias.sh says what pip does to each case).
+# - Its configuration is $(SYSCONFDIR)/hyperglass-supervisor/: the looking glass refuses to start when
+#   both ~/hyperglass and /etc/hyperglass exist, so nothing of ours may create /etc/hyperglass.
+#   An /etc/hyperglass/supervisor.conf from an earlier install is still read (with a notice) and kept.
 DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/hyperglass
 SYSCONFDIR ?= /etc
+CONFDIR = $(SYSCONFDIR)/hyperglass-supervisor
+# Where earlier installs put the configuration and the example apps.
+OLDCONFDIR = $(SYSCONFDIR)/hyperglass
 # Where `make release` put the binaries; SCRATCH= for another build directory (swift --scratch-path).
 SCRATCH ?= .build
 RELEASE_DIR ?= $(SCRATCH)/release
 PROGRAMS = hyperglass hyperglass-worker hyperglassctl
+# Installed names: the build's `hyperglass` becomes hyperglass-supervisor.
+INSTALLED = hyperglass-supervisor hyperglass-worker hyperglassctl
 UNITS = hyperglass.service hyperglass.socket
-# The example apps that config/*.conf run from /etc/hyperglass/examples/, and the ready-to-copy
-# worker configurations (documentation: $(DOCDIR)/examples/), with the docs that explain them.
+# The example apps that config/*.conf run from /etc/hyperglass-supervisor/examples/, and the
+# ready-to-copy worker configurations (documentation: $(DOCDIR)/examples/), with the docs that explain them.
 EXAMPLES = $(notdir $(wildcard config/examples/*.py))
 EXAMPLE_CONFS = $(filter-out supervisor.conf,$(notdir $(wildcard config/*.conf)))
-DOCS = $(notdir $(wildcard docs/systemd.md docs/workers.md))
+DOCS = $(notdir $(wildcard docs/systemd.md docs/workers.md docs/hyperglass.md))
 
 install:
 	@for p in $(PROGRAMS); do test -x $(RELEASE_DIR)/$$p || { \
 	  echo "make install: $(RELEASE_DIR)/$$p is missing; run 'make release' first" >&2; exit 1; }; done
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/hyperglass
-	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	@# Never write through a symlink: a hyperglass-supervisor that is one was not put there by us.
+	@for p in $(INSTALLED); do if [ -L $(DESTDIR)$(BINDIR)/$$p ]; then \
+	  echo "make install: $(DESTDIR)$(BINDIR)/$$p is a symlink (to $$(readlink $(DESTDIR)$(BINDIR)/$$p)); remove it first" >&2; exit 1; fi; done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(RELEASE_DIR)/hyperglass $(DESTDIR)$(BINDIR)/hyperglass-supervisor
+	install -m 0755 $(RELEASE_DIR)/hyperglass-worker $(RELEASE_DIR)/hyperglassctl $(DESTDIR)$(BINDIR)/
+	@sh scripts/hyperglass-alias.sh install $(DESTDIR)$(BINDIR)
 	@# The units name /usr/local/bin and /usr/local/share: follow PREFIX and BINDIR.
 	for u in $(UNITS); do \
 	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/hyperglass|$(DOCDIR)|g' systemd/$$u \
@@ -83,32 +102,69 @@ install:
 	$(if $(DOCS),install -m 0644 $(addprefix docs/,$(DOCS)) $(DESTDIR)$(DOCDIR)/)
 	$(if $(EXAMPLE_CONFS),install -d $(DESTDIR)$(DOCDIR)/examples && \
 	  install -m 0644 $(addprefix config/,$(EXAMPLE_CONFS)) $(DESTDIR)$(DOCDIR)/examples/)
-	@# The configuration is the administrator's once installed: never overwrite it.
-	@if [ -e $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf ]; then \
-	  echo "kept $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf (already there)"; \
+	@# The configuration is the administrator's once installed: never overwrite it. One from an earlier
+	@# install in $(OLDCONFDIR) stays in use (the supervisor reads it when $(CONFDIR) has none).
+	@if [ -e $(DESTDIR)$(CONFDIR)/supervisor.conf ]; then \
+	  echo "kept $(DESTDIR)$(CONFDIR)/supervisor.conf (already there)"; \
+	elif [ -e $(DESTDIR)$(OLDCONFDIR)/supervisor.conf ]; then \
+	  echo "kept $(DESTDIR)$(OLDCONFDIR)/supervisor.conf, still in use: move it to $(CONFDIR)/supervisor.conf"; \
+	  echo "  (the hyperglass looking glass refuses to start while both ~/hyperglass and $(OLDCONFDIR) exist)"; \
 	elif [ -f config/supervisor.conf ]; then \
-	  install -m 0644 config/supervisor.conf $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf && \
-	  echo "installed $(DESTDIR)$(SYSCONFDIR)/hyperglass/supervisor.conf"; \
+	  install -m 0644 config/supervisor.conf $(DESTDIR)$(CONFDIR)/supervisor.conf && \
+	  echo "installed $(DESTDIR)$(CONFDIR)/supervisor.conf"; \
 	else echo "note: config/supervisor.conf not in this tree; the built-in defaults apply"; fi
 	@# The example apps, for config/{uvicorn,gunicorn,websockets-worker}.conf; also never overwritten.
-	@install -d $(DESTDIR)$(SYSCONFDIR)/hyperglass/examples
-	@for f in $(EXAMPLES); do d=$(DESTDIR)$(SYSCONFDIR)/hyperglass/examples/$$f; \
+	@install -d $(DESTDIR)$(CONFDIR)/examples
+	@for f in $(EXAMPLES); do d=$(DESTDIR)$(CONFDIR)/examples/$$f; \
 	  if [ -e $$d ]; then echo "kept $$d (already there)"; \
 	  else install -m 0644 config/examples/$$f $$d && echo "installed $$d"; fi; done
+	@# An earlier install's example apps in $(OLDCONFDIR)/examples: unchanged copies go, so that
+	@# $(OLDCONFDIR) (the looking glass's directory) only exists when something else is in it.
+	@$(MAKE) --no-print-directory uninstall-old-examples
 	@test -n "$(DESTDIR)" || echo "next: systemctl daemon-reload && systemctl enable --now hyperglass (see $(DOCDIR)/systemd.md)"
 
 # Leaves a configuration that differs from the shipped one; stop the service first
-# (`systemctl disable --now hyperglass hyperglass.socket`).
-uninstall:
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
-	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,systemd.md workers.md) $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(EXAMPLE_CONFS))
+# (`systemctl disable --now hyperglass hyperglass.socket`). `hyperglass` goes only if it is our symlink.
+uninstall: uninstall-old-examples
+	@sh scripts/hyperglass-alias.sh uninstall $(DESTDIR)$(BINDIR)
+	@# hyperglass-supervisor only where it is a file: a symlink there is someone else's.
+	@for p in $(INSTALLED); do f=$(DESTDIR)$(BINDIR)/$$p; if [ -L $$f ]; then echo "kept $$f (a symlink, not ours)"; else rm -f $$f; fi; done
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,systemd.md workers.md hyperglass.md) $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(EXAMPLE_CONFS))
 	-@rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
-	@for f in supervisor.conf $(addprefix examples/,$(EXAMPLES)); do c=$(DESTDIR)$(SYSCONFDIR)/hyperglass/$$f; \
+	@for d in $(CONFDIR) $(OLDCONFDIR); do for f in supervisor.conf; do c=$(DESTDIR)$$d/$$f; \
 	  if [ -f $$c ] && [ -f config/$$f ] && cmp -s $$c config/$$f; then rm -f $$c; \
+	  elif [ -f $$c ]; then echo "kept $$c (changed locally; remove it yourself)"; fi; done; done
+	@for f in $(EXAMPLES); do c=$(DESTDIR)$(CONFDIR)/examples/$$f; \
+	  if [ -f $$c ] && cmp -s $$c config/examples/$$f; then rm -f $$c; \
 	  elif [ -f $$c ]; then echo "kept $$c (changed locally; remove it yourself)"; fi; done
 	@# Python's byte-code cache of the example apps (written when a worker imported them).
-	@rm -rf $(DESTDIR)$(SYSCONFDIR)/hyperglass/examples/__pycache__
-	-@rmdir $(DESTDIR)$(SYSCONFDIR)/hyperglass/examples $(DESTDIR)$(SYSCONFDIR)/hyperglass 2>/dev/null || true
+	@rm -rf $(DESTDIR)$(CONFDIR)/examples/__pycache__
+	-@rmdir $(DESTDIR)$(CONFDIR)/examples $(DESTDIR)$(CONFDIR) $(DESTDIR)$(OLDCONFDIR) 2>/dev/null || true
+
+# The example apps an earlier install put in /etc/hyperglass/examples: removed when unchanged, and
+# the directories with them when empty (never the looking glass's files: rmdir fails on those).
+uninstall-old-examples:
+	@for f in $(EXAMPLES); do c=$(DESTDIR)$(OLDCONFDIR)/examples/$$f; \
+	  if [ -f $$c ] && cmp -s $$c config/examples/$$f; then rm -f $$c && echo "removed $$c (moved to $(CONFDIR)/examples)"; \
+	  elif [ -f $$c ]; then echo "kept $$c (changed locally; remove it yourself)"; fi; done
+	@rm -rf $(DESTDIR)$(OLDCONFDIR)/examples/__pycache__
+	-@rmdir $(DESTDIR)$(OLDCONFDIR)/examples $(DESTDIR)$(OLDCONFDIR) 2>/dev/null || true
+
+# ---- test-hyperglass: the real hyperglass looking glass under the supervisor (opt-in, not in `test`) --
+# Builds hyperglass 1.0.4 from PyPI into .build-hyperglass/venv once (2.5–5 minutes; rebuilt only when
+# scripts/hyperglass-venv.sh or its lock change; HYPERGLASS_VENV= to keep it elsewhere), needs
+# redis-server (`apt-get install redis-server`; its service may stay stopped) and network access to PyPI.
+# HYPERGLASS_COMPARE_GUNICORN=1 adds the memory comparison with Gunicorn's arbiter. install_test.py checks
+# make install/uninstall beside `pip install hyperglass` in every order, in staging directories.
+# Under systemd 252 (root, the shared testbed; not run here): Tests/Hyperglass/hyperglass_systemd.sh
+# (after make release) and Tests/Hyperglass/prestart_systemd.sh.
+HYPERGLASS_VENV ?= $(CURDIR)/.build-hyperglass/venv
+test-hyperglass: build
+	@command -v redis-server >/dev/null || { echo "test-hyperglass: needs redis-server (apt-get install redis-server)" >&2; exit 1; }
+	sh scripts/hyperglass-venv.sh $(HYPERGLASS_VENV)
+	python3 Tests/Hyperglass/install_test.py --venv $(HYPERGLASS_VENV) --bin $(CURDIR)/.build/debug
+	python3 Tests/Hyperglass/hyperglass_test.py --venv $(HYPERGLASS_VENV) --bin $(CURDIR)/.build/debug
 
 # ---- acceptance: the installed product under a booted systemd 252 ---------------------------------
 # Skips (exit 0, with a message) where the testbed cannot run: not root, or no
@@ -116,6 +172,26 @@ uninstall:
 # It builds the release binaries itself (into SCRATCH) and installs them with `make install DESTDIR=…`.
 acceptance:
 	python3 Tests/Acceptance/acceptance.py --scratch-path $(SCRATCH)
+
+# ---- chaos: random SIGKILL/SIGSTOP of workers and SIGSTOP of the supervisor under HTTP load ----------
+# Tests/Chaos/chaos.py against the debug build (BIN_DIR= for others): prints the figures (faults by kind,
+# requests and failures by kind, time back to N ready, fds, RSS, zombies, orphans, watchdog gaps) and
+# fails when an invariant breaks. `make chaos` is the long run (CHAOS_SECONDS, default 60; then a
+# uvicorn --fd 3 pool for CHAOS_UVICORN_SECONDS, 0 to skip); `make test` runs the short one (~15 s),
+# with the regression test of a resumed supervisor aborting healthy workers. CHAOS_SEED= replays a run.
+CHAOS_SECONDS ?= 60
+CHAOS_UVICORN_SECONDS ?= 20
+CHAOS_BIN_DIR = $(or $(BIN_DIR),$(SCRATCH)/debug)
+CHAOS_SEED ?=
+CHAOS = python3 Tests/Chaos/chaos.py --bin-dir $(CHAOS_BIN_DIR) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+.PHONY: chaos chaos-quick
+chaos: build
+	$(CHAOS) --seconds $(CHAOS_SECONDS)
+	@if [ "$(CHAOS_UVICORN_SECONDS)" != 0 ]; then echo '$(CHAOS) --pool uvicorn --seconds $(CHAOS_UVICORN_SECONDS)'; \
+	  $(CHAOS) --pool uvicorn --seconds $(CHAOS_UVICORN_SECONDS); fi
+chaos-quick:
+	python3 Tests/Chaos/stopped_supervisor.py --bin-dir $(CHAOS_BIN_DIR)
+	$(CHAOS) --seconds 10
 
 # ---- container mode: the supervisor as PID 1 of a real PID namespace (unshare), no systemd ---------
 # Root only (skips otherwise). BIN_DIR= for other binaries; `make test` runs the short set (~3 s) on

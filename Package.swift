@@ -22,25 +22,25 @@ let package = Package(
         .target(name: "CHyperglass"),
         // The supervisor's signals, blocked by a constructor before the Swift runtime starts (only it links this).
         .target(name: "CSupervisorSignals"),
-        // The one door to the kernel for the supervisor and hyperglassctl: EINTR retried in one place, EBADF a bug.
+        // The one door to the kernel for every program and WorkerKit: EINTR retried in one place, EBADF a bug.
         .target(name: "SystemCalls", dependencies: ["CHyperglass"]),
         // The pure policy core: config, pool state machine, backoff. No syscalls, no clock.
         .target(name: "SupervisorCore"),
         // The control protocol shared by the supervisor and hyperglassctl: JSON lines over a Unix socket.
         .target(name: "ControlProtocol"),
         // The worker side of the protocol (inherited sockets, readiness, watchdog, drain), for any Swift server.
-        .target(name: "WorkerKit", dependencies: ["CHyperglass"]),
+        .target(name: "WorkerKit", dependencies: ["SystemCalls", "CHyperglass"]),
         .executableTarget(
             name: "Supervisor",
             dependencies: ["SupervisorCore", "ControlProtocol", "SystemCalls", "CHyperglass", "CSupervisorSignals", "CSystemd"]
         ),
         .executableTarget(name: "Control", dependencies: ["ControlProtocol", "SystemCalls", "CHyperglass"]),
-        .executableTarget(name: "Worker", dependencies: ["WorkerKit", "CHyperglass"]),
+        .executableTarget(name: "Worker", dependencies: ["WorkerKit", "SystemCalls", "CHyperglass"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "ControlProtocol"]),
         // The shell's pure helpers (arguments, status report and table, systemd time spans), tested in-process.
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "SupervisorCore", "ControlProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["Fixtures", "Hostile"]),
-        .testTarget(name: "WorkerTests", dependencies: ["WorkerKit", "Worker"], exclude: ["drain_client.py"]),
+        .testTarget(name: "WorkerTests", dependencies: ["WorkerKit", "Worker", "SystemCalls", "CHyperglass"], exclude: ["drain_client.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

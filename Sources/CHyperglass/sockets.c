@@ -255,17 +255,3 @@ ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid) {
     if ((size_t)n > len) n = (ssize_t)len;  // truncated: the caller sees the first len bytes
     return n == 0 ? 0 : n;
 }
-
-int hg_notify_send(const char *address, const char *message, size_t len) {
-    struct sockaddr_un addr;
-    socklen_t alen = unix_address(address, &addr);
-    if (alen == 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    ssize_t n;
-    do { n = sendto(fd, message, len, MSG_NOSIGNAL, (struct sockaddr *)&addr, alen); } while (n < 0 && errno == EINTR);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n < 0 ? -1 : 0;
-}

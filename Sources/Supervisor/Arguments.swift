@@ -95,7 +95,8 @@ enum Arguments {
             'check-config' validates the configuration and prints the effective values.
 
             Configuration comes from, in rising precedence: FILE (--config, $HYPERGLASS_CONFIG, or
-            /etc/hyperglass/supervisor.conf if it exists), HYPERGLASS_<KEY> variables, then flags.
+            /etc/hyperglass-supervisor/supervisor.conf, else the old /etc/hyperglass/supervisor.conf,
+            if it exists), HYPERGLASS_<KEY> variables, then flags.
             Every key has a flag of the same name: ready_timeout is --ready-timeout and
             HYPERGLASS_READY_TIMEOUT. Durations take ms, s, m, h (500ms, 30s, 2m). Sizes take K, M, G (512M).
 

@@ -3,7 +3,10 @@ import SupervisorCore
 
 /// Loads the effective settings for an invocation and resolves the worker command.
 enum Configuration {
-    static let defaultPath = "/etc/hyperglass/supervisor.conf"
+    /// Not /etc/hyperglass: the hyperglass looking glass refuses to start when both it and ~/hyperglass exist.
+    static let defaultPath = "/etc/hyperglass-supervisor/supervisor.conf"
+    /// Where earlier installs put it; still read, with a notice, when defaultPath does not exist.
+    static let legacyPath = "/etc/hyperglass/supervisor.conf"
 
     /// The settings plus where they came from, for messages and check-config.
     struct Loaded {
@@ -16,6 +19,10 @@ enum Configuration {
         var file = invocation.configPath ?? environment["HYPERGLASS_CONFIG"]
         let explicit = file != nil
         if file == nil, Sys.fileExists(defaultPath) { file = defaultPath }
+        if file == nil, Sys.fileExists(legacyPath) {
+            file = legacyPath
+            Log(verbose: false)(.notice, "reading \(legacyPath), the old default; move it to \(defaultPath)")
+        }
         if let file {
             let text: String
             do {
@@ -35,11 +42,12 @@ enum Configuration {
         var settings = try loader.validated()
         if let command = invocation.command { settings.command = command }
         settings.command = try resolveCommand(settings.command, path: environment["PATH"])
+        if !settings.prestart.isEmpty { settings.prestart = try resolveCommand(settings.prestart, path: environment["PATH"], key: "prestart") }
         return Loaded(settings: settings, file: file)
     }
 
     /// argv with argv[0] made absolute: the bundled worker when empty, else looked up in PATH.
-    static func resolveCommand(_ command: [String], path: String?) throws(ConfigError) -> [String] {
+    static func resolveCommand(_ command: [String], path: String?, key: String = "command") throws(ConfigError) -> [String] {
         guard let program = command.first else {
             guard let directory = Sys.executableDirectory() else {
                 throw ConfigError(location: "command", message: "cannot locate the bundled hyperglass-worker; set command")
@@ -52,7 +60,7 @@ enum Configuration {
         }
         if program.contains("/") {
             guard Sys.isExecutableFile(program) else {
-                throw ConfigError(location: "command", message: "'\(program)' is not an executable file")
+                throw ConfigError(location: key, message: "'\(program)' is not an executable file")
             }
             return command
         }
@@ -60,7 +68,7 @@ enum Configuration {
             let candidate = "\(directory)/\(program)"
             if Sys.isExecutableFile(candidate) { return [candidate] + command.dropFirst() }
         }
-        throw ConfigError(location: "command", message: "'\(program)' was not found in PATH; give its absolute path")
+        throw ConfigError(location: key, message: "'\(program)' was not found in PATH; give its absolute path")
     }
 
     /// The effective configuration as a file `--config` would accept.

@@ -126,11 +126,7 @@ final class EventLoop {
                     continue
                 }
                 if event.data & EventLoop.notifyTag != 0 {
-                    let (accepted, rejected) = workerSockets.receive(Int32(truncatingIfNeeded: event.data))
-                    for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
-                    // A worker that notifies has exec'd: the pool hears `spawned` before its first message.
-                    for pid in Set(accepted.map(\.pid)) { resolveSpawn(of: pid) }
-                    for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
+                    receiveNotifications(Int32(truncatingIfNeeded: event.data))
                     continue
                 }
                 if event.data & EventLoop.httpListenerTag != 0 {
@@ -150,7 +146,11 @@ final class EventLoop {
                 case .timer:
                     hg_timerfd_drain(timer)
                     armedDeadline = nil
-                    // Exits that came before the deadline count first: a successor that died within min_ready
+                    // A WATCHDOG=1 already waiting on a socket was sent before this deadline passed. After a
+                    // stall (the supervisor stopped or starved longer than a worker's watchdog) epoll may list
+                    // the timer before those sockets: read them first, or every healthy worker looks hung.
+                    for fd in workerSockets.notifyFDs { receiveNotifications(fd) }
+                    // Likewise, exits that came before the deadline count first: a successor that died within min_ready
                     // must fail the roll even when the loop wakes late and finds both at once.
                     reapChildren()
                     dispatch(.deadlineReached)
@@ -172,6 +172,15 @@ final class EventLoop {
         control.close()
         http?.close()
         return exitCode ?? 1
+    }
+
+    /// What waits on one worker's notify socket, as events; a datagram from another pid is only logged.
+    private func receiveNotifications(_ fd: Int32) {
+        let (accepted, rejected) = workerSockets.receive(fd)
+        for pid in Set(rejected) { log(.debug, "ignored a notification sent by pid \(pid) on another worker's notify socket") }
+        // A worker that notifies has exec'd: the pool hears `spawned` before its first message.
+        for pid in Set(accepted.map(\.pid)) { resolveSpawn(of: pid) }
+        for (pid, message) in accepted { dispatch(.notified(pid: pid, message: message)) }
     }
 
     private func readSignals() {

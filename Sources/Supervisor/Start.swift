@@ -19,6 +19,9 @@ enum Start {
         guard desired <= settings.maxWorkers else {
             fail("workers: \(desired) (auto) exceed max_workers (\(settings.maxWorkers)); set workers or raise max_workers", code: 78)
         }
+        let notifier = SystemdNotifier()
+        // Before the sockets are bound: during a long prestart clients are refused, not left waiting.
+        if !settings.prestart.isEmpty, let code = prestart(settings, notifier: notifier, log: log) { return code }
         do {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
             // Bound before the control socket, so a port in use leaves no socket file behind.
@@ -28,7 +31,6 @@ enum Start {
             let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
                                             group: settings.controlGroup)
             let workerSockets = try WorkerSockets(in: control.directory)
-            let notifier = SystemdNotifier()
             let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
             let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
@@ -48,5 +50,26 @@ enum Start {
             log(.error, "\(error)")
             return 1
         }
+    }
+
+    /// Runs `prestart`; nil to go on and start the workers, else the exit status to end with.
+    private static func prestart(_ settings: Settings, notifier: SystemdNotifier, log: Log) -> Int32? {
+        // The workers' environment (ours minus systemd's variables, plus `environment`), no sockets.
+        let environment = Spawner.environment(inherited: Sys.environment(), settings: settings)
+        let shown = settings.prestart.map(ValueParser.shellQuoted).joined(separator: " ")
+        let reason: String
+        do {
+            switch try Prestart.run(settings.prestart, environment: environment, gracefulTimeout: settings.gracefulTimeout,
+                                    notifier: notifier, log: log) {
+            case .succeeded: return nil
+            case .stopped: return 0
+            case .failed(let why): reason = why
+            }
+        } catch {
+            reason = "could not start: \(error)"
+        }
+        log(.error, "prestart \(shown) \(reason); no worker was started. Its output is above; fix the cause, then start again")
+        notifier.send("STATUS=prestart failed: \(shown) \(reason)")
+        return 1
     }
 }

@@ -92,6 +92,9 @@ final class WorkerSockets {
         return directory.anchored(name)
     }
 
+    /// Every live worker's notify socket, for reading what waits on all of them at once.
+    var notifyFDs: [Int32] { Array(byNotifyFD.keys) }
+
     /// Up to 64 waiting datagrams on one worker's notify socket, from that worker; others are dropped.
     func receive(_ fd: Int32) -> (accepted: [(pid: Int32, message: NotifyMessage)], rejected: [Int32]) {
         guard let owner = byNotifyFD[fd]?.pid else { return ([], []) }

@@ -86,6 +86,10 @@ public struct ConfigKey: Sendable {
         ConfigKey("unready_timeout", "supervisor", accepts: "a duration such as 60s", render: { [$0.health.unreadyTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.health.unreadyTimeout = try ValueParser.duration(v)
         },
+        ConfigKey("prestart", "supervisor", accepts: "a command line, quoted like a shell's", reloadable: false, unset: "no command before the workers",
+                  render: { $0.prestart.isEmpty ? [] : [$0.prestart.map(ValueParser.shellQuoted).joined(separator: " ")] }) {
+            s, v throws(ConfigValueError) in s.prestart = try ValueParser.commandLine(v)
+        },
         ConfigKey("command", "worker", accepts: "a command line, quoted like a shell's", unset: "the bundled hyperglass-worker",
                   render: { $0.command.isEmpty ? [] : [$0.command.map(ValueParser.shellQuoted).joined(separator: " ")] }) {
             s, v throws(ConfigValueError) in s.command = try ValueParser.commandLine(v)

@@ -72,6 +72,8 @@ public struct Settings: Equatable, Sendable {
     public var metricsBind: BindAddress? = nil
     public var debug: Bool = false
     public var crashLoop: CrashLoopPolicy = .keepTrying
+    /// A command run to completion before the first workers start (Sources/Supervisor/Prestart.swift); empty: none.
+    public var prestart: [String] = []
     /// The worker command; empty means the bundled hyperglass-worker.
     public var command: [String] = []
     public var environment: [String] = []

@@ -1,5 +1,6 @@
 import CHyperglass
 import Glibc
+import SystemCalls
 import WorkerKit
 
 // Before anything else: SIGTERM/SIGINT blocked and turned into an fd, so a signal that arrives
@@ -13,7 +14,7 @@ do {
                                 environmentDrainTimeout: Environment.get("HYPERGLASS_DRAIN_TIMEOUT"))
 } catch {
     let text = "Error: \(error.message)\nUsage: \(Options.usage)\nSee 'hyperglass-worker --help'.\n"
-    writeStandardError(text)
+    Sys.writeStandardError(text)
     exit(2)
 }
 if options.help {
@@ -34,7 +35,7 @@ for socket in inherited {
 }
 if inherited.isEmpty {
     guard !options.binds.isEmpty else {
-        writeStandardError("Error: no listening socket: LISTEN_FDS is not set and no --bind was given\nUsage: \(Options.usage)\nSee 'hyperglass-worker --help'.\n")
+        Sys.writeStandardError("Error: no listening socket: LISTEN_FDS is not set and no --bind was given\nUsage: \(Options.usage)\nSee 'hyperglass-worker --help'.\n")
         exit(2)
     }
     for address in options.binds {

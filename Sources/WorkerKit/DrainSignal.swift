@@ -1,5 +1,6 @@
 import CHyperglass
 import Glibc
+import SystemCalls
 
 /// SIGTERM and SIGINT as a readable fd, so the event loop learns of a drain request like any other
 /// event, with no handler running at an arbitrary point of the loop.
@@ -14,12 +15,14 @@ public struct DrainSignal: Sendable {
     /// thread exists: signalfd only sees signals blocked in every thread.
     public static func install() -> DrainSignal {
         let signals = DrainSignal.signals
-        let fd = signals.withUnsafeBufferPointer { buffer -> Int32 in
+        let result = signals.withUnsafeBufferPointer { buffer -> Result<Int32, Errno> in
             precondition(hg_block_signals(buffer.baseAddress, Int32(buffer.count)) == 0, "blocking SIGTERM/SIGINT cannot fail")
-            return hg_signalfd(buffer.baseAddress, Int32(buffer.count))
+            return Sys.retryingInterrupts("signalfd") { hg_signalfd(buffer.baseAddress, Int32(buffer.count)) }
         }
-        precondition(fd >= 0, "signalfd failed: errno \(errno)")
-        return DrainSignal(fd: fd)
+        switch result {
+        case .success(let fd): return DrainSignal(fd: fd)
+        case .failure(let error): preconditionFailure("signalfd failed: \(error)")
+        }
     }
 
     /// The next pending drain signal, or nil when none is pending.

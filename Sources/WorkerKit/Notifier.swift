@@ -1,4 +1,5 @@
 import Glibc
+import SystemCalls
 
 /// The `sd_notify` protocol towards whoever started us (the supervisor or systemd itself).
 /// Every call is a no-op when `NOTIFY_SOCKET` is unset, so a worker run by hand needs no flag.
@@ -37,12 +38,12 @@ public final class Notifier: Sendable {
     public init(address: String?) {
         let address = address.flatMap { $0.isEmpty ? nil : $0 }
         self.address = address
-        fd = address == nil ? -1 : Notifier.openSocket()
+        fd = address == nil ? -1 : ((try? Notifier.openSocket().get()) ?? -1)
     }
 
     /// A class so that its socket is closed with it: a notifier made per message must not leak fds.
     deinit {
-        if fd >= 0 { Glibc.close(fd) }
+        if fd >= 0 { Sys.close(fd) }
     }
 
     /// `READY=1`: we accept connections now.
@@ -66,31 +67,33 @@ public final class Notifier: Sendable {
     public func send(_ message: String) -> Delivery {
         guard let address else { return .disabled }
         guard var target = Notifier.socketAddress(address) else { return .failed(EINVAL) }
-        let socket = fd >= 0 ? fd : Notifier.openSocket()
-        guard socket >= 0 else { return .failed(errno) }
-        defer { if socket != fd { Glibc.close(socket) } }
-        var bytes = Array(message.utf8)
+        let socket: Int32
+        if fd >= 0 {
+            socket = fd
+        } else {
+            switch Notifier.openSocket() {
+            case .success(let opened): socket = opened
+            case .failure(let error): return .failed(error.rawValue)
+            }
+        }
+        defer { if socket != fd { Sys.close(socket) } }
+        let bytes = Array(message.utf8)
         let length = socklen_t(MemoryLayout<sa_family_t>.size + Notifier.pathLength(address))
-        while true {
-            let n = withUnsafePointer(to: &target) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
-                    bytes.withUnsafeMutableBytes { raw in
-                        sendto(socket, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), sockaddrPointer, length)
-                    }
-                }
+        let result = withUnsafePointer(to: &target) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+                bytes.withUnsafeBytes { raw in Sys.sendDatagram(socket, raw, to: sockaddrPointer, length: length) }
             }
-            if n >= 0 { return .sent }
-            switch errno {
-            case EINTR: continue
-            // A full queue, or the kernel short of buffers for a moment: worth another try later.
-            case EAGAIN, EWOULDBLOCK, ENOBUFS, ENOMEM: return .wouldBlock
-            case let code: return .failed(code)
-            }
+        }
+        switch result {
+        case .success: return .sent
+        // A full queue, or the kernel short of buffers for a moment: worth another try later.
+        case .failure(let error) where [EAGAIN, EWOULDBLOCK, ENOBUFS, ENOMEM].contains(error.rawValue): return .wouldBlock
+        case .failure(let error): return .failed(error.rawValue)
         }
     }
 
-    private static func openSocket() -> Int32 {
-        socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    private static func openSocket() -> Result<Int32, Errno> {
+        Sys.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
     }
 
     /// The bytes of `sun_path` used: a path and its NUL, or "@name" as a leading NUL and the name.

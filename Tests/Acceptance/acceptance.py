@@ -179,22 +179,22 @@ def test_installed_unit_loads():
     # The example apps where config/*.conf expect them, the worker configurations as documentation.
     examples = sorted(os.listdir(os.path.join(ROOT, "config", "examples")))
     confs = sorted(f for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".conf") and f != "supervisor.conf")
-    missing = guest("for f in " + " ".join(f"/etc/hyperglass/examples/{f}" for f in examples) + " "
+    missing = guest("for f in " + " ".join(f"/etc/hyperglass-supervisor/examples/{f}" for f in examples) + " "
                     + " ".join(f"/usr/local/share/doc/hyperglass/examples/{f}" for f in confs)
                     + "; do test -f $f || echo $f; done").stdout.split()
     check(not missing, f"make install did not install {missing}")
     for conf in confs:
-        for path in re.findall(r"/etc/hyperglass/examples/(\w+\.py)", open(os.path.join(ROOT, "config", conf)).read()):
-            check(path in examples, f"config/{conf} names /etc/hyperglass/examples/{path}, which is not installed")
+        for path in re.findall(r"/etc/hyperglass-supervisor/examples/(\w+\.py)", open(os.path.join(ROOT, "config", conf)).read()):
+            check(path in examples, f"config/{conf} names /etc/hyperglass-supervisor/examples/{path}, which is not installed")
 
 
 def test_install_and_uninstall_keep_local_changes():
-    """`make install` never overwrites /etc/hyperglass files; `make uninstall` removes only unchanged ones."""
+    """`make install` never overwrites /etc/hyperglass-supervisor files; `make uninstall` removes only unchanged ones."""
     stage = tempfile.mkdtemp(prefix="hyperglass-reinstall-")
     try:
         make = ["make", "--no-print-directory", "-s", f"DESTDIR={stage}", f"SCRATCH={SCRATCH}"]
         run(make + ["install"], cwd=ROOT)
-        etc = os.path.join(stage, "etc", "hyperglass")
+        etc = os.path.join(stage, "etc", "hyperglass-supervisor")
         changed = [os.path.join(etc, "supervisor.conf"), os.path.join(etc, "examples", "asgi_app.py")]
         for path in changed:
             with open(path, "a") as f:
@@ -306,11 +306,11 @@ def test_killed_workers_are_replaced():
 
 def test_check_config_warns_about_short_stop_timeout():
     """`hyperglass check-config` compares the unit's TimeoutStopSec with graceful_timeout."""
-    result = guest("hyperglass check-config 2>&1 >/dev/null")
+    result = guest("hyperglass-supervisor check-config 2>&1 >/dev/null")
     check("TimeoutStopSec" not in result.stdout, f"warned about the shipped unit: {result.stdout}")
     write_dropin("short-stop", "TimeoutStopSec=20s")
     try:
-        result = guest("hyperglass check-config 2>&1 >/dev/null")
+        result = guest("hyperglass-supervisor check-config 2>&1 >/dev/null")
         check(result.returncode == 0 and "TimeoutStopSec=20s, not longer than graceful_timeout" in result.stdout,
               f"no warning for TimeoutStopSec=20s: {result.stdout!r}")
     finally:
@@ -392,8 +392,8 @@ def test_never_ready_pool_stops_watchdog_pings():
 def test_reload_rolls_every_worker_without_failed_requests():
     """`systemctl reload` rolls every worker with 0 failed requests and returns when the roll is done;
     a broken config makes the reload fail visibly while the old workers keep serving."""
-    guest("printf '[supervisor]\\nworkers = %d\\n' > /etc/hyperglass/acceptance.conf" % WORKERS)
-    write_dropin("reload", "Environment=HYPERGLASS_CONFIG=/etc/hyperglass/acceptance.conf")
+    guest("printf '[supervisor]\\nworkers = %d\\n' > /etc/hyperglass-supervisor/acceptance.conf" % WORKERS)
+    write_dropin("reload", "Environment=HYPERGLASS_CONFIG=/etc/hyperglass-supervisor/acceptance.conf")
     stop_file = "/run/hyperglass-acceptance-load-done"
     load = None
     try:
@@ -411,7 +411,7 @@ def test_reload_rolls_every_worker_without_failed_requests():
         check(show("StatusText")["StatusText"] == f"{WORKERS}/{WORKERS} workers ready", "not ready after reload")
 
         # A broken configuration: the reload fails, nothing changes, the pool keeps serving.
-        guest("printf '[supervisor]\\nworkers = many\\n' > /etc/hyperglass/acceptance.conf")
+        guest("printf '[supervisor]\\nworkers = many\\n' > /etc/hyperglass-supervisor/acceptance.conf")
         cursor = journal_cursor()
         failed = guest("systemctl reload hyperglass", timeout=120, check_rc=False)
         check(failed.returncode != 0, "systemctl reload succeeded with a broken config")
@@ -432,7 +432,7 @@ def test_reload_rolls_every_worker_without_failed_requests():
         if load:
             load.end()
         remove_dropin("reload")
-        guest("rm -f /etc/hyperglass/acceptance.conf; systemctl restart hyperglass", timeout=90, check_rc=False)
+        guest("rm -f /etc/hyperglass-supervisor/acceptance.conf; systemctl restart hyperglass", timeout=90, check_rc=False)
 
 
 def test_socket_activation_restart_refuses_nothing():
@@ -483,8 +483,8 @@ def test_stop_drains():
 
 def test_config_error_fails_without_restart_loop():
     """A config error: start fails, status shows exit 78 and the message, no restart loop."""
-    guest("printf '[supervisor]\\nwrokers = 4\\n' > /etc/hyperglass/broken.conf")
-    write_dropin("broken", "Environment=HYPERGLASS_CONFIG=/etc/hyperglass/broken.conf")
+    guest("printf '[supervisor]\\nwrokers = 4\\n' > /etc/hyperglass-supervisor/broken.conf")
+    write_dropin("broken", "Environment=HYPERGLASS_CONFIG=/etc/hyperglass-supervisor/broken.conf")
     try:
         result = guest("systemctl start hyperglass", timeout=60, check_rc=False)
         check(result.returncode != 0, "systemctl start succeeded with a broken config")
@@ -496,7 +496,7 @@ def test_config_error_fails_without_restart_loop():
         check("status=78" in text and "broken.conf:2" in text and "wrokers" in text, f"status lacks exit 78 and the message:\n{text}")
     finally:
         remove_dropin("broken")
-        guest("rm -f /etc/hyperglass/broken.conf; systemctl reset-failed hyperglass", check_rc=False)
+        guest("rm -f /etc/hyperglass-supervisor/broken.conf; systemctl reset-failed hyperglass", check_rc=False)
 
 
 TESTS = [
@@ -528,8 +528,8 @@ def build_and_stage(scratch, stage):
 
 def install_into_guest(stage):
     tb("copy-in", os.path.join(stage, "usr", "local"), "/usr/local")
-    if os.path.isdir(os.path.join(stage, "etc", "hyperglass")):
-        tb("copy-in", os.path.join(stage, "etc", "hyperglass"), "/etc/hyperglass")
+    if os.path.isdir(os.path.join(stage, "etc", "hyperglass-supervisor")):
+        tb("copy-in", os.path.join(stage, "etc", "hyperglass-supervisor"), "/etc/hyperglass-supervisor")
     tb("copy-in", os.path.join(ROOT, "Tests", "Acceptance", "guest_client.py"), CLIENT)
     # A real Debian system has /etc/hosts; the testbed's minimal root file system does not, and
     # the default bind address is "localhost".

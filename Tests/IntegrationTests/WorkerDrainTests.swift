@@ -237,7 +237,7 @@ private final class DrainClient {
 }
 
 /// The shipped configs in config/, made runnable from this checkout: their example apps live in
-/// /etc/hyperglass/examples once installed, and in config/examples here.
+/// /etc/hyperglass-supervisor/examples once installed, and in config/examples here.
 enum ExampleConfig {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
     static let examples = repository + "/config/examples"
@@ -245,9 +245,9 @@ enum ExampleConfig {
     /// Writes config/NAME into `directory` with the installed example path pointed at this checkout; its path.
     static func prepare(_ name: String, in directory: String) throws -> String {
         let text = try String(contentsOfFile: repository + "/config/" + name, encoding: .utf8)
-        #expect(text.contains("/etc/hyperglass/examples"), "config/\(name) should run an example app")
+        #expect(text.contains("/etc/hyperglass-supervisor/examples"), "config/\(name) should run an example app")
         let path = directory + "/" + name
-        try text.replacingOccurrences(of: "/etc/hyperglass/examples", with: examples).write(toFile: path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "/etc/hyperglass-supervisor/examples", with: examples).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 }

@@ -21,6 +21,7 @@ struct ConfigTextTests {
         watchdog_requires_ready = false
         unready_timeout = 90s
         scale_down_delay = 45s
+        prestart = /usr/bin/sh -c 'echo "built"'
         [worker]
         command = /usr/bin/python3 -m app --title "my app" 'it''s'
         environment = APP_ENV=production
@@ -98,7 +99,7 @@ struct ConfigTextTests {
         #expect(ValueParser.sizeText((1 << 20) + 1) == "1048577")
     }
 
-    @Test("only bind, control_socket, control_group, metrics_bind and debug need a restart, and only when they changed")
+    @Test("only bind, control_socket, control_group, metrics_bind, debug and prestart need a restart, and only when they changed")
     func restartNeeded() throws {
         let running = try parse(Self.everyKey)
         var changed = running
@@ -112,6 +113,6 @@ struct ConfigTextTests {
         #expect(changed.restartNeeded(comparedTo: running) == ["bind", "control_group", "debug"])
         changed.controlSocket = "/run/other.sock"
         #expect(changed.restartNeeded(comparedTo: running) == ["bind", "control_socket", "control_group", "debug"])
-        #expect(ConfigKey.all.filter { !$0.reloadable }.map(\.name) == ["bind", "control_socket", "control_group", "metrics_bind", "debug"])
+        #expect(ConfigKey.all.filter { !$0.reloadable }.map(\.name) == ["bind", "control_socket", "control_group", "metrics_bind", "debug", "prestart"])
     }
 }

@@ -7,7 +7,7 @@
 
 Run it the way hyperglass does (fd 3 is the listening socket the supervisor passes):
 
-    uvicorn --fd 3 --app-dir /etc/hyperglass/examples asgi_app:app
+    uvicorn --fd 3 --app-dir /etc/hyperglass-supervisor/examples asgi_app:app
 
 Two things uvicorn itself does not do, which this app adds in its lifespan startup:
 

@@ -4,7 +4,7 @@
     GET /health         200 "ok"
     GET /sleep?ms=N     200 after N ms (up to 60000): an in-flight request for drain tests
 
-    gunicorn --chdir /etc/hyperglass/examples wsgi_app:app
+    gunicorn --chdir /etc/hyperglass-supervisor/examples wsgi_app:app
 
 gunicorn finds the supervisor's socket itself (LISTEN_FDS, when LISTEN_PID is its own pid) and tells
 NOTIFY_SOCKET READY=1 once its arbiter is up, so this app needs no code for either.

@@ -81,7 +81,5 @@ int hg_set_cloexec(int fd);
 // MARK: sd_notify
 /// Receives one datagram; *pid gets the sender's pid (0 if unknown). Returns the length, 0 if none.
 ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid);
-/// Sends one datagram to a NOTIFY_SOCKET address (path or "@abstract"). Used by workers.
-int hg_notify_send(const char *address, const char *message, size_t len);
 
 #endif

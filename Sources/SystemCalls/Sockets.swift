@@ -1,0 +1,34 @@
+import Glibc
+
+/// The socket calls beyond read/send/accept: what the worker's connections and its `sd_notify`
+/// datagrams need. Same rules as `Sys`: EINTR retried in `retryingInterrupts`, EBADF a bug.
+extension Sys {
+    /// The corresponding C function is `socket`; close-on-exec is the caller's to ask for in `type`.
+    public static func socket(_ domain: Int32, _ type: Int32) -> Result<Int32, Errno> {
+        retryingInterrupts("socket") { Glibc.socket(domain, type, 0) }
+    }
+
+    /// The corresponding C function is `sendto` with MSG_NOSIGNAL | MSG_DONTWAIT: one datagram to
+    /// `address`, never blocking (a full receive queue is EAGAIN) and never raising SIGPIPE.
+    public static func sendDatagram(_ fd: Int32, _ buffer: UnsafeRawBufferPointer,
+                                    to address: UnsafePointer<sockaddr>, length: socklen_t) -> Result<Int, Errno> {
+        retryingInterrupts("sendto fd \(fd)") {
+            Glibc.sendto(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), address, length)
+        }
+    }
+
+    /// The corresponding C function is `shutdown(fd, SHUT_WR)`: our FIN, while we keep reading.
+    /// A peer already gone (ENOTCONN) is no error: there is nobody left to tell.
+    public static func shutdownWrite(_ fd: Int32) {
+        _ = retryingInterrupts("shutdown fd \(fd)") { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    }
+
+    /// The corresponding C function is `setsockopt(IPPROTO_TCP, TCP_NODELAY)`: responses go out in
+    /// one write and must not wait for an ACK. Fails harmlessly (EOPNOTSUPP) on Unix sockets.
+    public static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = retryingInterrupts("setsockopt(TCP_NODELAY) fd \(fd)") {
+            setsockopt(fd, Int32(IPPROTO_TCP), 1 /* TCP_NODELAY */, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+}
