@@ -9,6 +9,11 @@ let usage = """
 
     Commands:
       status [--json]          supervisor and per-worker state (a table, or JSON for scripts)
+      status --watch [--interval S]
+                               the status table, redrawn every S seconds (default 1) until Ctrl-C
+      metrics                  the pool's metrics in the Prometheus text format (as metrics_bind serves them)
+      events                   follow the pool's events as JSON lines (spawned, ready, exited, restart, ...)
+                               until the supervisor stops; a reader that falls behind is dropped
       workers                  print the desired worker count
       workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it;
                                with autoscaling (workers = auto:MIN-MAX) this pins the count
@@ -50,6 +55,8 @@ var arguments = Array(CommandLine.arguments.dropFirst())
 var socketPath: String? = getenv("HYPERGLASS_CONTROL_SOCKET").map { String(cString: $0) }
 var json = false
 var wait = false
+var watch = false
+var interval = 1.0
 var readyShare: Double? = nil
 var words: [String] = []
 var index = 0
@@ -60,6 +67,13 @@ while index < arguments.count {
     case "-h", "--help", "help": print(usage); exit(0)
     case "--json": json = true
     case "--wait": wait = true
+    case "--watch": watch = true
+    case "--interval":
+        guard index < arguments.count, let seconds = Double(arguments[index]), seconds >= 0.1, seconds <= 3600 else {
+            usageError("--interval needs a number of seconds from 0.1 to 3600")
+        }
+        interval = seconds
+        index += 1
     case "--ready-share":
         guard index < arguments.count else { usageError("--ready-share needs a share, e.g. 0.5 or 50%") }
         readyShare = share(arguments[index])
@@ -78,11 +92,13 @@ while index < arguments.count {
     }
 }
 
-guard let command = words.first else { usageError("missing command (status, health, workers, reload, restart, ping, version)") }
+guard let command = words.first else { usageError("missing command (status, health, workers, reload, restart, ping, version, metrics, events)") }
 if readyShare != nil && command != "health" { usageError("--ready-share goes with 'health'") }
 let request: ControlRequest
 switch (command, words.count) {
 case ("status", 1), ("health", 1): request = .status
+case ("metrics", 1): request = .metrics
+case ("events", 1): request = .events
 case ("ping", 1): request = .ping
 case ("version", 1): request = .version
 case ("workers", 1): request = .getWorkers
@@ -99,11 +115,12 @@ case ("restart", 2):
     }
     request = .restart(target, wait: wait)
 case ("restart", 1): usageError("restart needs a worker id or 'all'")
-case ("status", _), ("health", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _):
+case ("status", _), ("health", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _), ("metrics", _), ("events", _):
     usageError("too many arguments for '\(command)'")
 default:
-    usageError("unknown command '\(command)' (status, health, workers, reload, restart, ping, version)")
+    usageError("unknown command '\(command)' (status, health, workers, reload, restart, ping, version, metrics, events)")
 }
+if watch && command != "status" { usageError("--watch goes with 'status'") }
 if json && (request != .status || command == "health") { usageError("--json goes with 'status'") }
 switch request {
 case .setWorkers, .reload, .restart: break
@@ -115,6 +132,14 @@ for name in ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"] {
     if let value = getenv(name) { environment[name] = String(cString: value) }
 }
 let path = socketPath ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0)
+if watch || request == .events { unblockStopSignals() }
+if watch { StatusWatch.run(path: path, intervalSeconds: interval, json: json) }
+if request == .events {
+    do { try EventStream.follow(path: path) } catch {
+        stderrLine("hyperglassctl: \(error)")
+        exit(error.exitCode)
+    }
+}
 let reply: JSON
 do {
     reply = try ControlClient.send(request, to: path, timeoutSeconds: wait ? 900 : 10)
@@ -135,6 +160,8 @@ if command == "health" {
 switch request {
 case .status: print(json ? reply.serialized : StatusTable.render(reply), terminator: json ? "\n" : "")
 case .ping: print("pong")
+case .metrics: print(reply["text"]?.string ?? "", terminator: "")
+case .events: break
 case .version: print("hyperglass \(reply["version"]?.string ?? "?") (control protocol \(reply["protocol"]?.int ?? 0))")
 case .getWorkers: print(reply["desired"]?.int ?? 0)
 case .reload, .restart:

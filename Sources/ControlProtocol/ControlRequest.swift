@@ -7,6 +7,12 @@
 ///     → {"v":1,"cmd":"reload","wait":true}
 ///     ← {"ok":true,"summary":"reload complete: 8 workers replaced in 3.1s"}
 ///     → {"v":1,"cmd":"restart","worker":3}      (or "worker":"all")
+///     → {"v":1,"cmd":"metrics"}
+///     ← {"ok":true,"text":"# HELP hyperglass_build_info ...\n..."}   (the Prometheus text exposition)
+///     → {"v":1,"cmd":"events"}
+///     ← {"ok":true,"following":true}
+///     ← {"event":"exited","worker":3,"pid":4242,"generation":2,"reason":"crash","level":"warning","message":"...","time":1764633600.25}
+///       ... one line per pool event, until the client closes; a client that reads too slowly is dropped.
 public enum ControlRequest: Equatable, Sendable {
     case ping
     case version
@@ -18,6 +24,10 @@ public enum ControlRequest: Equatable, Sendable {
     case reload(wait: Bool)
     /// Replace one worker (by slot id) or all of them, one roll step at a time.
     case restart(RestartTarget, wait: Bool)
+    /// The Prometheus text exposition of the pool, as `/metrics` on `metrics_bind` serves it.
+    case metrics
+    /// Follow the pool's events: after the first reply the connection carries one JSON line per event.
+    case events
     /// `workers auto`: end a pinned count and let the autoscaler decide again.
     case resumeAutoscaling
 
@@ -26,7 +36,7 @@ public enum ControlRequest: Equatable, Sendable {
     /// Whether a read-only (control_group) client may make this request.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .version, .status, .getWorkers: return true
+        case .ping, .version, .status, .getWorkers, .metrics, .events: return true
         case .setWorkers, .reload, .restart, .resumeAutoscaling: return false
         }
     }
@@ -38,6 +48,8 @@ public enum ControlRequest: Equatable, Sendable {
         case .version: members.append(("cmd", .string("version")))
         case .status: members.append(("cmd", .string("status")))
         case .getWorkers: members.append(("cmd", .string("workers")))
+        case .metrics: members.append(("cmd", .string("metrics")))
+        case .events: members.append(("cmd", .string("events")))
         case let .setWorkers(change, wait):
             members.append(("cmd", .string("workers")))
             switch change {
@@ -74,6 +86,8 @@ public enum ControlRequest: Equatable, Sendable {
         case "ping": self = .ping
         case "version": self = .version
         case "status": self = .status
+        case "metrics": self = .metrics
+        case "events": self = .events
         case "workers":
             let wait = json["wait"]?.bool ?? false
             if json["set"]?.string == "auto" {
@@ -98,7 +112,7 @@ public enum ControlRequest: Equatable, Sendable {
                 throw ControlError("\"worker\" must be a worker id (0, 1, ...) or \"all\"")
             }
         default:
-            throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart)")
+            throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart, metrics, events)")
         }
     }
 }

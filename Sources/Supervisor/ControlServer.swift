@@ -264,6 +264,14 @@ final class ControlServer {
 
     func isOpen(_ fd: Int32) -> Bool { clients[fd] != nil }
 
+    /// Reply bytes not yet taken by the client's socket (for dropping slow `events` followers).
+    func pendingOutput(_ fd: Int32) -> Int { clients[fd]?.pendingOutput ?? 0 }
+
+    /// Closes a client at once, unsent output and all.
+    func disconnect(_ fd: Int32) {
+        if let client = clients[fd] { drop(client) }
+    }
+
     private func drop(_ client: ControlConnection, saying message: String? = nil) {
         if let message {
             let bytes = Array((ControlReply.failure(message).serialized + "\n").utf8)

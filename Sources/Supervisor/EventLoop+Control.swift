@@ -34,6 +34,8 @@ extension EventLoop {
             guard case .object(let members) = report else { return report }
             return .object(members + [("autoscaling", autoscalingJSON)])
         case .resumeAutoscaling: return resumeAutoscaling()
+        case .metrics: return ControlReply.success([("text", .string(metricsText()))])
+        case .events: return follow(from: fd)
         case .getWorkers:
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
         case let .setWorkers(change, wait):

@@ -39,6 +39,11 @@ final class EventLoop {
     enum Awaited { case count(Int), roll(Int) }
     var waiters: [(fd: Int32, awaited: Awaited)] = []
     private var armedDeadline: Instant? = nil
+    /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
+    let http: HTTPEndpoint?
+    let collector: MetricsCollector
+    /// Control clients following `hyperglassctl events`, by fd and by connection (an fd is reused once closed).
+    var followers: [Int32: ObjectIdentifier] = [:]
     private var exitCode: Int32? = nil
 
     private enum Source: UInt64 { case signal = 1, timer, control, systemd }
@@ -52,6 +57,9 @@ final class EventLoop {
     static let notifyTag: UInt64 = 1 << 34
     /// epoll data for a spawn's exec report pipe: this bit plus its fd.
     static let spawnTag: UInt64 = 1 << 36
+    /// epoll data for a connection to the `metrics_bind` listener, and for its listening sockets.
+    static let httpTag: UInt64 = 1 << 37
+    private static let httpListenerTag: UInt64 = 1 << 38
 
     /// The signals the loop handles; they must be blocked before any thread exists (a constructor in
     /// CSupervisorSignals blocks them before main, and main blocks them again in case it did not run).
@@ -63,7 +71,7 @@ final class EventLoop {
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
          workerSockets: WorkerSockets, control: ControlServer, log: Log, autoscaler: Autoscaler? = nil,
-         memoryCeiling: Int? = nil) throws(SystemError) {
+         memoryCeiling: Int? = nil, http: HTTPEndpoint? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
@@ -73,6 +81,8 @@ final class EventLoop {
         self.notifier = notifier
         self.workerSockets = workerSockets
         self.log = log
+        self.http = http
+        collector = MetricsCollector(listeners: listeners)
         self.autoscaler = autoscaler
         self.memoryCeiling = memoryCeiling
         if let autoscaler { self.pool.scalingNote = autoscaler.summary(current: pool.desired, memoryCeiling: memoryCeiling) }
@@ -83,6 +93,9 @@ final class EventLoop {
             try Epoll.add(epoll, fd, HG_EPOLLIN, source.rawValue)
         }
         try control.attach(epoll: epoll, listenerData: Source.control.rawValue, clientTag: EventLoop.clientTag)
+        for fd in http?.fds ?? [] {
+            try Epoll.add(epoll, fd, HG_EPOLLIN, EventLoop.httpListenerTag | UInt64(UInt32(bitPattern: fd)))
+        }
         if autoscaler != nil { watchListenersForLoad(add: true) }
     }
 
@@ -118,6 +131,14 @@ final class EventLoop {
                     receiveNotifications(Int32(truncatingIfNeeded: event.data))
                     continue
                 }
+                if event.data & EventLoop.httpListenerTag != 0 {
+                    httpListenerReady(Int32(truncatingIfNeeded: event.data))
+                    continue
+                }
+                if event.data & EventLoop.httpTag != 0 {
+                    httpClientReady(Int32(truncatingIfNeeded: event.data), events: event.events)
+                    continue
+                }
                 if event.data & EventLoop.clientTag != 0 {
                     control.ready(Int32(truncatingIfNeeded: event.data), events: event.events, at: Sys.now)
                     continue
@@ -138,6 +159,7 @@ final class EventLoop {
                     loadSampleDue(at: Sys.now)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
+                    http?.expire(at: Sys.now)
                     armTimer()
                 case .control:
                     control.acceptAll(at: Sys.now)
@@ -153,6 +175,7 @@ final class EventLoop {
         Listeners.close(listeners)
         workerSockets.removeAll()
         control.close()
+        http?.close()
         return exitCode ?? 1
     }
 
@@ -254,6 +277,8 @@ final class EventLoop {
             watchSystemdWhilePending()
         case let .log(level, message):
             log(level, message)
+        case let .report(event):
+            report(event)
         case let .exit(code):
             exitCode = code
         }
@@ -278,7 +303,7 @@ final class EventLoop {
     }
 
     func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt].compactMap { $0 }.min()
+        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

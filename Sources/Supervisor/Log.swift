@@ -1,8 +1,9 @@
 import Glibc
 import SupervisorCore
 
-/// Lines on stderr. Under journald (JOURNAL_STREAM names our stderr) each line starts with its
-/// syslog priority, "<4>", so `journalctl -p warning` works; on a terminal it reads "hyperglass: warning: ...".
+/// Lines on stderr, or under journald (JOURNAL_STREAM names our stderr) journal entries with their
+/// priority, so `journalctl -p warning` works, and for pool events their fields (`JournalWriter`);
+/// on a terminal a line reads "hyperglass[PID]: warning: ...".
 struct Log {
     let journal: Bool
     let verbose: Bool
@@ -13,7 +14,17 @@ struct Log {
     }
 
     func callAsFunction(_ level: LogLevel, _ message: String) {
+        write(level, message, fields: [])
+    }
+
+    /// A pool event: in the journal with its fields, elsewhere the same line as any other.
+    func callAsFunction(_ event: PoolEvent) {
+        write(event.level, event.message, fields: event.fields)
+    }
+
+    private func write(_ level: LogLevel, _ message: String, fields: [(name: String, value: String)]) {
         if level == .debug && !verbose { return }
+        if journal, JournalWriter.send(level, message, fields: fields) { return }
         let line: String
         if journal {
             line = "<\(level.rawValue)>\(message)\n"

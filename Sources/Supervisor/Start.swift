@@ -24,6 +24,9 @@ enum Start {
         if !settings.prestart.isEmpty, let code = prestart(settings, notifier: notifier, log: log) { return code }
         do {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
+            // Bound before the control socket, so a port in use leaves no socket file behind.
+            let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
+            if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }
             // The control socket's checked directory is the runtime directory; the workers' private one goes in it.
             let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
                                             group: settings.controlGroup)
@@ -41,7 +44,7 @@ enum Start {
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
                                      workerSockets: workerSockets, control: control, log: log,
                                      autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
-                                     memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory))
+                                     memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), http: http)
             return loop.run()
         } catch {
             log(.error, "\(error)")

@@ -14,6 +14,9 @@ public enum Action: Equatable, Sendable {
     /// Read the memory of these workers; report `memorySampled`.
     case sampleMemory([Int32])
     case log(LogLevel, String)
+    /// Something happened that operators filter and count: log it with its fields (journal: `EVENT=`,
+    /// `WORKER_ID=`, `REASON=`...), and tell `hyperglassctl events` followers. The pool's counters already have it.
+    case report(PoolEvent)
     /// All workers are gone: close sockets and exit with this code.
     case exit(code: Int32)
 }

@@ -66,6 +66,14 @@ public struct ConfigKey: Sendable {
         ConfigKey("control_group", "supervisor", accepts: "a group name", reloadable: false, render: { $0.controlGroup.map { [$0] } ?? [] }) {
             s, v throws(ConfigValueError) in s.controlGroup = try ValueParser.word(v)
         },
+        ConfigKey("metrics_bind", "supervisor", accepts: "HOST:PORT, [IPV6]:PORT or :PORT, or off", reloadable: false,
+                  unset: "off: no /metrics, /readyz, /livez", render: { $0.metricsBind.map { [$0.description] } ?? [] }) {
+            s, v throws(ConfigValueError) in
+            if v == "off" { s.metricsBind = nil; return }
+            let address = try ValueParser.bindAddress(v)
+            guard case .tcp = address else { throw ConfigValueError("'\(v)' is not a TCP address: Prometheus scrapes over TCP (e.g. 127.0.0.1:9101)") }
+            s.metricsBind = address
+        },
         ConfigKey("debug", "supervisor", accepts: "true or false", reloadable: false, render: { ["\($0.debug)"] }) {
             s, v throws(ConfigValueError) in s.debug = try ValueParser.boolean(v)
         },

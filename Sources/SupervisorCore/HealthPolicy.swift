@@ -58,6 +58,8 @@ public struct WorkerHealth: Equatable, Sendable {
     public internal(set) var recycleAt: Instant? = nil
     /// Why the supervisor is replacing or killed this worker ("watchdog missed", "3/3 probes failed: HTTP 500").
     public internal(set) var verdict: String? = nil
+    /// The kind of verdict: watchdog, probe or memory.
+    public internal(set) var verdictCause: FailureReason? = nil
 
     /// Words for `hyperglassctl status`.
     public func summary(threshold: Int) -> String {

@@ -98,7 +98,9 @@ extension Pool {
             guard let worker = workers[pid] else { return [] }
             workers[pid]?.killed = true
             let waited = worker.killReason != nil ? "the watchdog signal (\(policy.health.watchdogKillAfter.spoken))" : "the graceful timeout (\(policy.gracefulTimeout.spoken))"
-            return [.log(.warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it"), .signal(pid: pid, .kill)]
+            return [.report(PoolEvent(.killed, .warning, "worker \(worker.slot) (pid \(pid)) outlived \(waited); killing it",
+                                      slot: worker.slot, pid: pid, generation: worker.generation, reason: worker.killCause)),
+                    .signal(pid: pid, .kill)]
         case .readyTimeout(let pid):
             return expireReadyTimeout(pid, at: now)
         case .acceptingSample(let pid):
@@ -116,7 +118,7 @@ extension Pool {
             let interval = workers[pid]?.health.watchdogInterval ?? .zero
             return watchdogFired(pid, reason: "watchdog missed: no WATCHDOG=1 for \(interval.spoken)", at: now)
         case .recycle(let pid):
-            return replaceUnhealthy(pid, reason: workers[pid]?.health.verdict ?? "over max_memory", at: now)
+            return replaceUnhealthy(pid, reason: workers[pid]?.health.verdict ?? "over max_memory", cause: .memory, at: now)
         case .probe(let pid):
             workers[pid]?.health.probeDue = nil
             // A reload may have turned probes off.

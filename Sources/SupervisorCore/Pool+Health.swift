@@ -39,18 +39,21 @@ extension Pool {
         guard var worker = workers[pid], !worker.isStopping else { return [] }
         let signal = policy.health.watchdogSignal
         worker.health.verdict = reason
+        worker.health.verdictCause = .watchdog
         worker.killReason = reason
+        worker.killCause = .watchdog
         worker.health.watchdogDeadline = nil
         if signal == .kill { worker.killed = true } else { worker.killAt = now + policy.health.watchdogKillAfter }
         workers[pid] = worker
-        var actions: [Action] = [.log(.warning, "worker \(worker.slot) (pid \(pid)): \(reason); sending \(SignalName.of(signal.rawValue))"),
+        var actions: [Action] = [.report(PoolEvent(.watchdog, .warning, "worker \(worker.slot) (pid \(pid)): \(reason); sending \(SignalName.of(signal.rawValue))",
+                                                   slot: worker.slot, pid: pid, generation: worker.generation, reason: .watchdog)),
                                  .signal(pid: pid, signal), .signal(pid: pid, .cont)]
         // It serves nobody already: its slot restarts now rather than when it has finally gone.
         let id = worker.slot
         if slots.indices.contains(id), slots[id].pid == pid, slots[id].successor == nil {
             slots[id].pid = nil
             slots[id].lastExit = nil
-            actions += slotFailed(id, reason: reason, at: now)
+            actions += slotFailed(id, reason: reason, cause: .watchdog, at: now)
         }
         return actions
     }
@@ -71,14 +74,15 @@ extension Pool {
             // The grace covers only the time before a worker is ready: once it is (through a real signal),
             // a failure counts at once. With `exec`, "ready" is the exec itself, so the grace still runs.
             worker.health.failedProbes += 1
-            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) health probe failed (\(worker.health.failedProbes)/\(policy.health.probeFailures)): \(result.detail)"))
+            actions.append(.report(PoolEvent(.probeFailed, .warning, "worker \(worker.slot) (pid \(pid)) health probe failed (\(worker.health.failedProbes)/\(policy.health.probeFailures)): \(result.detail)",
+                                             slot: worker.slot, pid: pid, generation: worker.generation, reason: .probe)))
         }
         worker.health.probeDue = now + (worker.readyAt == nil && !becomesReady ? policy.health.readyProbeInterval : policy.health.probeInterval)
         workers[pid] = worker
         if becomesReady { actions += becameReady(pid, evidence: "first good probe (\(result.detail))", at: now) }
         let failed = worker.health.failedProbes
         if failed >= policy.health.probeFailures {
-            actions += replaceUnhealthy(pid, reason: "\(failed)/\(policy.health.probeFailures) health probes failed (last: \(result.detail))", at: now)
+            actions += replaceUnhealthy(pid, reason: "\(failed)/\(policy.health.probeFailures) health probes failed (last: \(result.detail))", cause: .probe, at: now)
         }
         return actions
     }
@@ -95,6 +99,7 @@ extension Pool {
             let delay = Duration.nanoseconds(Int64(random.nextUnit() * Double(policy.health.memoryCheckInterval.nanoseconds)))
             worker.health.recycleAt = now + delay
             worker.health.verdict = "memory \(bytes.mebibytes) MiB over max_memory \(ceiling.mebibytes) MiB"
+            worker.health.verdictCause = .memory
             workers[pid] = worker
             actions.append(.log(.notice, "worker \(worker.slot) (pid \(pid)) uses \(bytes.mebibytes) MiB, over max_memory (\(ceiling.mebibytes) MiB); recycling it in \(delay.spoken)"))
         }
@@ -103,11 +108,12 @@ extension Pool {
 
     /// Replaces a worker that runs but does not serve well: its successor starts first, and it drains once
     /// the successor is ready, so capacity does not drop.
-    mutating func replaceUnhealthy(_ pid: Int32, reason: String, at now: Instant) -> [Action] {
+    mutating func replaceUnhealthy(_ pid: Int32, reason: String, cause: FailureReason, at now: Instant) -> [Action] {
         guard var worker = workers[pid], !worker.isStopping, phase.isActive else { return [] }
         let id = worker.slot
         guard slots.indices.contains(id), slots[id].pid == pid else { return [] }
         worker.health.verdict = reason
+        worker.health.verdictCause = cause
         worker.health.recycleAt = nil
         workers[pid] = worker
         guard slots[id].successor == nil else { return [] }
@@ -116,7 +122,8 @@ extension Pool {
         let generation = slots[id].generation + 1
         slots[id].generation = generation
         slots[id].successor = Successor(generation: generation, release: slots[id].release)
-        return [.log(.warning, "worker \(id) (pid \(pid)) is unhealthy: \(reason); starting its replacement"),
+        return [.report(PoolEvent(.unhealthy, .warning, "worker \(id) (pid \(pid)) is unhealthy: \(reason); starting its replacement",
+                                  slot: id, pid: pid, generation: worker.generation, reason: cause)),
                 .spawn(slot: id, generation: generation, release: slots[id].release)]
     }
 

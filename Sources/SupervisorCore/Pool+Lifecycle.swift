@@ -13,24 +13,32 @@ extension Pool {
         if successor, phase.isActive {
             // Ready or not, a successor that exits before it took over is a failed start, exit 0 included.
             let reason = worker.killReason ?? failedStartReason(worker, status, at: now) ?? "\(status) before it took over"
-            actions.append(.log(.warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)"))
-            actions += successorFailed(worker.slot, reason: reason, at: now)
+            let cause = worker.killCause ?? .failedStart
+            actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)",
+                                             slot: worker.slot, pid: pid, generation: worker.generation, reason: cause)))
+            actions += successorFailed(worker.slot, reason: reason, cause: cause, at: now)
         } else if worker.killAt != nil, worker.killReason == nil {
-            actions.append(.log(.info, "worker \(worker.slot) (pid \(pid)) stopped: \(status)"))
+            actions.append(.report(PoolEvent(.exited, .info, "worker \(worker.slot) (pid \(pid)) stopped: \(status)",
+                                             slot: worker.slot, pid: pid, generation: worker.generation)))
         } else if case .stopping = phase {
-            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited while draining: \(status)"))
+            actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited while draining: \(status)",
+                                             slot: worker.slot, pid: pid, generation: worker.generation)))
         } else if current, let next = slots[worker.slot].successor {
             // The roll is already replacing it; the successor takes over the slot when ready.
-            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(status); its successor\(next.pid.map { " (pid \($0))" } ?? "") is starting"))
+            actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(status); its successor\(next.pid.map { " (pid \($0))" } ?? "") is starting",
+                                             slot: worker.slot, pid: pid, generation: worker.generation, reason: worker.killCause ?? .crash)))
         } else if current {
             // An exit nobody asked for is a failure whatever its status; within min_ready it is a failed start.
             let failedStart = failedStartReason(worker, status, at: now)
             let reason = failedStart ?? worker.killReason ?? status.description
-            actions.append(.log(.warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason)\(failedStart == nil ? " after \((now - worker.startedAt).spoken)" : "")"))
+            let cause = worker.killCause ?? (failedStart != nil ? .failedStart : .crash)
+            actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason)\(failedStart == nil ? " after \((now - worker.startedAt).spoken)" : "")",
+                                             slot: worker.slot, pid: pid, generation: worker.generation, reason: cause)))
             if let readyAt = worker.readyAt, now - readyAt >= policy.backoff.reset { slots[worker.slot].failures = 0 }
-            actions += slotFailed(worker.slot, reason: reason, at: now)
+            actions += slotFailed(worker.slot, reason: reason, cause: cause, at: now)
         } else {
-            actions.append(.log(.info, "worker \(worker.slot) (pid \(pid)) ended: \(worker.killReason ?? status.description)"))
+            actions.append(.report(PoolEvent(.exited, .info, "worker \(worker.slot) (pid \(pid)) ended: \(worker.killReason ?? status.description)",
+                                             slot: worker.slot, pid: pid, generation: worker.generation)))
         }
         if case .stopping(let code) = phase, workers.isEmpty {
             phase = .exited
@@ -41,7 +49,7 @@ extension Pool {
     }
 
     /// Counts a failure against the slot and restarts it after the backoff, or gives up per `crash_loop`.
-    mutating func slotFailed(_ slot: Int, reason: String, at now: Instant) -> [Action] {
+    mutating func slotFailed(_ slot: Int, reason: String, cause: FailureReason, at now: Instant) -> [Action] {
         // Once the stop began (a crash loop elsewhere with crash_loop = exit, say), nothing restarts.
         guard phase.isActive else { return [] }
         slots[slot].failures += 1
@@ -50,20 +58,23 @@ extension Pool {
         var actions: [Action] = []
         if failures >= policy.crashLoopThreshold {
             if policy.crashLoop == .exit {
-                actions.append(.log(.error, "worker \(slot) failed \(failures) times in a row (last: \(reason)); crash_loop = exit, so the supervisor stops and leaves the restart to systemd"))
+                actions.append(.report(PoolEvent(.crashLoop, .error, "worker \(slot) failed \(failures) times in a row (last: \(reason)); crash_loop = exit, so the supervisor stops and leaves the restart to systemd",
+                                                 slot: slot, reason: cause)))
                 return actions + beginStop(exitCode: 1, reason: "crash loop in worker \(slot)", at: now)
             }
             if failures == policy.crashLoopThreshold {
-                actions.append(.log(.error, "crash loop: worker \(slot) failed \(failures) times in a row (last: \(reason)); retrying with backoff up to \(policy.backoff.maximum.spoken)"))
+                actions.append(.report(PoolEvent(.crashLoop, .error, "crash loop: worker \(slot) failed \(failures) times in a row (last: \(reason)); retrying with backoff up to \(policy.backoff.maximum.spoken)",
+                                                 slot: slot, reason: cause)))
             }
         }
         let delay = policy.backoff.delay(afterFailures: failures, unit: random.nextUnit())
         slots[slot].restarts += 1
         if delay == .zero {
+            actions.append(.report(PoolEvent(.restart, .notice, "restarting worker \(slot) now", slot: slot, reason: cause)))
             actions.append(.spawn(slot: slot, generation: slots[slot].generation + 1, release: slots[slot].release))
         } else {
             slots[slot].restartAt = now + delay
-            actions.append(.log(.notice, "restarting worker \(slot) in \(delay.spoken)"))
+            actions.append(.report(PoolEvent(.restart, .notice, "restarting worker \(slot) in \(delay.spoken)", slot: slot, reason: cause)))
         }
         return actions
     }
@@ -71,7 +82,7 @@ extension Pool {
     mutating func scale(to count: Int, at now: Instant) -> [Action] {
         if case .stopping = phase { return [.log(.warning, "not scaling to \(count): the supervisor is stopping")] }
         guard count != desired, count >= 1, count <= policy.maxWorkers else { return [] }
-        var actions: [Action] = [.log(.notice, "scaling \(desired) → \(count)")]
+        var actions: [Action] = [.report(PoolEvent(.scaled, .notice, "scaling \(desired) → \(count)"))]
         scalingFrom = desired
         allReadyLogged = false
         if count > desired {
@@ -103,7 +114,7 @@ extension Pool {
         for index in slots.indices { slots[index].restartAt = nil }
         if let roll { endRoll(roll, succeeded: false, summary: "\(roll.kind) interrupted: the supervisor is stopping") }
         var actions: [Action] = [
-            .log(.notice, "\(reason): draining \(workers.count) workers (graceful timeout \(policy.gracefulTimeout.spoken))"),
+            .report(PoolEvent(.stopping, .notice, "\(reason): draining \(workers.count) workers (graceful timeout \(policy.gracefulTimeout.spoken))")),
             .notifySystemd("STOPPING=1\nEXTEND_TIMEOUT_USEC=\((policy.gracefulTimeout + .seconds(5)).nanoseconds / 1000)"),
         ]
         for pid in workers.keys.sorted() { actions += stop(pid, at: now) }

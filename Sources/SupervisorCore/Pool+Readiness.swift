@@ -50,7 +50,8 @@ extension Pool {
         worker.readiness.evidence = evidence
         worker.readiness.sampleDue = nil
         workers[pid] = worker
-        var actions: [Action] = [.log(.info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start): \(evidence)")]
+        var actions: [Action] = [.report(PoolEvent(.ready, .info, "worker \(worker.slot) ready (pid \(pid), \((now - worker.startedAt).spoken) after start): \(evidence)",
+                                                   slot: worker.slot, pid: pid, generation: worker.generation))]
         if slots.indices.contains(worker.slot), slots[worker.slot].successor?.pid == pid {
             actions += promote(worker.slot, at: now)
         }
@@ -122,7 +123,9 @@ extension Pool {
         let (verdict, detail) = notReadyWithin(worker)
         workers[pid]?.killed = true
         workers[pid]?.killReason = verdict + detail
-        return [.log(.warning, "worker \(worker.slot) (pid \(pid)) was \(verdict) (ready_timeout)\(detail); killing it"),
+        workers[pid]?.killCause = .readyTimeout
+        return [.report(PoolEvent(.killed, .warning, "worker \(worker.slot) (pid \(pid)) was \(verdict) (ready_timeout)\(detail); killing it",
+                                  slot: worker.slot, pid: pid, generation: worker.generation, reason: .readyTimeout)),
                 .signal(pid: pid, .kill)]
     }
 

@@ -44,7 +44,7 @@ extension Pool {
         release = target
         roll = Roll(id: rollSerial, kind: kind, release: target, fallback: previous, slots: ids, at: now)
         roll?.note = note
-        var actions: [Action] = [.log(.notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, \(policy.maxSurge) at a time")]
+        var actions: [Action] = [.report(PoolEvent(.rollStarted, .notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, \(policy.maxSurge) at a time", roll: kind))]
         if kind == .reload { actions.append(.notifySystemd("RELOADING=1\nMONOTONIC_USEC=\(now.nanoseconds / 1000)")) }
         return actions + advanceRoll(at: now)
     }
@@ -93,7 +93,8 @@ extension Pool {
         slots[id].successor = successor
         let worker = newWorker(pid: pid, slot: id, generation: successor.generation, release: successor.release, at: now)
         workers[pid] = worker
-        var actions: [Action] = [.log(.info, "worker \(id) generation \(successor.generation) started (pid \(pid))\(slots[id].pid.map { " beside pid \($0)" } ?? "")")]
+        var actions: [Action] = [.report(PoolEvent(.spawned, .info, "worker \(id) generation \(successor.generation) started (pid \(pid))\(slots[id].pid.map { " beside pid \($0)" } ?? "")",
+                                                   slot: id, pid: pid, generation: successor.generation))]
         if case .stopping = phase { return actions + stop(pid, at: now) }
         if worker.isReady { actions += promote(id, at: now) }
         return actions
@@ -135,20 +136,20 @@ extension Pool {
     }
 
     /// A successor died or was killed before it was ready: a reload rolls back; a restart or rollback stops there.
-    mutating func successorFailed(_ id: Int, reason: String, at now: Instant) -> [Action] {
+    mutating func successorFailed(_ id: Int, reason: String, cause: FailureReason, at now: Instant) -> [Action] {
         slots[id].successor = nil
         var actions: [Action] = []
         // If the slot's own worker is gone too, the slot restarts as after any failure.
-        if slots[id].pid == nil, slots[id].restartAt == nil { actions += slotFailed(id, reason: reason, at: now) }
+        if slots[id].pid == nil, slots[id].restartAt == nil { actions += slotFailed(id, reason: reason, cause: cause, at: now) }
         // An unhealthy worker whose replacement failed is not kept: it goes the way of any failed worker.
-        if let pid = slots[id].pid, let verdict = workers[pid]?.health.verdict { actions += kill(pid, reason: verdict) }
+        if let pid = slots[id].pid, let verdict = workers[pid]?.health.verdict { actions += kill(pid, reason: verdict, cause: workers[pid]?.health.verdictCause) }
         guard var current = roll, current.active.remove(id) != nil else { return actions }
         let position = "worker \(id) (\(current.done + 1)/\(current.total))"
         // Other successors in flight are not ready, so nothing is lost by killing them.
         for other in current.active.sorted() {
             if let pid = slots[other].successor?.pid { actions += kill(pid, reason: "\(current.kind) stopped") }
             slots[other].successor = nil
-            if slots[other].pid == nil, slots[other].restartAt == nil { actions += slotFailed(other, reason: "\(current.kind) stopped", at: now) }
+            if slots[other].pid == nil, slots[other].restartAt == nil { actions += slotFailed(other, reason: "\(current.kind) stopped", cause: cause, at: now) }
         }
         // With crash_loop = exit, one of those failures may have begun the stop, which ended the roll.
         guard phase.isActive else { return actions }
@@ -196,10 +197,11 @@ extension Pool {
         return advanceRoll(at: now)
     }
 
-    mutating func kill(_ pid: Int32, reason: String) -> [Action] {
+    mutating func kill(_ pid: Int32, reason: String, cause: FailureReason? = nil) -> [Action] {
         guard var worker = workers[pid], !worker.killed else { return [] }
         worker.killed = true
         worker.killReason = reason
+        worker.killCause = cause
         workers[pid] = worker
         return [.signal(pid: pid, .kill)]
     }

@@ -27,6 +27,10 @@ public struct Pool: Sendable {
     var lastReadyAt: Instant? = nil
     var watchdogWithholding = false
     var lastStatus = ""
+    /// What happened since the start, for `/metrics`; kept across reloads (Pool+Reports.swift).
+    public internal(set) var counters = PoolCounters()
+    /// The roll being timed: its id survives a rollback, so a failed reload counts once, start to end.
+    var timedRoll: (id: Int, startedAt: Instant)? = nil
     var allReadyLogged = false
 
     public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED) {
@@ -47,6 +51,8 @@ public struct Pool: Sendable {
 
     public mutating func handle(_ event: Event, at now: Instant) -> [Action] {
         var actions: [Action] = []
+        defer { counters.record(event, actions) }
+        let outcomeBefore = lastRoll
         switch event {
         case .started:
             if let interval = policy.systemdWatchdogInterval { nextWatchdogPing = now + interval }
@@ -57,13 +63,16 @@ public struct Pool: Sendable {
             actions += workerSpawned(slot: slot, generation: generation, pid: pid, at: now)
         case let .spawnFailed(slot, generation, reason):
             if slots.indices.contains(slot), slots[slot].successor?.generation == generation {
-                actions += successorFailed(slot, reason: "could not start: \(reason)", at: now)
+                actions.append(.report(PoolEvent(.spawnFailed, .error, "worker \(slot)'s successor could not start: \(reason)",
+                                                 slot: slot, generation: generation, reason: .failedStart)))
+                actions += successorFailed(slot, reason: "could not start: \(reason)", cause: .failedStart, at: now)
                 break
             }
             guard slots.indices.contains(slot), slots[slot].generation < generation else { break }
             slots[slot].generation = generation
-            actions.append(.log(.error, "worker \(slot) could not start: \(reason)"))
-            actions += slotFailed(slot, reason: reason, at: now)
+            actions.append(.report(PoolEvent(.spawnFailed, .error, "worker \(slot) could not start: \(reason)",
+                                             slot: slot, generation: generation, reason: .failedStart)))
+            actions += slotFailed(slot, reason: reason, cause: .failedStart, at: now)
         case let .exited(pid, status):
             actions += workerExited(pid: pid, status: status, at: now)
         case let .notified(pid, message):
@@ -96,6 +105,7 @@ public struct Pool: Sendable {
         actions += poolReadiness()
         if readyCount > 0 { lastReadyAt = now }
         actions += statusUpdate(at: now)
+        actions = rollReports(actions, outcomeBefore: outcomeBefore, at: now)
         return actions
     }
 
@@ -119,7 +129,7 @@ public struct Pool: Sendable {
         slots[slot].generation = generation
         slots[slot].restartAt = nil
         workers[pid] = newWorker(pid: pid, slot: slot, generation: generation, release: slots[slot].release, at: now)
-        var actions: [Action] = [.log(.info, "worker \(slot) started (pid \(pid))")]
+        var actions: [Action] = [.report(PoolEvent(.spawned, .info, "worker \(slot) started (pid \(pid))", slot: slot, pid: pid, generation: generation))]
         if case .stopping = phase {
             actions += stop(pid, at: now)
         }

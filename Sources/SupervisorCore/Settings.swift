@@ -68,6 +68,8 @@ public struct Settings: Equatable, Sendable {
     public var gracefulTimeout: Duration = .seconds(30)
     public var controlSocket: String? = nil
     public var controlGroup: String? = nil
+    /// The supervisor's own HTTP listener for /metrics, /readyz and /livez; nil: none (the default).
+    public var metricsBind: BindAddress? = nil
     public var debug: Bool = false
     public var crashLoop: CrashLoopPolicy = .keepTrying
     /// A command run to completion before the first workers start (Sources/Supervisor/Prestart.swift); empty: none.

@@ -12,6 +12,8 @@ public struct WorkerProcess: Equatable, Sendable {
     public internal(set) var killed = false
     /// Why the supervisor killed it, when it did so before asking nicely (e.g. "not ready within 60s").
     public internal(set) var killReason: String? = nil
+    /// The same, for counters and the journal's REASON=.
+    public internal(set) var killCause: FailureReason? = nil
     /// The worker's own STATUS= text.
     public internal(set) var status: String? = nil
     public internal(set) var health = WorkerHealth()

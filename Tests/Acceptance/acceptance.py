@@ -19,7 +19,9 @@ DROPIN_DIR = "/etc/systemd/system/hyperglass.service.d"
 WORKERS = 4
 URL = "http://127.0.0.1:8001"
 SCRATCH = os.path.join(ROOT, ".build")  # set by main from --scratch-path
-ENV = dict(os.environ, TESTBED_NAME="hyperglass-acceptance", TESTBED_PRIVATE_NETWORK="1", TESTBED_BIND_RO="")
+# TESTBED_NAME from the environment lets parallel runs keep apart; the default is the suite's own.
+ENV = dict(os.environ, TESTBED_NAME=os.environ.get("TESTBED_NAME") or "hyperglass-acceptance",
+           TESTBED_PRIVATE_NETWORK="1", TESTBED_BIND_RO="")
 
 
 class Failure(Exception):
@@ -237,6 +239,37 @@ def test_journal_attributes_lines_to_workers():
               f"no supervisor line for worker {slot} (pid {pid})")
         check(re.search(rf"worker {slot}\[{pid}\]: ", text), f"no line from worker {slot} itself (pid {pid})")
     check("control socket at /run/hyperglass/control.sock" in text, "supervisor did not log its control socket")
+
+
+def test_journal_fields_find_a_killed_worker():
+    """`journalctl -u hyperglass WORKER_ID=1 EVENT=exited` finds a killed worker: its pid, REASON=crash,
+    a warning priority; EVENT=restart follows for the same worker."""
+    if show("ActiveState")["ActiveState"] != "active":
+        start_service()  # when run alone (-k)
+    # Past min_ready (3 s by default), or the kill would be a failed start rather than a crash.
+    def settled():
+        worker = next((w for w in ctl_status()["workers"] if w["id"] == 1), {})
+        return worker.get("pid") if worker.get("state") == "ready" and worker.get("uptime_seconds", 0) >= 4 else None
+    victim = wait_for("worker 1 ready for 4 s", settled, 15)
+    guest(f"kill -KILL {victim}")
+
+    def entries(match):
+        out = guest(f"journalctl -u hyperglass {match} -o json --no-pager", check_rc=False).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    exited = wait_for("EVENT=exited for the killed worker",
+                      lambda: [e for e in entries("WORKER_ID=1 EVENT=exited") if e.get("WORKER_PID") == str(victim)] or None, 10)[-1]
+    check(exited.get("REASON") == "crash", f"REASON is {exited.get('REASON')!r}: {exited}")
+    check(exited.get("PRIORITY") == "4", f"PRIORITY is {exited.get('PRIORITY')!r}")
+    check(exited.get("SYSLOG_IDENTIFIER") == "hyperglass", f"SYSLOG_IDENTIFIER is {exited.get('SYSLOG_IDENTIFIER')!r}")
+    check(f"pid {victim}" in exited.get("MESSAGE", ""), f"MESSAGE: {exited.get('MESSAGE')!r}")
+    wait_for("EVENT=restart REASON=crash for worker 1",
+             lambda: entries("WORKER_ID=1 EVENT=restart REASON=crash") or None, 10)
+    # Another worker's events are not in worker 1's view.
+    check(all(e.get("WORKER_ID") == "1" for e in entries("WORKER_ID=1")), "WORKER_ID=1 matched other workers' entries")
+    wait_for(f"StatusText {WORKERS}/{WORKERS}", lambda: show("StatusText")["StatusText"] == f"{WORKERS}/{WORKERS} workers ready", 10)
+    # The same journal line reads as before in the plain view.
+    check(re.search(rf"hyperglass\[\d+\]: worker 1 \(pid {victim}\) exited unexpectedly", journal()), "no plain line for the exit")
 
 
 def test_scale_through_runtime_directory_socket():
@@ -471,6 +504,7 @@ TESTS = [
     test_install_and_uninstall_keep_local_changes,
     test_start_returns_when_ready,
     test_journal_attributes_lines_to_workers,
+    test_journal_fields_find_a_killed_worker,
     test_scale_through_runtime_directory_socket,
     test_killed_workers_are_replaced,
     test_check_config_warns_about_short_stop_timeout,

@@ -15,6 +15,7 @@ struct ConfigTextTests {
         graceful_timeout = 1.25s
         control_socket = /run/hyperglass/control.sock
         control_group = www-data
+        metrics_bind = 127.0.0.1:9101
         debug = true
         crash_loop = exit
         watchdog_requires_ready = false
@@ -98,7 +99,7 @@ struct ConfigTextTests {
         #expect(ValueParser.sizeText((1 << 20) + 1) == "1048577")
     }
 
-    @Test("only bind, control_socket, control_group, debug and prestart need a restart, and only when they changed")
+    @Test("only bind, control_socket, control_group, metrics_bind, debug and prestart need a restart, and only when they changed")
     func restartNeeded() throws {
         let running = try parse(Self.everyKey)
         var changed = running
@@ -112,6 +113,6 @@ struct ConfigTextTests {
         #expect(changed.restartNeeded(comparedTo: running) == ["bind", "control_group", "debug"])
         changed.controlSocket = "/run/other.sock"
         #expect(changed.restartNeeded(comparedTo: running) == ["bind", "control_socket", "control_group", "debug"])
-        #expect(ConfigKey.all.filter { !$0.reloadable }.map(\.name) == ["bind", "control_socket", "control_group", "debug", "prestart"])
+        #expect(ConfigKey.all.filter { !$0.reloadable }.map(\.name) == ["bind", "control_socket", "control_group", "metrics_bind", "debug", "prestart"])
     }
 }

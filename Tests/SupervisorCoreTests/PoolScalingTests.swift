@@ -8,7 +8,7 @@ struct PoolScalingTests {
         var driver = PoolDriver(desired: 2)
         driver.start()
         let actions = driver.send(.desiredCountChanged(4))
-        #expect(actions.contains(.log(.notice, "scaling 2 → 4")))
+        #expect(actions.logs(atLeast: .notice).contains("scaling 2 → 4"))
         #expect(actions.filter { if case .spawn = $0 { true } else { false } } == [.spawn(slot: 2, generation: 1), .spawn(slot: 3, generation: 1)])
         #expect(actions.systemdMessages.contains("STATUS=scaling 2 → 4: 2/4 workers ready"))
         #expect(driver.pool.desired == 4)

@@ -179,7 +179,13 @@ extension Array where Element == Action {
     }
 
     func logs(atLeast level: LogLevel = .debug) -> [String] {
-        compactMap { if case let .log(l, text) = $0, l >= level { text } else { nil } }
+        compactMap {
+            switch $0 {
+            case let .log(l, text) where l >= level: text
+            case let .report(event) where event.level >= level: event.message
+            default: nil
+            }
+        }
     }
 
     var lastStatus: String? {

@@ -55,7 +55,7 @@ final class PoolInvariants {
 
     private static func harmlessAfterExit(_ action: Action) -> Bool {
         switch action {
-        case .log, .signal(_, .kill): true
+        case .log, .report, .signal(_, .kill): true
         default: false
         }
     }

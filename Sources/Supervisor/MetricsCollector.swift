@@ -1,0 +1,95 @@
+import Glibc
+import SupervisorCore
+import SystemCalls
+
+/// The shell's half of a scrape: the pool's snapshot from the core, plus what only the kernel knows —
+/// each process's memory and CPU time (/proc/PID/stat, one read per process) and each TCP listener's
+/// accept queue (TCP_INFO on a listening socket: `tcpi_unacked` is the queue, `tcpi_sacked` its limit).
+struct MetricsCollector {
+    /// When the supervisor started, in seconds since the epoch (read once, at start).
+    let startTimeSeconds: Double
+    let listeners: [Listener]
+
+    init(listeners: [Listener]) {
+        self.listeners = listeners
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        startTimeSeconds = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    func snapshot(pool: Pool, at now: Instant) -> MetricsSnapshot {
+        var snapshot = MetricsSnapshot(pool: pool, version: version, at: now)
+        for index in snapshot.workers.indices {
+            if let usage = MetricsCollector.usage(of: snapshot.workers[index].pid) {
+                snapshot.workers[index].residentBytes = usage.residentBytes
+                snapshot.workers[index].cpuSeconds = usage.cpuSeconds
+            }
+        }
+        if let own = MetricsCollector.usage(of: getpid()) {
+            snapshot.residentBytes = own.residentBytes
+            snapshot.cpuSeconds = own.cpuSeconds
+        }
+        snapshot.startTimeSeconds = startTimeSeconds
+        snapshot.listeners = listeners.compactMap { listener in
+            MetricsCollector.acceptQueue(listener.fd).map {
+                MetricsSnapshot.ListenerSample(address: listener.address, queued: $0.queued, limit: $0.limit)
+            }
+        }
+        return snapshot
+    }
+
+    private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+    private static let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Resident bytes and CPU seconds (user + system) from /proc/PID/stat; nil when the process is gone.
+    /// Read and parsed as bytes: with 64 workers a scrape reads 65 of these, and String indexing cost
+    /// more than the reads (perf: most of the scrape's 2 ms went to Character-wise `lastIndex`/`split`).
+    static func usage(of pid: Int32) -> (residentBytes: UInt64, cpuSeconds: Double)? {
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var count = 0
+        while count < buffer.count,
+              case .bytes(let n) = buffer.withUnsafeMutableBytes({ Sys.read(fd, UnsafeMutableRawBufferPointer(rebasing: $0[count...])) }) {
+            count += n
+        }
+        Sys.close(fd)
+        return parseStat(buffer[0..<count])
+    }
+
+    /// utime and stime (fields 14 and 15) and rss (field 24, pages) of a /proc/PID/stat line. The command
+    /// name in parentheses may hold spaces and parentheses, so fields are counted after the last ')'.
+    static func parseStat(_ bytes: ArraySlice<UInt8>) -> (residentBytes: UInt64, cpuSeconds: Double)? {
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        var field = 2  // the one ending at ')'
+        var value: UInt64 = 0
+        var inNumber = false
+        var utime: UInt64 = 0, stime: UInt64 = 0
+        for byte in bytes[(close + 1)...] {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") {
+                if inNumber {
+                    switch field {
+                    case 14: utime = value
+                    case 15: stime = value
+                    case 24: return (value * pageSize, Double(utime + stime) / ticksPerSecond)
+                    default: break
+                    }
+                }
+                inNumber = false
+                continue
+            }
+            if !inNumber { inNumber = true; field += 1; value = 0 }
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") { value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0")) }
+        }
+        return nil
+    }
+
+    /// A listening TCP socket's accept queue: connections waiting for accept(), and the backlog.
+    /// nil for a Unix socket (no TCP_INFO).
+    static func acceptQueue(_ fd: Int32) -> (queued: UInt32, limit: UInt32)? {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0, info.tcpi_state == UInt8(TCP_LISTEN) else { return nil }
+        return (info.tcpi_unacked, info.tcpi_sacked)
+    }
+}
