@@ -113,8 +113,9 @@ final class EventLoop {
                     let fd = Int32(truncatingIfNeeded: event.data)
                     if let (pid, result) = prober.ready(fd, at: Sys.now) {
                         dispatch(.probed(pid: pid, result: result))
-                    } else if !prober.wantsWrite(fd) {
+                    } else if prober.isInFlight(fd), !prober.wantsWrite(fd) {
                         // The request is out: wait for the answer only (a writable socket would wake us at once, forever).
+                        // A probe finished earlier in this batch (its worker replaced) has a closed fd: nothing to change.
                         Epoll.modify(epoll, fd, HG_EPOLLIN, event.data)
                     }
                     continue

@@ -76,6 +76,9 @@ final class Prober {
     var nextDeadline: Instant? { inFlight.values.map(\.deadline).min() }
 
     /// Whether the fd is one of ours and still waits to send its request.
+    /// Whether `fd` is a probe still waiting: an event of this epoll batch may name one already finished.
+    func isInFlight(_ fd: Int32) -> Bool { inFlight[fd] != nil }
+
     func wantsWrite(_ fd: Int32) -> Bool { !(inFlight[fd]?.unsent.isEmpty ?? true) }
 
     private func finish(_ fd: Int32, _ pid: Int32, _ result: ProbeResult) -> (pid: Int32, result: ProbeResult) {
