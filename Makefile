@@ -215,7 +215,13 @@ DEB_DOCDIR ?= /usr/share/doc/$(DEB_PACKAGE)
 DEB_OUT ?= $(SCRATCH)/deb
 DEB_VERSION ?=
 DEB_MAINTAINER ?= $(or $(shell git config user.name 2>/dev/null),hyperglass maintainers) <$(or $(shell git config user.email 2>/dev/null),maintainers@example.org)>
-export DEB_PACKAGE DEB_PREFIX DEB_UNITDIR DEB_DOCDIR DEB_OUT DEB_VERSION DEB_MAINTAINER
+# Packages up to DEB_MOVED_BEFORE kept the configuration in DEB_OLDCONFDIR; the maintainer scripts move
+# an administrator's changed conffiles from there (dpkg-maintscript-helper mv_conffile). The first
+# package with /etc/hyperglass-supervisor was built from the commit of 2026-12-02 01:00:01 UTC, so
+# every build from before sorts at or below 0.1.0+git20261202010001~ and every one from after, above.
+DEB_OLDCONFDIR ?= $(OLDCONFDIR)
+DEB_MOVED_BEFORE ?= 0.1.0+git20261202010001~
+export DEB_PACKAGE DEB_PREFIX DEB_UNITDIR DEB_DOCDIR DEB_OUT DEB_VERSION DEB_MAINTAINER DEB_OLDCONFDIR DEB_MOVED_BEFORE
 .PHONY: deb deb-deps test-package
 
 # dpkg-deb and dpkg-shlibdeps (dpkg-dev), binutils' strip, lintian to check the result.

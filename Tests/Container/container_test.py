@@ -90,7 +90,7 @@ class Container:
                 os.path.join(BIN, "hyperglass"), "start", "--workers", str(workers),
                 "--bind", f"127.0.0.1:{self.port}", "--control-socket", self.socket, *flags]
         # A container's environment: no systemd variables, no terminal.
-        # An empty configuration file: the host's /etc/hyperglass/supervisor.conf must not leak in.
+        # An empty configuration file: the host's /etc/hyperglass-supervisor/supervisor.conf (or the old /etc/hyperglass one) must not leak in.
         config = os.path.join(self.dir, "supervisor.conf")
         open(config, "w").close()
         clean = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HYPERGLASS_CONFIG": config, **(env or {})}
