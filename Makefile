@@ -215,7 +215,13 @@ DEB_DOCDIR ?= /usr/share/doc/$(DEB_PACKAGE)
 DEB_OUT ?= $(SCRATCH)/deb
 DEB_VERSION ?=
 DEB_MAINTAINER ?= $(or $(shell git config user.name 2>/dev/null),hyperglass maintainers) <$(or $(shell git config user.email 2>/dev/null),maintainers@example.org)>
-export DEB_PACKAGE DEB_PREFIX DEB_UNITDIR DEB_DOCDIR DEB_OUT DEB_VERSION DEB_MAINTAINER
+# Packages up to DEB_MOVED_BEFORE kept the configuration in DEB_OLDCONFDIR; the maintainer scripts move
+# an administrator's changed conffiles from there (dpkg-maintscript-helper mv_conffile). The first
+# package with /etc/hyperglass-supervisor was built from the commit of 2026-12-02 01:00:01 UTC, so
+# every build from before sorts at or below 0.1.0+git20261202010001~ and every one from after, above.
+DEB_OLDCONFDIR ?= $(OLDCONFDIR)
+DEB_MOVED_BEFORE ?= 0.1.0+git20261202010001~
+export DEB_PACKAGE DEB_PREFIX DEB_UNITDIR DEB_DOCDIR DEB_OUT DEB_VERSION DEB_MAINTAINER DEB_OLDCONFDIR DEB_MOVED_BEFORE
 .PHONY: deb deb-deps test-package
 
 # dpkg-deb and dpkg-shlibdeps (dpkg-dev), binutils' strip, lintian to check the result.
@@ -242,11 +248,15 @@ IMAGE_UID ?= 10001
 .PHONY: image-root test-image-root lint-deploy
 image-root:
 	@for p in $(PROGRAMS); do test -x $(RELEASE_DIR)/$$p || { echo "image-root: $(RELEASE_DIR)/$$p is missing; run 'make release' first" >&2; exit 1; }; done
-	install -d $(IMAGE_ROOT)/usr/bin $(IMAGE_ROOT)/etc/hyperglass
-	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(PROGRAMS)) $(IMAGE_ROOT)/usr/bin/
+	install -d $(IMAGE_ROOT)/usr/bin $(IMAGE_ROOT)$(CONFDIR)
+	@# The installed names, as make install's: the supervisor is hyperglass-supervisor; the image has no
+	@# looking glass, so `hyperglass` is free and a symlink to it.
+	install -m 0755 $(RELEASE_DIR)/hyperglass $(IMAGE_ROOT)/usr/bin/hyperglass-supervisor
+	install -m 0755 $(RELEASE_DIR)/hyperglass-worker $(RELEASE_DIR)/hyperglassctl $(IMAGE_ROOT)/usr/bin/
+	ln -sf hyperglass-supervisor $(IMAGE_ROOT)/usr/bin/hyperglass
 	@# No symbol tables in the image (30 -> 19 MB); the build directory keeps them.
-	strip --strip-unneeded --remove-section=.comment --remove-section=.note $(addprefix $(IMAGE_ROOT)/usr/bin/,$(PROGRAMS))
-	install -m 0644 deploy/supervisor.conf $(IMAGE_ROOT)/etc/hyperglass/supervisor.conf
+	strip --strip-unneeded --remove-section=.comment --remove-section=.note $(addprefix $(IMAGE_ROOT)/usr/bin/,$(INSTALLED))
+	install -m 0644 deploy/supervisor.conf $(IMAGE_ROOT)$(CONFDIR)/supervisor.conf
 	install -d -m 0755 -o $(IMAGE_UID) -g $(IMAGE_UID) $(IMAGE_ROOT)/run/hyperglass
 
 # Kubernetes' schemas (kubernetes-validate) and hadolint come from PyPI; see Tests/Container/deploy_check.py.

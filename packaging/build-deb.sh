@@ -8,12 +8,13 @@
 # without an edit here.
 #
 # Environment (set by the Makefile): DEB_PACKAGE DEB_VERSION DEB_PREFIX DEB_UNITDIR DEB_DOCDIR
-# DEB_MAINTAINER DEB_OUT SCRATCH. Prints the path of the .deb on its last line.
+# DEB_MAINTAINER DEB_OUT SCRATCH, and DEB_OLDCONFDIR DEB_MOVED_BEFORE (the configuration's old home). Prints the path of the .deb on its last line.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 : "${DEB_PACKAGE:?}" "${DEB_PREFIX:?}" "${DEB_UNITDIR:?}" "${DEB_DOCDIR:?}" "${DEB_OUT:?}" "${SCRATCH:?}"
+: "${DEB_OLDCONFDIR:?}" "${DEB_MOVED_BEFORE:?}"
 arch=$(dpkg --print-architecture)
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/hyperglass-deb.XXXXXX")
@@ -84,6 +85,12 @@ confdirs=$(cd "$stage" && find etc -mindepth 1 -type d | sort -r | sed 's|^|/|' 
 find "$stage" -type d -exec chmod 0755 {} +
 find "$stage" -type f ! -perm -0100 -exec chmod 0644 {} +
 
+# The configuration directory (the one holding supervisor.conf) and the conffiles in it, relative:
+# each moves there from DEB_OLDCONFDIR on upgrades from DEB_MOVED_BEFORE or older (preinst).
+confdir=$(cd "$stage" && find etc -name supervisor.conf -type f | head -n 1 | xargs dirname | sed 's|^|/|')
+[ -n "$confdir" ] || { echo "build-deb: no supervisor.conf under /etc in the staged tree" >&2; exit 1; }
+moved=$(cd "$stage$confdir" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')
+
 # 6. Control files.
 mkdir -p "$stage/DEBIAN"
 (cd "$stage" && find etc -type f | sort | sed 's|^|/|') > "$stage/DEBIAN/conffiles"
@@ -95,9 +102,10 @@ depends="$shlibs, init-system-helpers (>= 1.54~)"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 maintainer_scripts() {
     sed -e "s|@PACKAGE@|$DEB_PACKAGE|g" -e "s|@SERVICE@|$service|g" -e "s|@SOCKET@|$socket|g" \
-        -e "s|@DOCDIR@|$DEB_DOCDIR|g" -e "s|@CONFDIRS@|$confdirs|g" "$1"
+        -e "s|@DOCDIR@|$DEB_DOCDIR|g" -e "s|@CONFDIRS@|$confdirs|g" -e "s|@CONFDIR@|$confdir|g" \
+        -e "s|@OLDCONFDIR@|$DEB_OLDCONFDIR|g" -e "s|@MOVED_BEFORE@|$DEB_MOVED_BEFORE|g" -e "s|@MOVED_CONFFILES@|$moved|g" "$1"
 }
-for script in postinst prerm postrm; do
+for script in preinst postinst prerm postrm; do
     maintainer_scripts "$here/debian/$script.in" > "$stage/DEBIAN/$script"
     chmod 0755 "$stage/DEBIAN/$script"
 done

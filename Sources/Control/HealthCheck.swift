@@ -4,9 +4,8 @@ import Glibc
 /// `hyperglassctl health`: the pool as an orchestrator's exec probe or a `HEALTHCHECK` needs it, one
 /// exit status and one line. Built on the status reply, so it needs nothing the supervisor lacks.
 enum HealthCheck {
-    /// Half the pool: one crashed worker in a large pool should not take the whole instance out of a
-    /// load balancer, an instance with most workers gone should.
-    static let defaultShare = 0.5
+    /// The same default as the supervisor's `/readyz` (ControlProtocol/ReadyShare.swift).
+    static let defaultShare = ReadyShare.defaultShare
 
     /// "0.75" or "75%", within 0...1.
     static func share(_ text: String) -> Double? {
@@ -16,7 +15,7 @@ enum HealthCheck {
         return (0...1).contains(share) ? share : nil
     }
 
-    /// Healthy while the supervisor is not draining and at least `readyShare` of the desired workers are
+    /// Healthy while the supervisor is neither a lame duck nor draining and at least `readyShare` of the desired workers are
     /// ready (rounded up, and at least one unless the share is 0: 0 asks only that the supervisor answers).
     static func judge(_ reply: JSON, readyShare: Double) -> (healthy: Bool, reason: String) {
         let supervisor = reply["supervisor"]
@@ -25,7 +24,8 @@ enum HealthCheck {
         let state = supervisor?["state"]?.string ?? "unknown"
         let needed = readyShare == 0 ? 0 : max(1, Int((readyShare * Double(desired)).rounded(.up)))
         let counts = "\(ready)/\(desired) workers ready, \(needed) needed"
-        if state == "draining" { return (false, "unhealthy: draining (\(counts))") }
+        // A lame duck still serves but wants out of the load balancer before it drains.
+        if state == "draining" || state == "lame-duck" { return (false, "unhealthy: \(state) (\(counts))") }
         if ready < needed { return (false, "unhealthy: \(counts) (\(state))") }
         return (true, "healthy: \(counts) (\(state))")
     }

@@ -48,6 +48,8 @@ enum StatusReport {
     static func state(of pool: Pool) -> String {
         switch pool.phase {
         case .stopping, .exited: return "draining"
+        // Still serving, but reporting not-ready (`hyperglassctl health` fails on it).
+        case .lameDuck: return "lame-duck"
         case .starting: return pool.crashLoopingSlots.isEmpty ? "starting" : "crash-looping"
         case .running:
             if !pool.crashLoopingSlots.isEmpty { return "crash-looping" }

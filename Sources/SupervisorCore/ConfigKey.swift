@@ -60,6 +60,9 @@ public struct ConfigKey: Sendable {
         ConfigKey("graceful_timeout", "supervisor", accepts: "a duration such as 30s, 500ms or 2m", render: { [$0.gracefulTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.gracefulTimeout = try ValueParser.duration(v)
         },
+        ConfigKey("lame_duck", "supervisor", accepts: "a duration such as 10s, or 0 for none", render: { [$0.lameDuck == .zero ? "0" : $0.lameDuck.configText] }) {
+            s, v throws(ConfigValueError) in s.lameDuck = try ValueParser.duration(v)
+        },
         ConfigKey("control_socket", "supervisor", accepts: "an absolute path", reloadable: false, render: { $0.controlSocket.map { [$0] } ?? [] }) {
             s, v throws(ConfigValueError) in s.controlSocket = try ValueParser.absolutePath(v)
         },

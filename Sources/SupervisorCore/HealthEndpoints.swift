@@ -1,16 +1,13 @@
 /// What the supervisor's HTTP listener answers on `/readyz` and `/livez`, for orchestrators and load
 /// balancers. Pure: the same pool and instant always give the same answer.
 public enum HealthEndpoints {
-    /// The share of the desired workers that must be ready, as `hyperglassctl health` has it: one crashed
-    /// worker in a large pool should not take the node out of a load balancer, most of them gone should.
-    public static let defaultShare = 0.5
-
-    /// Ready to be sent traffic: the pool is not stopping and at least `share` of the desired workers
-    /// (rounded up, at least one) are ready. A draining pool says no at once, so a load balancer stops
-    /// sending before the workers are gone.
-    public static func readiness(_ pool: Pool, share: Double = defaultShare, at now: Instant) -> (ok: Bool, text: String) {
+    /// Ready to be sent traffic (`share` is ControlProtocol's `ReadyShare.defaultShare` unless a probe asks
+    /// otherwise; the core cannot import it): the pool is not stopping and at least `share` of the desired workers
+    /// (rounded up, at least one) are ready. A lame-duck or draining pool says no at once, so a load
+    /// balancer stops sending before the workers are gone.
+    public static func readiness(_ pool: Pool, share: Double, at now: Instant) -> (ok: Bool, text: String) {
         let needed = max(1, Int((min(1, max(0, share)) * Double(pool.desired)).rounded(.up)))
-        let ok = pool.phase.isActive && pool.readyCount >= needed
+        let ok = pool.phase.acceptsTraffic && pool.readyCount >= needed
         return (ok, pool.statusText(at: now) + " (\(needed) needed)")
     }
 

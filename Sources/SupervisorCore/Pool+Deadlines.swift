@@ -23,6 +23,8 @@ extension Pool {
         case memoryCheck
         /// WATCHDOG=1 upwards to systemd.
         case systemdWatchdog
+        /// The lame-duck delay is over: drain.
+        case lameDuckEnd
     }
 
     /// When `deadline` is armed; nil when it is not (any more).
@@ -56,6 +58,8 @@ extension Pool {
         case .systemdWatchdog:
             // An exited pool has asked the shell to exit: nothing more is due.
             return policy.systemdWatchdogInterval == nil || phase == .exited ? nil : nextWatchdogPing
+        case .lameDuckEnd:
+            return phase.lameDuckEnd
         }
     }
 
@@ -69,7 +73,7 @@ extension Pool {
             + slots.map { .restart(slot: $0.id) }
             + pids.flatMap { [Deadline.workerWatchdog(pid: $0), .recycle(pid: $0)] }
             + pids.map { .probe(pid: $0) }
-            + [.memoryCheck, .systemdWatchdog]
+            + [.memoryCheck, .systemdWatchdog, .lameDuckEnd]
     }
 
     /// The deadlines armed now, with their instants, in handling order.
@@ -131,6 +135,8 @@ extension Pool {
             return pids.isEmpty ? [] : [.sampleMemory(pids)]
         case .systemdWatchdog:
             return systemdWatchdogDue(at: now)
+        case .lameDuckEnd:
+            return lameDuckEnded(at: now)
         }
     }
 

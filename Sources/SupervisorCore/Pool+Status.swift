@@ -33,6 +33,9 @@ extension Pool {
         case .stopping, .exited:
             let n = workers.count
             return n == 0 ? "stopped" : "draining \(n) worker\(n == 1 ? "" : "s")"
+        case .lameDuck(let until):
+            let wait = until > now ? until - now : .zero
+            return "lame duck: draining in \(wait.roundedUpSeconds) s; \(readyCount)/\(desired) workers ready"
         case .starting, .running:
             var text = "\(readyCount)/\(desired) workers ready"
             if let from = scalingFrom { text = "scaling \(from) → \(desired): " + text }

@@ -155,8 +155,8 @@ public struct Pool: Sendable {
         // SIGQUIT drains too (as nginx does, not Gunicorn's quick exit): a runtime or an operator that sends it
         // still expects in-flight requests to finish; a second signal of any of the three skips the wait.
         case .terminate, .interrupt, .quit:
-            if case .stopping = phase { return killAll(reason: "second \(SignalName.of(signal.rawValue))") }
-            return beginStop(exitCode: 0, reason: "\(SignalName.of(signal.rawValue)) received", at: now)
+            // With `lame_duck` set, first a not-ready period that still serves (Pool+LameDuck.swift).
+            return stopRequested(by: signal, at: now)
         case .ttin:
             guard desired < policy.maxWorkers else { return [.log(.warning, "SIGTTIN: already at max_workers (\(policy.maxWorkers))")] }
             return scale(to: desired + 1, at: now)

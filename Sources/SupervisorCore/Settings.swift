@@ -66,6 +66,8 @@ public struct Settings: Equatable, Sendable {
     public var maxWorkers: Int = 1024
     public var bind: [BindAddress] = [.tcp(host: "localhost", port: 8001)]
     public var gracefulTimeout: Duration = .seconds(30)
+    /// How long a stop signal leaves the pool serving while reporting not-ready, before the drain; zero: off.
+    public var lameDuck: Duration = .zero
     public var controlSocket: String? = nil
     public var controlGroup: String? = nil
     /// The supervisor's own HTTP listener for /metrics, /readyz and /livez; nil: none (the default).

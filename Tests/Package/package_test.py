@@ -14,7 +14,10 @@ inside, and then, with dpkg and systemctl only:
   3. the same package upgrade with the socket unit disabled, measured and reported, not asserted:
      the supervisor then binds itself, and the restart refuses connections (why the socket is on);
   4. purge: no file, unit, enablement symlink, dpkg state or process of the package is left, nor
-     the byte-code cache a Python worker writes beside the example apps.
+     the byte-code cache a Python worker writes beside the example apps;
+  5. upgrade from the old layout (configuration in /etc/hyperglass, packages up to DEB_MOVED_BEFORE):
+     the administrator's changed supervisor.conf is moved to /etc/hyperglass-supervisor and used,
+     /etc/hyperglass is gone, and a purge afterwards again leaves nothing.
 
 Skips (exit 0, saying why) when not root or the testbed is absent. Always takes the testbed down.
   python3 Tests/Package/package_test.py [--scratch-path .build] [--keep-up]
@@ -206,6 +209,59 @@ def test_purge(baseline, paths, existed_before):
     return "nothing left (files, units, enablement state, dpkg state, processes)"
 
 
+OLD_LAYOUT_VERSION = "0.1.0~oldlayout-1"  # below the test builds, and below DEB_MOVED_BEFORE as every old-layout build
+OLD_CONFDIR, NEW_CONFDIR = "/etc/hyperglass", "/etc/hyperglass-supervisor"
+
+
+def old_layout_package(deb, out):
+    """A package laid out as the ones before the move: the same files and scripts, but the
+    configuration (conffiles, scripts' paths) in /etc/hyperglass, at a version from before the move,
+    and without the move itself (those packages had no preinst)."""
+    tree = tempfile.mkdtemp(prefix="hg-pkg-old-", dir=out)
+    run(["dpkg-deb", "-R", deb, tree])
+    os.rename(tree + NEW_CONFDIR, tree + OLD_CONFDIR)
+    os.remove(os.path.join(tree, "DEBIAN", "preinst"))
+    for name in ("conffiles", "md5sums", "postinst", "postrm", "control"):
+        path = os.path.join(tree, "DEBIAN", name)
+        text = open(path).read().replace(NEW_CONFDIR.lstrip("/"), OLD_CONFDIR.lstrip("/"))
+        if name in ("postinst", "postrm"):
+            text = "\n".join("    :" if "dpkg-maintscript-helper" in l else l for l in text.splitlines()) + "\n"
+        if name == "control":
+            text = "\n".join(f"Version: {OLD_LAYOUT_VERSION}" if l.startswith("Version:") else l for l in text.splitlines()) + "\n"
+        open(path, "w").write(text)
+    built = os.path.join(out, f"{PACKAGE}_{OLD_LAYOUT_VERSION}_old-layout.deb")
+    run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", tree, built])
+    shutil.rmtree(tree)
+    return built
+
+
+def test_upgrade_from_old_layout(old_layout, deb, baseline, paths, existed_before):
+    guest(f"dpkg -i /tmp/{os.path.basename(old_layout)}", timeout=180)
+    conf = guest(f"dpkg-query -W -f='${{Conffiles}}' {PACKAGE}").stdout
+    check(f"{OLD_CONFDIR}/supervisor.conf" in conf, f"the old-layout package's conffiles: {conf!r}")
+    # A change the running service must see after the upgrade: a distinct worker count.
+    guest(f"sed -i 's/^#workers = auto$/{CONF_MARK}\\nworkers = 3/' {OLD_CONFDIR}/supervisor.conf")
+    check(CONF_MARK in guest(f"cat {OLD_CONFDIR}/supervisor.conf").stdout, "could not change the old supervisor.conf")
+    guest(f"dpkg -i /tmp/{os.path.basename(deb)}", timeout=180)
+    service, _ = units()
+    state = guest(f"systemctl is-active {service}", check_rc=False).stdout.strip()
+    check(state == "active", f"{service} is {state} after the upgrade:\n" + guest(f"journalctl -u {service} --no-pager -o cat | tail -n 15").stdout)
+    moved = guest(f"cat {NEW_CONFDIR}/supervisor.conf").stdout
+    check(CONF_MARK in moved, f"the administrator's change did not reach {NEW_CONFDIR}/supervisor.conf")
+    check(guest(f"test -e {OLD_CONFDIR}", check_rc=False).returncode != 0,
+          f"{OLD_CONFDIR} left behind: {guest(f'find {OLD_CONFDIR}', check_rc=False).stdout.split()}")
+    conf = guest(f"dpkg-query -W -f='${{Conffiles}}' {PACKAGE}").stdout
+    # dpkg keeps a moved conffile listed as "obsolete" until the purge; nothing of the old path is live.
+    live = [l for l in conf.splitlines() if l.strip().startswith(OLD_CONFDIR + "/") and not l.endswith(" obsolete")]
+    check(not live, f"old conffiles still registered as live: {live}")
+    status = json.loads(guest("hyperglassctl status --json").stdout)
+    check(status["supervisor"]["desired"] == 3, f"the upgraded service does not run the moved configuration: {status['supervisor']}")
+    kept = guest(f"ls {NEW_CONFDIR}").stdout.split()
+    note = test_purge(baseline, paths, existed_before)
+    return (f"changed {OLD_CONFDIR}/supervisor.conf moved to {NEW_CONFDIR} and used (3 workers); "
+            f"{OLD_CONFDIR} removed; {NEW_CONFDIR}: {kept}; purge after: {note}")
+
+
 def build(version, out):
     run(["make", "--no-print-directory", "-s", "deb", f"DEB_VERSION={version}", f"DEB_OUT={out}", f"SCRATCH={SCRATCH}"],
         timeout=1800, cwd=ROOT)
@@ -235,19 +291,21 @@ def main():
     try:
         log("building two packages with make deb")
         old, new = build("0.1.0~pkgtest1-1", out), build("0.1.0~pkgtest2-1", out)
+        old_layout = old_layout_package(new, out)
         log("booting the testbed (TESTBED_NAME=hg-pkg)")
         tb("up", timeout=600)
-        for deb in (old, new):
+        for deb in (old, new, old_layout):
             tb("copy-in", deb, "/tmp/" + os.path.basename(deb))
         tb("copy-in", os.path.join(ROOT, "Tests", "Acceptance", "guest_client.py"), CLIENT)
         # A real Debian system has /etc/hosts; the testbed's minimal root file system does not.
         guest("test -e /etc/hosts || printf '127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' > /etc/hosts")
         baseline = leftovers()
-        paths = package_paths(old, new)
+        paths = package_paths(old, new, old_layout)
         existed_before = existing(paths)  # /usr/bin, /etc and the like
         steps = [("install", lambda: test_install(old)), ("upgrade_under_load", lambda: test_upgrade_under_load(new)),
                  ("measure_upgrade_without_socket", lambda: measure_upgrade_without_socket(old)),
-                 ("purge", lambda: test_purge(baseline, paths, existed_before))]
+                 ("purge", lambda: test_purge(baseline, paths, existed_before)),
+                 ("upgrade_from_old_layout", lambda: test_upgrade_from_old_layout(old_layout, new, baseline, paths, existed_before))]
         for name, step in steps:
             started = time.monotonic()
             try:

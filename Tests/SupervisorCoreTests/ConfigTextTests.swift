@@ -13,6 +13,7 @@ struct ConfigTextTests {
         bind = :8003
         bind = unix:/run/app.sock
         graceful_timeout = 1.25s
+        lame_duck = 7s
         control_socket = /run/hyperglass/control.sock
         control_group = www-data
         metrics_bind = 127.0.0.1:9101

@@ -1,3 +1,4 @@
+import ControlProtocol
 import Testing
 @testable import SupervisorCore
 
@@ -9,14 +10,14 @@ struct HealthEndpointsTests {
         var driver = PoolDriver(desired: 4, policy: PoolPolicy.with { $0.readiness = .notify })
         driver.start()
         driver.ready(slot: 0)
-        let one = HealthEndpoints.readiness(driver.pool, at: driver.now)
+        let one = HealthEndpoints.readiness(driver.pool, share: ReadyShare.defaultShare, at: driver.now)
         #expect(!one.ok && one.text == "1/4 workers ready (2 needed)")
         #expect(HealthEndpoints.readiness(driver.pool, share: 0, at: driver.now).ok, "0 still needs one worker")
         driver.ready(slot: 1)
-        #expect(HealthEndpoints.readiness(driver.pool, at: driver.now).ok)
+        #expect(HealthEndpoints.readiness(driver.pool, share: ReadyShare.defaultShare, at: driver.now).ok)
         #expect(!HealthEndpoints.readiness(driver.pool, share: 1, at: driver.now).ok)
         driver.send(.signalReceived(.terminate))
-        #expect(HealthEndpoints.readiness(driver.pool, at: driver.now).ok == false, "a draining node leaves the load balancer first")
+        #expect(HealthEndpoints.readiness(driver.pool, share: ReadyShare.defaultShare, at: driver.now).ok == false, "a draining node leaves the load balancer first")
     }
 
     @Test("/livez fails only once no worker has been ready for unready_timeout, as systemd's watchdog would")
