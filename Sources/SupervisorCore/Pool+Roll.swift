@@ -66,6 +66,14 @@ extension Pool {
             slots[id].restartAt = nil
             actions.append(.spawn(slot: id, generation: generation, release: target))
         }
+        // systemd times a reload out at TimeoutStartSec= (90 s by default), and a roll of many workers, each
+        // settling for min_ready, takes longer than that. Each step is bounded by ready_timeout + min_ready:
+        // while steps keep coming, systemd hears that much more time is needed, so it never fails a roll that
+        // is progressing (a stuck step still fails at ready_timeout, which ends the roll).
+        if current.kind != .restart, actions.contains(where: { if case .spawn = $0 { true } else { false } }) {
+            let step = policy.readyTimeout + policy.minReady + .seconds(5)
+            actions.append(.notifySystemd("EXTEND_TIMEOUT_USEC=\(step.nanoseconds / 1000)"))
+        }
         roll = current
         if current.queue.isEmpty, current.active.isEmpty {
             let elapsed = (now - current.startedAt).spoken

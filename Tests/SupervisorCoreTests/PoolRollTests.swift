@@ -14,6 +14,25 @@ struct PoolRollTests {
         return driver
     }
 
+    @Test("each reload step tells systemd it needs ready_timeout + min_ready + 5 s more, so a long roll is never timed out; a restart does not")
+    func reloadStepsExtendSystemdTimeout() {
+        let policy = PoolPolicy.with { $0.readiness = .notify; $0.readyTimeout = .seconds(20); $0.minReady = .zero }
+        var driver = Self.running(3, policy: policy)
+        let extend = "EXTEND_TIMEOUT_USEC=25000000"
+        let begin = driver.send(.reloadRequested(release: 2, policy: policy))
+        #expect(begin.systemdMessages.first?.hasPrefix("RELOADING=1") == true)
+        #expect(begin.systemdMessages.contains(extend))
+        for slot in 0..<3 {
+            let successor = driver.pool.slots[slot].successor!.pid!
+            let ready = driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
+            // A step that starts the next successor extends again; the last one ends the roll with READY=1.
+            #expect(ready.systemdMessages.contains(extend) == (slot < 2), "slot \(slot): \(ready.systemdMessages)")
+        }
+        #expect(driver.history.systemdMessages.contains("READY=1"))
+        let restart = driver.send(.restartRequested(slots: [0, 1, 2]))
+        #expect(!restart.systemdMessages.contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") })
+    }
+
     @Test("a reload replaces one slot at a time, each successor ready before its predecessor is asked to stop")
     func reloadRollsOneByOne() {
         var driver = Self.running(3)
