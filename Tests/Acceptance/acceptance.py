@@ -435,6 +435,30 @@ def test_reload_rolls_every_worker_without_failed_requests():
         guest("rm -f /etc/hyperglass-supervisor/acceptance.conf; systemctl restart hyperglass", timeout=90, check_rc=False)
 
 
+def test_long_reload_outlasts_the_start_timeout():
+    """systemd times reloads out at TimeoutStartSec=. A roll of 4 workers that each settle for min_ready (3 s)
+    takes ~12 s; with TimeoutStartSec=4s the reload still succeeds, because each roll step sends
+    EXTEND_TIMEOUT_USEC (before: the reload job failed at 4 s while the roll went on)."""
+    guest("printf '[supervisor]\\nworkers = %d\\n[worker]\\nmin_ready = 3s\\n' > /etc/hyperglass-supervisor/acceptance.conf" % WORKERS)
+    write_dropin("slow-reload", "Environment=HYPERGLASS_CONFIG=/etc/hyperglass-supervisor/acceptance.conf\nTimeoutStartSec=4s")
+    try:
+        guest("systemctl restart hyperglass", timeout=90)
+        old = worker_pids(ctl_status())
+        started = time.monotonic()
+        result = guest("systemctl reload hyperglass", timeout=120, check_rc=False)
+        took = time.monotonic() - started
+        check(result.returncode == 0, f"systemctl reload failed after {took:.1f}s: {result.stderr}\n{journal()[-2000:]}")
+        check(took > 4, f"the roll took only {took:.1f}s: the test does not outlast TimeoutStartSec=4s")
+        new = worker_pids(ctl_status())
+        check(len(new) == WORKERS and not set(old.values()) & set(new.values()), f"not every worker replaced: {old} -> {new}")
+        props = show("ActiveState", "SubState")
+        check(props == {"ActiveState": "active", "SubState": "running"}, f"after the long reload: {props}")
+        return f"reload took {took:.1f}s with TimeoutStartSec=4s"
+    finally:
+        remove_dropin("slow-reload")
+        guest("rm -f /etc/hyperglass-supervisor/acceptance.conf; systemctl restart hyperglass", timeout=90, check_rc=False)
+
+
 def test_socket_activation_restart_refuses_nothing():
     """With hyperglass.socket, `systemctl restart hyperglass` refuses no connection: they wait in the backlog."""
     guest("systemctl stop hyperglass && systemctl start hyperglass.socket", timeout=90)
@@ -511,6 +535,7 @@ TESTS = [
     test_watchdog_restarts_a_hung_supervisor,
     test_never_ready_pool_stops_watchdog_pings,
     test_reload_rolls_every_worker_without_failed_requests,
+    test_long_reload_outlasts_the_start_timeout,
     test_socket_activation_restart_refuses_nothing,
     test_stop_drains,
     test_config_error_fails_without_restart_loop,
