@@ -24,6 +24,7 @@ extension Pool {
     /// Why a roll cannot start now; nil when it can. Rolls never interleave.
     public func rollRefusal(_ kind: Roll.Kind) -> String? {
         guard phase.isActive else { return "cannot \(kind): the supervisor is stopping" }
+        if phase.lameDuckEnd != nil { return "cannot \(kind): the supervisor is stopping (lame duck; the drain follows)" }
         guard let roll else { return nil }
         return "cannot \(kind) now: a \(roll.kind) is in progress (\(roll.done)/\(roll.total) workers replaced); try again when it has finished"
     }

@@ -12,6 +12,20 @@ struct PoolLameDuckTests {
         HealthEndpoints.readiness(driver.pool, share: ReadyShare.defaultShare, at: driver.now).ok
     }
 
+    @Test("during the lame-duck delay a reload, a restart and a scaling are refused: the node is on its way out")
+    func noRollOrScalingWhileLameDuck() {
+        var driver = PoolDriver(desired: 2, policy: Self.lameDuck)
+        driver.start()
+        driver.send(.signalReceived(.terminate))
+        let reload = driver.send(.reloadRequested(release: 2, policy: Self.lameDuck))
+        #expect(reload.spawnedSlots.isEmpty)
+        #expect(reload.logs(atLeast: .warning).contains { $0.contains("lame duck") })
+        #expect(driver.pool.rollRefusal(.restart)?.contains("stopping") == true)
+        let scale = driver.send(.desiredCountChanged(4))
+        #expect(scale.spawnedSlots.isEmpty)
+        #expect(driver.pool.desired == 2)
+    }
+
     @Test("SIGTERM with lame_duck reports not-ready at once but signals no worker until the delay is over, then drains")
     func notReadyThenDrain() {
         var driver = PoolDriver(desired: 2, policy: Self.lameDuck)
