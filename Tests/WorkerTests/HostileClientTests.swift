@@ -66,18 +66,13 @@ struct HostileClientTests {
         defer { worker.kill() }
         let ws = try Client.connect(port: port, within: 5, receiveTimeout: 4)
         defer { ws.close() }
-        try ws.send("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        #expect(try ws.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 101 "))
+        try Self.upgrade(ws)
         var frame: [UInt8] = []
         WebSocketFrame.append(opcode: .binary, payload: [UInt8](repeating: 7, count: 100), mask: (1, 2, 3, 4), to: &frame)
         let start = now()
         try ws.send(Array(frame.dropLast()))
-        let close = try ws.receiveBytes(count: 4)
-        let elapsed = now() - start
-        #expect(close.count == 4 && close[0] == 0x88 && UInt16(close[2]) << 8 | UInt16(close[3]) == 1008)
-        #expect(elapsed > 0.9 && elapsed < 2, "closed after \(elapsed) s")
-        _ = try ws.receiveBytes(count: Int(close.count == 4 ? close[1] : 0) - 2)
+        let close = try Self.expectPolicyClose(ws, oneSecondAfter: start)
+        _ = try ws.receiveBytes(count: Int(close.count == 4 ? close[1] : 2) - 2)
         #expect(try ws.receiveBytes(count: 1).isEmpty, "the connection is closed after the close frame")
     }
 
@@ -88,9 +83,7 @@ struct HostileClientTests {
         defer { worker.kill() }
         let ws = try Client.connect(port: port, within: 5, receiveTimeout: 4)
         defer { ws.close() }
-        try ws.send("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        #expect(try ws.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 101 "))
+        try Self.upgrade(ws)
         var first: [UInt8] = []
         WebSocketFrame.append(opcode: .text, fin: false, payload: Array("part one".utf8), mask: (1, 2, 3, 4), to: &first)
         let start = now()
@@ -101,10 +94,7 @@ struct HostileClientTests {
         WebSocketFrame.append(opcode: .ping, payload: [1], mask: (1, 2, 3, 4), to: &ping)
         try ws.send(ping)
         #expect(try ws.receiveBytes(count: 3) == [0x8A, 1, 1])
-        let close = try ws.receiveBytes(count: 4)
-        let elapsed = now() - start
-        #expect(close.count == 4 && close[0] == 0x88 && UInt16(close[2]) << 8 | UInt16(close[3]) == 1008)
-        #expect(elapsed > 0.9 && elapsed < 2, "closed after \(elapsed) s")
+        _ = try Self.expectPolicyClose(ws, oneSecondAfter: start)
     }
 
     @Test("a head dripped a line at a time gets 408 at the request timeout from its first byte")
@@ -210,5 +200,24 @@ struct HostileClientTests {
 
     private func sendIgnoringErrors(_ fd: Int32, _ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
+
+extension HostileClientTests {
+    /// Completes a WebSocket handshake on `ws`.
+    static func upgrade(_ ws: Client) throws {
+        try ws.send("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        #expect(try ws.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 101 "))
+    }
+
+    /// Reads the head of a close frame and checks it says 1008 (policy violation) about 1 s (the request
+    /// timeout these tests set) after `start`; returns the four bytes read.
+    static func expectPolicyClose(_ ws: Client, oneSecondAfter start: Double) throws -> [UInt8] {
+        let close = try ws.receiveBytes(count: 4)
+        let elapsed = now() - start
+        #expect(close.count == 4 && close[0] == 0x88 && UInt16(close[2]) << 8 | UInt16(close[3]) == 1008)
+        #expect(elapsed > 0.9 && elapsed < 2, "closed after \(elapsed) s")
+        return close
     }
 }
