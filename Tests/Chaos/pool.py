@@ -4,6 +4,8 @@ import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "PythonSupport"))
+from control import request as control_request  # noqa: E402
 
 
 def free_port():
@@ -47,20 +49,7 @@ class Supervisor:
 
     def request(self, message, timeout=2.0):
         """One request on a new connection; the reply as a dict ({} when there is none)."""
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(timeout)
-                s.connect(self.control)
-                s.sendall((json.dumps(message) + "\n").encode())
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                return json.loads(data) if data.strip() else {}
-        except (OSError, ValueError):
-            return {}
+        return control_request(self.control, message, timeout)
 
     def ready_count(self):
         return self.request({"cmd": "workers"}).get("ready")

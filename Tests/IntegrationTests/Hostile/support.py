@@ -5,6 +5,8 @@ import json, os, resource, shutil, signal, socket, stat, subprocess, sys, tempfi
 PRODUCTS = None  # the directory holding the built binaries
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTWORKER = os.path.join(HERE, "..", "Fixtures", "testworker.py")
+sys.path.insert(0, os.path.join(HERE, "..", "..", "PythonSupport"))
+from control import request as control_request  # noqa: E402
 READER = (12345, 65534)  # a control_group (nogroup) member: read-only, as the issue's attacker
 
 
@@ -75,20 +77,7 @@ class Supervisor:
         """One request on a new connection, as root or as a forked user; the reply as a dict ({} on no reply)."""
         if as_user:
             return run_as(as_user, lambda: self.request(message, timeout))
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(timeout)
-                s.connect(self.control)
-                s.sendall((json.dumps(message) + "\n").encode())
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                return json.loads(data) if data.strip() else {}
-        except (OSError, ValueError):
-            return {}
+        return control_request(self.control, message, timeout)
 
     def cpu_seconds(self):
         fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
