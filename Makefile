@@ -34,6 +34,7 @@ test: test-deps
 	$(MAKE) --no-print-directory test-container-quick
 	$(MAKE) --no-print-directory chaos-quick
 	$(MAKE) --no-print-directory acceptance
+	$(MAKE) --no-print-directory lint-haproxy
 
 # Release binaries: the Swift runtime linked statically (the service needs no toolchain), and link
 # choices that keep the supervisor's resident memory small (bench/footprint.sh; 8.4 → ~6 MiB): lld with
@@ -239,6 +240,21 @@ deb: release deb-deps
 # nothing. Root only (skips otherwise); builds its own two packages with `make deb`.
 test-package:
 	python3 Tests/Package/package_test.py --scratch-path $(SCRATCH)
+
+# ---- many hosts: HAProxy (deploy/haproxy/haproxy.cfg) in front of three systemd 252 hosts ------------
+# Tests/Fleet/fleet_test.py: testbed machines hg-fleet-1..3 with the package (two `make deb` builds) and
+# lame_duck, HAProxy here in front (Debian's package, installed if missing) running the repository's file,
+# HTTP and WebSocket load through it: rolling `apt install` upgrade, systemctl stop/start, a host killed
+# outright; prints what the clients saw per step. Root only (skips otherwise); about 3 minutes.
+.PHONY: test-fleet lint-haproxy
+test-fleet:
+	python3 Tests/Fleet/fleet_test.py --scratch-path $(SCRATCH)
+
+# The shipped HAProxy configuration parses (`haproxy -c`); `make test` runs it, skipping where haproxy is absent.
+HAPROXY ?= $(or $(shell command -v haproxy 2>/dev/null),$(wildcard /usr/sbin/haproxy))
+lint-haproxy:
+	@if [ -n "$(HAPROXY)" ]; then $(HAPROXY) -c -f deploy/haproxy/haproxy.cfg; \
+	else echo "lint-haproxy: SKIPPED: haproxy is not installed (apt-get install haproxy)"; fi
 
 # ---- container image: Containerfile, deploy/ -------------------------------------------------------
 # The runtime image's own files, used by the Containerfile's build stage and by test-image-root
