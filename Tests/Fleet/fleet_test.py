@@ -21,7 +21,7 @@ back to back, and WebSockets that send a message every 0.3 s and reconnect as so
 
 It prints a table of what the clients saw in each step and fails when a requirement is not met.
 Skips (exit 0, saying why) when not root or the testbed is absent. Always takes the hosts down.
-  python3 Tests/Fleet/fleet_test.py [--scratch-path .build]
+  python3 Tests/Fleet/fleet_test.py [--scratch-path .build] [--debs DIR]
 """
 import argparse, csv, http.client, io, os, re, shlex, signal, socket, subprocess, sys, tempfile, threading, time
 
@@ -416,6 +416,11 @@ def table(rows):
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)) for line in lines)
 
 
+def reuse_or_build(version, out):
+    existing = [os.path.join(out, f) for f in os.listdir(out) if version in f and f.endswith(".deb")]
+    return existing[0] if existing else package.build(version, out)
+
+
 def ensure_haproxy():
     if run(["sh", "-c", "command -v haproxy"], check_rc=False).returncode == 0:
         return
@@ -430,6 +435,7 @@ def ensure_haproxy():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--scratch-path", default=".build")
+    parser.add_argument("--debs", help="reuse the packages already built in this directory (debugging; they may be stale)")
     options = parser.parse_args()
     package.SCRATCH = options.scratch_path if os.path.isabs(options.scratch_path) else os.path.join(ROOT, options.scratch_path)
     if os.geteuid() != 0:
@@ -455,9 +461,8 @@ def main():
     failures, rows = [], []
     try:
         ensure_haproxy()
-        log("building two packages with make deb")
-        old = package.build("0.1.0~fleet1-1", workdir)
-        new = package.build("0.1.0~fleet2-1", workdir)
+        log("building two packages with make deb" + (f" (or reusing those in {options.debs})" if options.debs else ""))
+        old, new = (reuse_or_build(version, options.debs or workdir) for version in ("0.1.0~fleet1-1", "0.1.0~fleet2-1"))
         for host in hosts:
             started = now()
             host.provision([old, new], old)
