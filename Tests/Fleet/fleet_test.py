@@ -105,6 +105,9 @@ class Host:
         """`apt install ./x.deb`: returns once the service restarted (postinst) and is ready."""
         self.sh(f"cd /tmp && apt install -y -q ./{os.path.basename(deb)}", timeout=240)
 
+    def main_pid(self):
+        return self.sh("systemctl show -p MainPID --value hyperglass").stdout.strip()
+
     def version(self):
         return self.sh(f"dpkg-query -W -f='${{Version}}' {package.PACKAGE}").stdout.strip()
 
@@ -380,7 +383,9 @@ def counts(clients, step):
 
 def step_upgrade(host, deb, watch, clients, step):
     step.ws_on_host = clients.open_on(host.server)
+    before = host.main_pid()
     host.install(deb)
+    check(host.main_pid() != before, f"{host.name}: the supervisor was not restarted by the upgrade (MainPID {before})")
     version = host.version()
     check(os.path.basename(deb).split("_")[1] == version, f"{host.name}: version {version} after apt install ./{os.path.basename(deb)}")
     back = watch.wait(host.server, "UP", 30)
@@ -427,9 +432,11 @@ def step_drain_by_hand(host, haproxy, watch, clients, step):
     readied = now()
     haproxy.command(f"set server hyperglass/{host.server} state ready")
     watch.wait(host.server, "UP", 10)
-    # Requests that began on it after the drain command (100 ms for those already under way).
+    # Requests that began on it while it was drained. A request's time is the client's, taken before it
+    # connects, so 100 ms at each end: one just under way at the drain, one sent just before `ready`
+    # that HAProxy received after it (seen once under load).
     with clients.lock:
-        step.sent_while_drained = sum(1 for r in clients.http if r[2] and r[3] == host.server and drained + 0.1 <= r[0] < readied)
+        step.sent_while_drained = sum(1 for r in clients.http if r[2] and r[3] == host.server and drained + 0.1 <= r[0] < readied - 0.1)
     step.notes.append(f"{step.sent_while_drained} requests began on it while drained")
 
 
