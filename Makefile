@@ -245,8 +245,8 @@ test-package:
 # Tests/Fleet/fleet_test.py: testbed machines hg-fleet-1..3 with the package (two `make deb` builds) and
 # lame_duck, HAProxy here in front (Debian's package, installed if missing) running the repository's file,
 # HTTP and WebSocket load through it: rolling `apt install` upgrade, systemctl stop/start, a host drained
-# through the runtime API, a host killed
-# outright; prints what the clients saw per step. Root only (skips otherwise); 135-165 s here.
+# through the runtime API, a host killed outright; prints what the clients saw per step. Root only
+# (skips otherwise); 135-165 s here.
 # `python3 Tests/Fleet/fleet_test.py --debs DIR` reuses packages built before (debugging).
 .PHONY: test-fleet lint-haproxy
 test-fleet:

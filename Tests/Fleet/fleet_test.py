@@ -15,6 +15,8 @@ back to back, and WebSockets that send a message every 0.3 s and reconnect as so
                      previous one back UP: 0 failed requests; WebSockets on the host close with 1001,
                      none with 1006, and reconnect at once
   stop host2         `systemctl stop hyperglass` (lame duck, then drain), then start: 0 failed requests
+  drain host1        `set server hyperglass/host1 state drain` on HAProxy's runtime API: no request
+                     begins on it, its WebSockets stay open; then stop (1001), start, `state ready`
   kill host3         SIGKILL to the machine's PID 1 (every process of it dies, nothing drains), then a
                      fresh boot and install: failures only among requests in flight on it, and HAProxy
                      marks it DOWN within inter × fall + timeout check (read from the configuration)
