@@ -43,7 +43,7 @@ extension EventLoop {
             let previous = pool.desired
             let target = change.applied(to: previous)
             guard (1...pool.policy.maxWorkers).contains(target) else {
-                return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to max_workers (\(pool.policy.maxWorkers))")
+                return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to \(pool.policy.settings.maxWorkersInWords)")
             }
             // With autoscaling on, the operator's count holds until `workers auto`.
             pinWorkers(target)

@@ -6,10 +6,14 @@ struct Reloader {
     let invocation: Invocation
     let environment: [String: String]
     let onlineCPUs: Int
+    /// The limits measured at start: a reloaded count they cannot hold is capped as at start.
+    let limits: ResourceLimits
 
     /// Loads and validates; the error says what is wrong and where, and nothing has changed yet.
     func load(inEffect: Settings, runningCount: Int) throws(ConfigError) -> ReloadPlan {
-        let settings = try Configuration.load(invocation, environment: environment).settings
-        return try ReloadPlan(loaded: settings, inEffect: inEffect, runningCount: runningCount, onlineCPUs: onlineCPUs)
+        let (settings, capacityNote) = limits.capped(try Configuration.load(invocation, environment: environment).settings)
+        var plan = try ReloadPlan(loaded: settings, inEffect: inEffect, runningCount: runningCount, onlineCPUs: onlineCPUs)
+        plan.capacityNote = capacityNote
+        return plan
     }
 }

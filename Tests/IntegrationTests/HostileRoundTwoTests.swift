@@ -1,0 +1,12 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Hardening, round two (issue 25): each case a scenario of Hostile/round_two.py against the real binaries.
+extension Hostile {
+@Suite(.timeLimit(.minutes(5)))
+struct RoundTwo {
+    @Test("under ulimit -n 128, workers 150 and an autoscaling ceiling of 100 are refused or capped with the reason; crash_loop = exit does not fire")
+    func countsBeyondTheFileLimit() { runHostile("fd_limit") }
+}
+}
