@@ -78,9 +78,11 @@ extension EventLoop {
 
     func httpListenerReady(_ listener: Int32) {
         guard let http else { return }
-        for fd in http.acceptAll(from: listener, at: Sys.now) {
+        let respond = { (method: String, path: String, query: String) in self.httpResponse(method: method, path: path, query: query) }
+        for fd in http.acceptAll(from: listener, at: Sys.now, respond: respond) {
             // A connection the loop cannot watch would never be answered or closed.
-            do { try Epoll.add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd))) } catch { http.disconnect(fd) }
+            let interest = http.wantsWrite(fd) ? HG_EPOLLOUT : HG_EPOLLIN | HG_EPOLLRDHUP
+            do { try Epoll.add(epoll, fd, interest, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd))) } catch { http.disconnect(fd) }
         }
         armTimer()
     }

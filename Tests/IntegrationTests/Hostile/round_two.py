@@ -1,7 +1,7 @@
 """Hardening, round two (issue 25): what a hostile client or an unlucky operator could still do."""
-import json, os, socket, time
+import json, os, select, socket, threading, time
 
-from support import Supervisor, fail, wait_for
+from support import Supervisor, fail, free_port, wait_for
 
 
 def fd_limit():
@@ -33,4 +33,132 @@ def fd_limit():
             fail("the cap was not said in the log", **figures)
         print(json.dumps(figures))
     finally:
+        s.stop()
+
+
+def _probe(port, path, timeout=1.0):
+    """One real probe, as a kubelet's: (status code or None, seconds)."""
+    start = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+            c.settimeout(max(0.01, timeout - (time.monotonic() - start)))
+            c.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.29\r\n\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        status = int(data.split(b" ")[1]) if data.startswith(b"HTTP/1.") else None
+    except (OSError, ValueError, IndexError) as error:
+        status = repr(error)
+    return status, time.monotonic() - start
+
+
+class _IdleClients:
+    """`count` connections that send nothing, re-opened as soon as the server closes them."""
+
+    def __init__(self, port, count):
+        self.port, self.count, self.running, self.opened = port, count, True, 0
+        self.sockets = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _open(self):
+        try:
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", self.port))
+            self.opened += 1
+            return c
+        except OSError:
+            return None
+
+    def _run(self):
+        self.sockets = [s for s in (self._open() for _ in range(self.count)) if s]
+        deadline = time.monotonic() + 60
+        while self.running and time.monotonic() < deadline:
+            readable, _, _ = select.select(self.sockets, [], [], 0.05) if self.sockets else ([], [], [])
+            for c in readable:
+                try:
+                    closed = c.recv(4096) == b""
+                except (BlockingIOError, InterruptedError):
+                    closed = False
+                except OSError:
+                    closed = True
+                if closed:
+                    c.close()
+                    self.sockets.remove(c)
+                    fresh = self._open()
+                    if fresh:
+                        self.sockets.append(fresh)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(5)
+        for c in self.sockets:
+            c.close()
+
+
+def probes_under_idle_connections():
+    """16, then 1,000 connections that send nothing (re-opened when closed) leave /livez and /readyz
+    answering 200 within 1 s, 10 probes of each."""
+    port = free_port()
+    s = Supervisor(workers=1, extra=["--metrics-bind", f"127.0.0.1:{port}"])
+    figures = {}
+    try:
+        if not wait_for(lambda: _probe(port, "/readyz")[0] == 200, 15):
+            fail("the pool did not become ready", log=s.log_text())
+        for count in (16, 1000):
+            idle = _IdleClients(port, count)
+            try:
+                time.sleep(1.5)
+                results = []
+                for _ in range(10):
+                    for path in ("/livez", "/readyz"):
+                        results.append((path,) + _probe(port, path))
+                    time.sleep(0.1)
+                bad = [r for r in results if r[1] != 200 or r[2] > 1.0]
+                figures[str(count)] = {"failed": len(bad), "slowest_s": round(max(r[2] for r in results), 3),
+                                       "idle_opened": idle.opened, "examples": bad[:3]}
+                if bad:
+                    fail(f"{len(bad)} of {len(results)} probes failed or took over 1 s with {count} idle connections", **figures)
+            finally:
+                idle.stop()
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+
+
+def metrics_emfile():
+    """With the supervisor's fds used up, the metrics listener does not spin, and a probe still gets its answer."""
+    port = free_port()
+    s = Supervisor(nofile=48, extra=["--metrics-bind", f"127.0.0.1:{port}"])
+    held = []
+    try:
+        if not wait_for(lambda: _probe(port, "/livez")[0] == 200, 10):
+            fail("/livez did not answer at start", log=s.log_text())
+        for _ in range(80):  # control clients until the supervisor is out of fds
+            try:
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.connect(s.control)
+                held.append(c)
+            except OSError:
+                break
+        silent = socket.create_connection(("127.0.0.1", port))  # pending in the backlog at EMFILE
+        time.sleep(0.5)
+        before = s.cpu_seconds()
+        time.sleep(2)
+        used = s.cpu_seconds() - before
+        status, took = _probe(port, "/livez", timeout=2)
+        silent.close()
+        figures = {"control_clients": len(held), "cpu_s_in_2s": round(used, 3), "livez": status, "livez_s": round(took, 3)}
+        if used > 0.3:
+            fail(f"the supervisor used {used:.2f} s of CPU in 2 s with a metrics connection pending at EMFILE", **figures)
+        if status != 200:
+            fail("/livez was not answered at EMFILE", **figures)
+        print(json.dumps(figures))
+    finally:
+        for c in held:
+            c.close()
         s.stop()
