@@ -8,10 +8,12 @@ struct Reloader {
     let onlineCPUs: Int
     /// The limits measured at start: a reloaded count they cannot hold is capped as at start.
     let limits: ResourceLimits
+    /// The configuration file `start` read, if any: a reload reads that one or refuses.
+    let startedFrom: String?
 
     /// Loads and validates; the error says what is wrong and where, and nothing has changed yet.
     func load(inEffect: Settings, runningCount: Int) throws(ConfigError) -> ReloadPlan {
-        let (settings, capacityNote) = limits.capped(try Configuration.load(invocation, environment: environment).settings)
+        let (settings, capacityNote) = limits.capped(try Configuration.load(invocation, environment: environment, startedFrom: startedFrom).settings)
         var plan = try ReloadPlan(loaded: settings, inEffect: inEffect, runningCount: runningCount, onlineCPUs: onlineCPUs)
         plan.capacityNote = capacityNote
         return plan

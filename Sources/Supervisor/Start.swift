@@ -39,7 +39,8 @@ enum Start {
                                             group: settings.controlGroup)
             let workerSockets = try WorkerSockets(in: control.directory)
             let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
-            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), limits: limits)
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), limits: limits,
+                                    startedFrom: loaded.file)
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)

@@ -14,5 +14,14 @@ struct RoundTwo {
 
     @Test("at EMFILE the metrics listener does not spin, and /livez is still answered")
     func metricsListenerAtEMFILE() { runHostile("metrics_emfile") }
+
+    @Test("started from the default configuration file, a reload after the file was moved away is refused and the workers stay")
+    func reloadWithTheDefaultFileGone() { runHostile("reload_default_config_missing") }
+
+    @Test("a configuration file over 1 MiB is refused with exit 78, not cut")
+    func configFileOver1MiB() { runHostile("config_file_over_1mib") }
+
+    @Test("a reload whose configuration path became a FIFO is refused at once and the loop keeps answering")
+    func configPathThatBlocksOnOpen() { runHostile("config_path_blocks_on_open") }
 }
 }

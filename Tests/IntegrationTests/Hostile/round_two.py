@@ -1,6 +1,7 @@
 """Hardening, round two (issue 25): what a hostile client or an unlucky operator could still do."""
-import json, os, select, socket, threading, time
+import json, os, select, socket, subprocess, threading, time
 
+import support
 from support import Supervisor, fail, free_port, wait_for
 
 
@@ -162,3 +163,93 @@ def metrics_emfile():
         for c in held:
             c.close()
         s.stop()
+
+
+def _config(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def reload_default_config_missing():
+    """Started from the default configuration file (no --config), a reload after the file was moved away is
+    refused; it used to roll onto the built-in defaults. /etc is an overlay in a private mount namespace."""
+    import shutil, sys, tempfile
+    if not (shutil.which("unshare") and shutil.which("nsenter")):
+        print("{}")
+        print("SKIP: needs unshare and nsenter (util-linux)", file=sys.stderr)
+        sys.exit(77)
+    scratch = tempfile.mkdtemp(prefix="hg-etc-")
+    upper, work = os.path.join(scratch, "upper"), os.path.join(scratch, "work")
+    os.makedirs(upper)
+    os.makedirs(work)
+    conf = os.path.join(scratch, "supervisor.conf")
+    _config(conf, "[supervisor]\ngraceful_timeout = 7s\n")
+    script = (f"mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc && "
+              f"mkdir -p /etc/hyperglass-supervisor && cp {conf} /etc/hyperglass-supervisor/supervisor.conf && exec \"$@\"")
+    s = Supervisor(workers=2, wrapper=["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"])
+    try:
+        wait_for(lambda: len(s.children()) == 2, 10)
+        before = sorted(s.children())
+        moved = subprocess.run(["nsenter", "-t", str(s.pid), "-m", "mv", "/etc/hyperglass-supervisor/supervisor.conf",
+                                "/etc/hyperglass-supervisor/supervisor.conf.bak"], capture_output=True, text=True)
+        if moved.returncode != 0:
+            fail("could not move the file inside the supervisor's mount namespace: " + moved.stderr)
+        reply = s.request({"v": 1, "cmd": "reload", "wait": True}, timeout=20)
+        time.sleep(0.5)
+        figures = {"reply": reply, "workers_before": before, "workers_after": sorted(s.children())}
+        if reply.get("ok") is not False or "started from" not in reply.get("error", ""):
+            fail("a reload with the default configuration file gone was not refused", **figures)
+        if sorted(s.children()) != before:
+            fail("the workers changed", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+        subprocess.run(["rm", "-rf", scratch])
+
+
+def config_file_over_1mib():
+    """A configuration file over 1 MiB is refused (exit 78), not cut at 1 MiB into another configuration."""
+    import tempfile
+    directory = tempfile.mkdtemp(prefix="hg-big-")
+    path = os.path.join(directory, "supervisor.conf")
+    _config(path, "[supervisor]\n" + ("# padding\n" * 110_000) + "workers = 7\n")
+    try:
+        result = subprocess.run([os.path.join(support.PRODUCTS, "hyperglass"), "check-config", "--config", path],
+                                capture_output=True, text=True, timeout=20)
+        figures = {"size": os.path.getsize(path), "status": result.returncode, "stderr": result.stderr[-300:]}
+        if result.returncode != 78 or "1 MiB" not in result.stderr:
+            fail("a configuration file over 1 MiB was not refused", **figures)
+        print(json.dumps(figures))
+    finally:
+        subprocess.run(["rm", "-rf", directory])
+
+
+def config_path_blocks_on_open():
+    """A reload whose configuration path became a FIFO is refused at once; the loop keeps answering."""
+    import tempfile
+    directory = tempfile.mkdtemp(prefix="hg-fifo-")
+    path = os.path.join(directory, "supervisor.conf")
+    _config(path, "[supervisor]\ngraceful_timeout = 7s\n")
+    s = Supervisor(workers=1, extra=["--config", path])
+    try:
+        os.unlink(path)
+        os.mkfifo(path)
+        start = time.monotonic()
+        reply = s.request({"v": 1, "cmd": "reload"}, timeout=5)
+        took = time.monotonic() - start
+        ping = s.request({"v": 1, "cmd": "ping"}, timeout=2)
+        figures = {"reply": reply, "reply_s": round(took, 3), "ping": ping}
+        if reply.get("ok") is not False or "regular file" not in reply.get("error", ""):
+            fail("a reload from a FIFO was not refused", **figures)
+        if ping.get("ok") is not True:
+            fail("the loop did not answer ping after the reload", **figures)
+        print(json.dumps(figures))
+    finally:
+        # A writer releases a supervisor frozen in open() (as main's was), so it can be stopped.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:
+            pass
+        s.stop()
+        subprocess.run(["rm", "-rf", directory])
