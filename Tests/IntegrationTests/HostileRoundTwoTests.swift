@@ -23,5 +23,8 @@ struct RoundTwo {
 
     @Test("a reload whose configuration path became a FIFO is refused at once and the loop keeps answering")
     func configPathThatBlocksOnOpen() { runHostile("config_path_blocks_on_open") }
+
+    @Test("a user whose lowest supplementary group is control_group may read status")
+    func controlGroupAsFirstSupplementaryGroup() { runHostile("control_group_first_supplementary") }
 }
 }

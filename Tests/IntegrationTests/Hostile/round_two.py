@@ -253,3 +253,33 @@ def config_path_blocks_on_open():
             pass
         s.stop()
         subprocess.run(["rm", "-rf", directory])
+
+
+def control_group_first_supplementary():
+    """A user whose lowest supplementary group is control_group (nogroup here) may read status."""
+    def as_member():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([65534, 70000])  # sorted by the kernel: nogroup first
+                os.setgid(70001)
+                os.setuid(12345)
+                groups = open("/proc/self/status").read().split("Groups:")[1].split("\n")[0]
+                reply = s.request({"v": 1, "cmd": "status"})
+                os.write(w, json.dumps({"groups": groups, "ok": reply.get("ok"), "error": reply.get("error")}).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        data = os.read(r, 65536)
+        os.waitpid(pid, 0)
+        return json.loads(data or b"{}")
+    s = Supervisor(workers=1)
+    try:
+        r, w = os.pipe()
+        figures = as_member()
+        os.close(r)
+        if figures.get("ok") is not True:
+            fail("a member of control_group through its first supplementary group was refused", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
