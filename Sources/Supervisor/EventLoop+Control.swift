@@ -99,8 +99,10 @@ extension EventLoop {
         do {
             plan = try reloader.load(inEffect: pool.releases.inEffect, runningCount: pool.desired)
         } catch {
-            dispatch(.reloadRejected(reason: error.description))
-            return .failure(ControlError(pool.lastRoll?.summary ?? error.description))
+            // Whole to the journal and to the admin who asked; without quoted text to status, which readers see.
+            log(.error, "reload refused: \(error)")
+            dispatch(.reloadRejected(reason: error.withoutQuotedText))
+            return .failure(ControlError("reload refused, nothing changed: \(error)"))
         }
         if let note = plan.note { log(.warning, "reload: " + note) }
         reconfigureAutoscaling(plan.settings)

@@ -26,5 +26,8 @@ struct RoundTwo {
 
     @Test("a user whose lowest supplementary group is control_group may read status")
     func controlGroupAsFirstSupplementaryGroup() { runHostile("control_group_first_supplementary") }
+
+    @Test("a failed reload's reason in status does not quote configuration values to read-only members")
+    func reloadErrorHidesValuesFromReaders() { runHostile("reload_error_hides_values_from_readers") }
 }
 }

@@ -283,3 +283,31 @@ def control_group_first_supplementary():
         print(json.dumps(figures))
     finally:
         s.stop()
+
+
+def reload_error_hides_values_from_readers():
+    """A failed reload's reason in status, which control_group members read, does not quote the configuration."""
+    import tempfile
+    from support import READER
+    directory = tempfile.mkdtemp(prefix="hg-secret-")
+    os.chmod(directory, 0o755)
+    path = os.path.join(directory, "supervisor.conf")
+    _config(path, "[worker]\nenvironment = GREETING=hello\n")
+    s = Supervisor(workers=1, extra=["--config", path])
+    try:
+        _config(path, "[worker]\nenvironment = API_TOKEN: s3cr3t-value\n")
+        reply = s.request({"v": 1, "cmd": "reload"})
+        status = s.request({"v": 1, "cmd": "status"}, as_user=READER)
+        figures = {"admin_reply": reply, "reader_status_ok": status.get("ok"), "reader_last_roll": status.get("last_roll")}
+        if reply.get("ok") is not False:
+            fail("the bad configuration was not refused", **figures)
+        if status.get("ok") is not True:
+            fail("the reader's status was not answered", **figures)
+        if "s3cr3t" in json.dumps(status):
+            fail("a read-only member sees a configuration value in status", **figures)
+        if "supervisor.conf:2" not in json.dumps(status):
+            fail("status no longer says where the problem is", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
+        subprocess.run(["rm", "-rf", directory])
