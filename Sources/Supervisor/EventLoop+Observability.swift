@@ -30,6 +30,14 @@ extension EventLoop {
         }
     }
 
+    /// At exit: each follower's last line says the stream ends here, so `hyperglassctl events` can tell a
+    /// supervisor that stopped (exit 0) from one that dropped it or died (no such line; exit 1).
+    func endEventStreams() {
+        let end = ControlReply.success([("end", .string("the supervisor stopped"))])
+        for fd in followers.keys.sorted() { control.reply(to: fd, end, close: true, at: Sys.now) }
+        followers.removeAll()
+    }
+
     /// The reply to `events`: the connection turns into a stream with no read deadline.
     func follow(from fd: Int32) -> JSON {
         if let connection = control.clients[fd] { followers[fd] = ObjectIdentifier(connection) }

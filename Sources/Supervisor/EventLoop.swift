@@ -173,6 +173,7 @@ final class EventLoop {
         }
         Listeners.close(listeners)
         workerSockets.removeAll()
+        endEventStreams()
         control.close()
         http?.close()
         return exitCode ?? 1

@@ -29,5 +29,8 @@ struct RoundTwo {
 
     @Test("a failed reload's reason in status does not quote configuration values to read-only members")
     func reloadErrorHidesValuesFromReaders() { runHostile("reload_error_hides_values_from_readers") }
+
+    @Test("an events follower dropped for reading too slowly says so on stderr and exits non-zero; one that keeps up exits 0 at stop")
+    func evictedEventsFollower() { runHostile("evicted_events_follower", timeout: 150) }
 }
 }

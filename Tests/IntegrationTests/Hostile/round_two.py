@@ -311,3 +311,51 @@ def reload_error_hides_values_from_readers():
     finally:
         s.stop()
         subprocess.run(["rm", "-rf", directory])
+
+
+def evicted_events_follower():
+    """`hyperglassctl events` dropped for reading too slowly says so on stderr and exits non-zero; its stdout
+    holds only events. One that keeps up exits 0 when the supervisor stops."""
+    s = Supervisor(workers=1, worker=os.path.join(support.PRODUCTS, "hyperglass-worker"))
+    ctl = os.path.join(support.PRODUCTS, "hyperglassctl")
+    err = open(os.path.join(s.dir, "events.err"), "w+")
+    slow = subprocess.Popen([ctl, "--socket", s.control, "events"], stdout=subprocess.PIPE, stderr=err)
+    try:
+        # Its stdout is a pipe nobody reads yet: it blocks writing, stops reading, and is dropped.
+        def full_log():
+            s.log.flush()
+            return open(s.log.name).read()
+        for _ in range(60):
+            if "dropped a 'hyperglassctl events' follower" in full_log():
+                break
+            s.request({"v": 1, "cmd": "workers", "set": 48, "wait": True}, timeout=30)
+            s.request({"v": 1, "cmd": "workers", "set": 1, "wait": True}, timeout=30)
+        dropped = "dropped a 'hyperglassctl events' follower" in full_log()
+        out, _ = slow.communicate(timeout=30)
+        err.seek(0)
+        stderr = err.read()
+        lines = out.decode(errors="replace").splitlines()
+        not_events = [line for line in lines if '"event"' not in line]
+        figures = {"dropped": dropped, "status": slow.returncode, "lines": len(lines), "not_events": not_events[:2],
+                   "stderr": stderr[-300:]}
+        if not dropped:
+            fail("the follower was never dropped", **figures)
+        if slow.returncode == 0 or "dropped this reader" not in stderr:
+            fail("a dropped follower exited 0 or said nothing on stderr", **figures)
+        # The last line may be cut where the supervisor's buffer ended; every complete one is an event.
+        if any('"ok":false' in line for line in lines):
+            fail("an error line went to stdout as an event", **figures)
+        keeping_up = subprocess.Popen([ctl, "--socket", s.control, "events"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        s.stop()
+        _, keeping_err = keeping_up.communicate(timeout=15)
+        figures["keeping_up_status"] = keeping_up.returncode
+        if keeping_up.returncode != 0:
+            fail("a follower that kept up did not exit 0 when the supervisor stopped: " + keeping_err.decode()[-200:], **figures)
+        print(json.dumps(figures))
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+        err.close()
+        s.stop()
