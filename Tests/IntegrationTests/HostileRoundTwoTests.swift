@@ -32,5 +32,8 @@ struct RoundTwo {
 
     @Test("an events follower dropped for reading too slowly says so on stderr and exits non-zero; one that keeps up exits 0 at stop")
     func evictedEventsFollower() { runHostile("evicted_events_follower", timeout: 150) }
+
+    @Test("a SIGKILLed supervisor's workers.XXXXXX directory is removed at the next start; a running one's and others' stay")
+    func staleWorkerDirectories() { runHostile("stale_worker_dirs") }
 }
 }

@@ -359,3 +359,62 @@ def evicted_events_follower():
             slow.wait()
         err.close()
         s.stop()
+
+
+def stale_worker_dirs():
+    """The private workers.XXXXXX directory of a SIGKILLed supervisor is removed at the next start in the
+    same runtime directory; a running supervisor's, another user's and one holding a non-socket stay."""
+    import tempfile
+    runtime = tempfile.mkdtemp(prefix="hg-stale-")
+    os.chmod(runtime, 0o755)
+    started = []
+
+    def start(name):
+        argv = [os.path.join(support.PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{free_port()}",
+                "--control-socket", os.path.join(runtime, name), "--workers", "1", "--", support.TESTWORKER]
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(os.path.join(runtime, name + ".log"), "w"),
+                                   env={"PATH": os.environ["PATH"]})
+        started.append(process)
+        wait_for(lambda: support.control_request(os.path.join(runtime, name), {"cmd": "ping"}, 1).get("ok") is True, 10)
+        return process
+
+    def dirs():
+        return sorted(n for n in os.listdir(runtime) if n.startswith("workers."))
+
+    try:
+        killed = start("a.sock")
+        running = start("b.sock")
+        wait_for(lambda: len(dirs()) == 2, 5)
+        first_two = dirs()
+        killed.kill()  # its workers follow through PR_SET_PDEATHSIG
+        killed.wait()
+        time.sleep(0.5)
+        foreign = os.path.join(runtime, "workers.fOrEiG")
+        os.mkdir(foreign, 0o700)
+        os.chown(foreign, 12345, 12345)
+        odd = os.path.join(runtime, "workers.nOtOuR")
+        os.mkdir(odd, 0o700)
+        open(os.path.join(odd, "notes.txt"), "w").close()
+        before = dirs()
+        start("c.sock")
+        wait_for(lambda: len(dirs()) == len(before), 5)
+        after = dirs()
+        figures = {"before": before, "after": after, "first_two": first_two}
+        gone = [d for d in before if d not in after]
+        if len(gone) != 1 or gone[0] not in first_two:
+            fail("not exactly the SIGKILLed supervisor's directory was removed", **figures)
+        if "workers.fOrEiG" not in after or "workers.nOtOuR" not in after:
+            fail("a directory that is not ours was removed", **figures)
+        if support.control_request(os.path.join(runtime, "b.sock"), {"cmd": "status"}, 2).get("ok") is not True:
+            fail("the running supervisor was disturbed", **figures)
+        print(json.dumps(figures))
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        subprocess.run(["rm", "-rf", runtime])
