@@ -103,6 +103,8 @@ extension EventLoop {
         }
         if http.isOpen(fd), http.wantsWrite(fd) {
             Epoll.modify(epoll, fd, HG_EPOLLOUT, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))
+        } else if events & HG_EPOLLOUT != 0, http.isLingering(fd) {
+            Epoll.modify(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))
         }
         armTimer()
     }

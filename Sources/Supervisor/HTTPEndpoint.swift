@@ -24,6 +24,11 @@ final class HTTPEndpoint {
         var input: [UInt8] = []
         var output: [UInt8] = []
         var answered = false
+        /// The reply left before the request was read whole (431): after it, our FIN, and what the client
+        /// still sends is read and dropped until its FIN or the deadline. Closing with unread input would
+        /// send a reset, which can reach the client before the 431 does.
+        var discardsInput = false
+        var lingering = false
         let acceptedAt: Instant
         /// `headDeadline` after accept until the request is in, then `deadline` after accept for the reply;
         /// never extended by bytes: a client trickling them gets no more time than a silent one.
@@ -132,6 +137,7 @@ final class HTTPEndpoint {
 
     /// The connection to close for a newcomer: the oldest still waiting for its request, else the oldest.
     private func evictionCandidate() -> Connection? {
+        if let lingering = connections.values.filter(\.lingering).min(by: { $0.acceptedAt < $1.acceptedAt }) { return lingering }
         let waiting = connections.values.filter { !$0.answered }
         return (waiting.isEmpty ? Array(connections.values) : waiting).min { $0.acceptedAt < $1.acceptedAt }
     }
@@ -154,6 +160,16 @@ final class HTTPEndpoint {
     func readable(_ fd: Int32, respond: (_ method: String, _ path: String, _ query: String) -> Response) {
         guard let connection = connections[fd] else { return }
         var buffer = [UInt8](repeating: 0, count: 4096)
+        if connection.lingering {
+            for _ in 0..<64 {
+                switch buffer.withUnsafeMutableBytes({ Sys.read(fd, $0) }) {
+                case .bytes: continue
+                case .wouldBlock: return
+                case .endOfFile, .failed: return drop(connection)
+                }
+            }
+            return
+        }
         while !connection.answered {
             let n: Int
             switch buffer.withUnsafeMutableBytes({ Sys.read(fd, $0) }) {
@@ -168,6 +184,7 @@ final class HTTPEndpoint {
                        : Response(status: 405, contentType: "text/plain; charset=utf-8", body: "only GET and HEAD\n"),
                        head: request.method == "HEAD")
             } else if connection.input.count > HTTPEndpoint.maxRequest {
+                connection.discardsInput = true
                 answer(connection, Response(status: 431, contentType: "text/plain; charset=utf-8",
                                             body: "request head longer than \(HTTPEndpoint.maxRequest) bytes\n"), head: false)
             }
@@ -191,8 +208,13 @@ final class HTTPEndpoint {
             case .endOfFile, .failed: return drop(connection)  // the peer went away
             }
         }
-        drop(connection)
+        guard connection.discardsInput else { return drop(connection) }
+        _ = shutdown(connection.fd, Int32(SHUT_WR))
+        connection.lingering = true
     }
+
+    /// Whether the connection only waits for the client's FIN now (the loop watches it for input again).
+    func isLingering(_ fd: Int32) -> Bool { connections[fd]?.lingering ?? false }
 
     func writable(_ fd: Int32) {
         if let connection = connections[fd] { flush(connection) }
@@ -230,7 +252,12 @@ final class HTTPEndpoint {
         guard text.contains("\r\n\r\n") || text.contains("\n\n") else { return nil }
         let words = text.prefix { $0 != "\r" && $0 != "\n" }.split(separator: " ")
         guard words.count >= 2 else { return ("", "", "") }
-        let target = words[1]
+        var target = words[1]
+        // Absolute form ("http://host:9101/livez", RFC 9112 §3.2.2: a server must accept it): the path.
+        if !target.hasPrefix("/"), let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://") {
+            let authorityAndPath = target[target.index(colon, offsetBy: 3)...]
+            target = authorityAndPath.firstIndex(of: "/").map { authorityAndPath[$0...] } ?? "/"
+        }
         let question = target.firstIndex(of: "?")
         return (String(words[0]), String(target[..<(question ?? target.endIndex)]),
                 question.map { String(target[target.index(after: $0)...]) } ?? "")

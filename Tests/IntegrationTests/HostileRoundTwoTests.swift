@@ -35,5 +35,8 @@ struct RoundTwo {
 
     @Test("a SIGKILLed supervisor's workers.XXXXXX directory is removed at the next start; a running one's and others' stay")
     func staleWorkerDirectories() { runHostile("stale_worker_dirs") }
+
+    @Test("an absolute-form request line is answered by its path, and a 1 MB header gets a readable 431, by metrics_bind and the bundled worker")
+    func requestForms() { runHostile("request_forms") }
 }
 }

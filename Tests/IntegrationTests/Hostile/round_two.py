@@ -418,3 +418,45 @@ def stale_worker_dirs():
                     process.kill()
                     process.wait()
         subprocess.run(["rm", "-rf", runtime])
+
+
+def request_forms():
+    """The metrics listener and the bundled worker answer an absolute-form request line ("GET
+    http://host/livez") by its path, and a 1 MB header with a 431 the client can read (not a reset)."""
+    port = free_port()
+    s = Supervisor(workers=1, worker=os.path.join(support.PRODUCTS, "hyperglass-worker"), extra=["--metrics-bind", f"127.0.0.1:{port}"])
+
+    def first_line(port, data):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as c:
+                try:
+                    c.sendall(data)
+                except OSError:
+                    pass  # the server may answer before it has read everything
+                out = b""
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+            return out.split(b"\r\n")[0].decode()
+        except OSError as error:
+            return repr(error)
+
+    try:
+        if not wait_for(lambda: _probe(port, "/livez")[0] == 200, 10):
+            fail("/livez did not answer", log=s.log_text())
+        app_port = int(s.process.args[s.process.args.index("--bind") + 1].rsplit(":", 1)[1])
+        big = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+        figures = {
+            "metrics_absolute": first_line(port, f"GET http://127.0.0.1:{port}/livez HTTP/1.1\r\nHost: x\r\n\r\n".encode()),
+            "metrics_1mb_header": first_line(port, big),
+            "worker_absolute": first_line(app_port, f"GET http://127.0.0.1:{app_port}/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()),
+            "worker_1mb_header": first_line(app_port, big),
+        }
+        bad = {k: v for k, v in figures.items() if not v.startswith("HTTP/1.1 " + ("431" if "1mb" in k else "200"))}
+        if bad:
+            fail(f"{len(bad)} of 4 answers were not as expected: {bad}", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
