@@ -48,6 +48,9 @@ extension EventLoop {
             // With autoscaling on, the operator's count holds until `workers auto`.
             pinWorkers(target)
             dispatch(.desiredCountChanged(target))
+            if target > previous, pool.desired == previous, let waiting = pool.slotWaitingForResources {
+                return ControlReply.failure("not scaling \(previous) → \(target): worker \(waiting.id) could not start for want of resources (\(waiting.lastFailure ?? "a resource limit")); the pool grows again once it runs")
+            }
             if wait { return replyLater(.count(target), by: fd) }
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
         case let .reload(wait):

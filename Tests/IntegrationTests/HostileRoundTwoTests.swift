@@ -9,6 +9,9 @@ struct RoundTwo {
     @Test("under ulimit -n 128, workers 150 and an autoscaling ceiling of 100 are refused or capped with the reason; crash_loop = exit does not fire")
     func countsBeyondTheFileLimit() { runHostile("fd_limit") }
 
+    @Test("spawns failing with EMFILE (limit lowered under a running supervisor) are no crash loop: crash_loop = exit does not fire, growth is refused")
+    func emfileAtSpawn() { runHostile("emfile_at_spawn") }
+
     @Test("16, then 1,000 silent connections to metrics_bind (re-opened when closed) leave /livez and /readyz answering 200 within 1 s")
     func probesUnderIdleConnections() { runHostile("probes_under_idle_connections") }
 

@@ -486,3 +486,32 @@ def request_forms():
         print(json.dumps(figures))
     finally:
         s.stop()
+
+
+def emfile_at_spawn():
+    """Spawns that fail with EMFILE (the open-file limit lowered under a running supervisor, with prlimit)
+    are a resource limit: with crash_loop = exit the supervisor keeps running, counts no crash loop, and
+    the pool does not grow further meanwhile."""
+    import resource
+    s = Supervisor(workers=2, extra=["--crash-loop", "exit"])
+    try:
+        wait_for(lambda: len(s.children()) == 2, 10)
+        in_use = len(os.listdir(f"/proc/{s.pid}/fd"))
+        resource.prlimit(s.pid, resource.RLIMIT_NOFILE, (in_use + 6, in_use + 6))
+        reply = s.request({"v": 1, "cmd": "workers", "set": 12})
+        time.sleep(10)
+        grow = s.request({"v": 1, "cmd": "workers", "set": 14})
+        time.sleep(0.5)
+        s.log.flush()
+        text = open(s.log.name).read()
+        figures = {"reply": reply, "alive": s.process.poll() is None, "limited": text.count("a resource limit, not a crash"),
+                   "workers": len(s.children()), "refused_growth": "not scaling 12 → 14" in text, "grow_reply": grow}
+        if s.process.poll() is not None:
+            fail("the supervisor exited", **figures)
+        if "crash loop" in text:
+            fail("spawns failing with EMFILE were counted as a crash loop", **figures)
+        if figures["limited"] == 0 or not figures["refused_growth"] or grow.get("ok") is not False:
+            fail("no spawn was reported as a resource limit, or the pool grew while limited", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
