@@ -23,7 +23,8 @@ enum Configuration {
         let explicit = file != nil
         var role: String? = explicit ? nil : "the default configuration file"
         if let startedFrom, !explicit {
-            file = startedFrom
+            // The one move allowed: from the legacy path to the default, as the notice at start advises.
+            file = startedFrom == legacyPath && Sys.fileExists(defaultPath) ? defaultPath : startedFrom
             role = "the file this supervisor started from; restore it, or restart to run without it"
         }
         if file == nil, Sys.fileExists(defaultPath) { file = defaultPath }
