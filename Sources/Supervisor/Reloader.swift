@@ -13,9 +13,11 @@ struct Reloader {
 
     /// Loads and validates; the error says what is wrong and where, and nothing has changed yet.
     func load(inEffect: Settings, runningCount: Int) throws(ConfigError) -> ReloadPlan {
-        let (settings, capacityNote) = limits.capped(try Configuration.load(invocation, environment: environment, startedFrom: startedFrom).settings)
+        let loaded = try Configuration.load(invocation, environment: environment, startedFrom: startedFrom).settings
+        let (settings, capacityNote) = limits.capped(loaded)
         var plan = try ReloadPlan(loaded: settings, inEffect: inEffect, runningCount: runningCount, onlineCPUs: onlineCPUs)
-        plan.capacityNote = capacityNote
+        // Said with the outcome only when it lowers the configured count or range, not a default max_workers.
+        if settings.workers != loaded.workers { plan.capacityNote = capacityNote }
         return plan
     }
 }

@@ -17,7 +17,8 @@ enum Start {
         }
         let (settings, capacityNote) = limits.capped(loaded.settings)
         let log = Log(verbose: settings.debug)
-        if let capacityNote { log(.warning, capacityNote) }
+        // A warning when it lowers what the operator asked for; a lowered default max_workers is only information.
+        if let capacityNote { log(settings.workers != loaded.settings.workers ? .warning : .info, capacityNote) }
         var desired = settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: settings.debug)
         if settings.capacityLimit != nil, desired > settings.maxWorkers {
             log(.warning, "workers = \(settings.workers) means \(desired) here; starting \(settings.maxWorkersInWords)")
