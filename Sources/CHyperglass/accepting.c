@@ -64,10 +64,16 @@ static int scan_fds(pid_t pid, const hg_accepting *targets, int count, listener_
     return 0;
 }
 
+/// A target registered in one of the process's epoll sets: it counts once a thread waits on that set.
+typedef struct { int epfd; int tfd; int target; } epoll_entry;
+enum { MAX_EPOLL_ENTRIES = 64 };
+
 /// Reads the epoll set's registrations ("tfd: 5 events: 19 data: ... pos:0 ino:5b5ad sdev:8") and
 /// matches them by inode and device, not by fd number: servers dup the sockets they inherit, and an
-/// entry stays registered under the fd it was added with.
-static void scan_epoll(pid_t pid, int epfd, hg_accepting *targets, int count, int *filled) {
+/// entry stays registered under the fd it was added with. A registration alone is not accepting: a
+/// set nobody waits on (an asyncio loop blocked right after start_server, a child that registered the
+/// socket and hangs) takes no connection, so the entry is kept for the thread scan (issue 25, item 2).
+static void scan_epoll(pid_t pid, int epfd, hg_accepting *targets, int count, epoll_entry *entries, int *nentries) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)pid, epfd);
     FILE *file = fopen(path, "re");
@@ -85,8 +91,8 @@ static void scan_epoll(pid_t pid, int epfd, hg_accepting *targets, int count, in
         for (int i = 0; i < count; i++) {
             // sdev is the kernel's dev_t (major << 20 | minor); st_dev is glibc's encoding.
             if (targets[i].inode == inode && major(targets[i].device) == (sdev >> 20) &&
-                minor(targets[i].device) == (sdev & 0xfffff))
-                found(&targets[i], HG_ACCEPTING_EPOLL, pid, tfd, 0, filled);
+                minor(targets[i].device) == (sdev & 0xfffff) && *nentries < MAX_EPOLL_ENTRIES)
+                entries[(*nentries)++] = (epoll_entry){ epfd, tfd, i };
         }
     }
     fclose(file);
@@ -97,9 +103,10 @@ static int read_memory(pid_t pid, unsigned long address, void *buffer, size_t le
     return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)length ? 0 : -1;
 }
 
-/// One thread: blocked in accept on a target, or in poll/select with a target in its read set.
-static void scan_thread(pid_t pid, pid_t tid, const listener_fd *listeners, int nlisteners, hg_accepting *targets,
-                        int *filled) {
+/// One thread: blocked in accept on a target, in poll/select with a target in its read set, or in
+/// epoll_wait on a set that holds a target.
+static void scan_thread(pid_t pid, pid_t tid, const listener_fd *listeners, int nlisteners, const epoll_entry *entries,
+                        int nentries, hg_accepting *targets, int *filled) {
     char path[64], text[256];
     snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -112,6 +119,18 @@ static void scan_thread(pid_t pid, pid_t tid, const listener_fd *listeners, int 
     unsigned long a[6];
     // "running" or "-1 sp pc" (not in a system call) do not parse as seven numbers.
     if (sscanf(text, "%ld %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2], &a[3], &a[4], &a[5]) != 7) return;
+    int is_epoll_wait = nr == SYS_epoll_pwait;
+#ifdef SYS_epoll_wait
+    is_epoll_wait |= nr == SYS_epoll_wait;
+#endif
+#ifdef SYS_epoll_pwait2
+    is_epoll_wait |= nr == SYS_epoll_pwait2;
+#endif
+    if (is_epoll_wait) {
+        for (int i = 0; i < nentries; i++)
+            if (entries[i].epfd == (int)a[0]) found(&targets[entries[i].target], HG_ACCEPTING_EPOLL, pid, entries[i].tfd, tid, filled);
+        return;
+    }
     int is_accept = nr == SYS_accept4;
 #ifdef SYS_accept
     is_accept |= nr == SYS_accept;
@@ -153,11 +172,12 @@ static void scan_thread(pid_t pid, pid_t tid, const listener_fd *listeners, int 
 
 int hg_accepting_scan(pid_t pid, hg_accepting *targets, int count) {
     listener_fd listeners[MAX_LISTENER_FDS];
-    int epolls[MAX_EPOLLS], nlisteners = 0, nepolls = 0, filled = 0;
+    int epolls[MAX_EPOLLS], nlisteners = 0, nepolls = 0, filled = 0, nentries = 0;
+    epoll_entry entries[MAX_EPOLL_ENTRIES];
     if (scan_fds(pid, targets, count, listeners, &nlisteners, epolls, &nepolls) < 0) return -1;
-    for (int i = 0; i < nepolls; i++) scan_epoll(pid, epolls[i], targets, count, &filled);
-    // A thread can only accept on a socket the process holds.
-    if (nlisteners == 0) return filled;
+    for (int i = 0; i < nepolls; i++) scan_epoll(pid, epolls[i], targets, count, entries, &nentries);
+    // A thread can only accept on a socket the process holds, or wait on a set that holds it.
+    if (nlisteners == 0 && nentries == 0) return filled;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *dir = opendir(path);
@@ -167,7 +187,7 @@ int hg_accepting_scan(pid_t pid, hg_accepting *targets, int count) {
     while ((entry = readdir(dir)) && threads < MAX_THREADS) {
         if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
         threads++;
-        scan_thread(pid, atoi(entry->d_name), listeners, nlisteners, targets, &filled);
+        scan_thread(pid, atoi(entry->d_name), listeners, nlisteners, entries, nentries, targets, &filled);
     }
     closedir(dir);
     return filled;

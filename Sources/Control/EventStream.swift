@@ -3,7 +3,9 @@ import ControlProtocol
 import Glibc
 
 /// `hyperglassctl events`: one subscription, then the pool's events as JSON lines until the supervisor
-/// goes away (exit 0) or drops us for reading too slowly (exit 1, message on stderr).
+/// ends the stream (`{"ok":true,"end":…}`: it stops; exit 0), or the connection ends without that line
+/// (it dropped us for reading too slowly, or died; exit 1, message on stderr). Only events reach stdout:
+/// an error line goes to stderr (issue 25, item 14: the eviction used to print as an event and exit 0).
 enum EventStream {
     static func follow(path: String) throws(ClientError) -> Never {
         let fd = hg_connect_unix(path)
@@ -20,8 +22,8 @@ enum EventStream {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 {
                 if first { throw ClientError(description: "the supervisor at \(path) closed the connection without a reply", exitCode: 1) }
-                stderrLine("hyperglassctl: the supervisor closed the event stream (it stopped, or dropped this reader for falling behind)")
-                exit(0)
+                stderrLine("hyperglassctl: the event stream ended without the supervisor's last line: it dropped this reader for falling behind (read faster, or filter less slowly), or it died")
+                exit(1)
             }
             pending += buffer[0..<n]
             while let newline = pending.firstIndex(of: 0x0A) {
@@ -35,6 +37,12 @@ enum EventStream {
                         throw ClientError(description: reason, exitCode: 1)
                     }
                     continue
+                }
+                if let message = try? JSON.parse(line), message["event"] == nil {
+                    // Not an event: the stream's end, or an error about this reader.
+                    if message["ok"]?.bool == true, message["end"] != nil { exit(0) }
+                    stderrLine("hyperglassctl: " + (message["error"]?.string ?? line))
+                    exit(1)
                 }
                 // Line-buffered even into a pipe, so `hyperglassctl events | jq` sees each event as it happens.
                 var out = Array((line + "\n").utf8)

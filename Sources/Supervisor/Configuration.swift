@@ -14,24 +14,26 @@ enum Configuration {
         var file: String?
     }
 
-    static func load(_ invocation: Invocation, environment: [String: String]) throws(ConfigError) -> Loaded {
+    /// `startedFrom`: for a reload, the file the running supervisor was started from. It must still be
+    /// readable: a reload must not fall back to the built-in defaults (the bundled worker, another count)
+    /// because the default file was moved away (issue 25, item 3).
+    static func load(_ invocation: Invocation, environment: [String: String], startedFrom: String? = nil) throws(ConfigError) -> Loaded {
         var loader = ConfigLoader()
         var file = invocation.configPath ?? environment["HYPERGLASS_CONFIG"]
         let explicit = file != nil
+        var role: String? = explicit ? nil : "the default configuration file"
+        if let startedFrom, !explicit {
+            // The one move allowed: from the legacy path to the default, as the notice at start advises.
+            file = startedFrom == legacyPath && Sys.fileExists(defaultPath) ? defaultPath : startedFrom
+            role = "the file this supervisor started from; restore it, or restart to run without it"
+        }
         if file == nil, Sys.fileExists(defaultPath) { file = defaultPath }
         if file == nil, Sys.fileExists(legacyPath) {
             file = legacyPath
             Log(verbose: false)(.notice, "reading \(legacyPath), the old default; move it to \(defaultPath)")
         }
         if let file {
-            let text: String
-            do {
-                text = try Sys.readFile(file)
-            } catch {
-                let hint = explicit ? "" : " (the default configuration file)"
-                throw ConfigError(location: file, message: "cannot read\(hint): \(String(cString: strerror(error.errno)))")
-            }
-            try loader.load(file: text, named: file)
+            try loader.load(file: try ConfigFile.read(file, role: role), named: file)
         }
         try loader.load(environment: environment)
         loader.beginFlags()

@@ -150,8 +150,7 @@ final class ControlServer {
         if gid == groupID { return .reader }
         // Supplementary groups are not in SO_PEERCRED; /proc has them.
         if let text = try? Sys.readFile("/proc/\(pid)/status", limit: 8192),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }),
-           line.dropFirst(7).split(separator: " ").contains(where: { UInt32($0) == groupID }) {
+           ProcStatus.supplementaryGroups(text).contains(groupID) {
             return .reader
         }
         return .denied

@@ -77,6 +77,7 @@ extension EventLoop {
     /// never count as ready while a burst keeps them busy.
     var scalingHold: String? {
         if let roll = pool.roll { return "a \(roll.kind.rawValue) is running" }
+        if let waiting = pool.slotWaitingForResources { return "worker \(waiting.id) could not start for want of resources" }
         return pool.phase.isActive ? nil : "the supervisor is stopping"
     }
 

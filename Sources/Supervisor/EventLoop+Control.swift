@@ -43,11 +43,14 @@ extension EventLoop {
             let previous = pool.desired
             let target = change.applied(to: previous)
             guard (1...pool.policy.maxWorkers).contains(target) else {
-                return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to max_workers (\(pool.policy.maxWorkers))")
+                return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to \(pool.policy.settings.maxWorkersInWords)")
             }
             // With autoscaling on, the operator's count holds until `workers auto`.
             pinWorkers(target)
             dispatch(.desiredCountChanged(target))
+            if target > previous, pool.desired == previous, let waiting = pool.slotWaitingForResources {
+                return ControlReply.failure("not scaling \(previous) → \(target): worker \(waiting.id) could not start for want of resources (\(waiting.lastFailure ?? "a resource limit")); the pool grows again once it runs")
+            }
             if wait { return replyLater(.count(target), by: fd) }
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
         case let .reload(wait):
@@ -99,8 +102,10 @@ extension EventLoop {
         do {
             plan = try reloader.load(inEffect: pool.releases.inEffect, runningCount: pool.desired)
         } catch {
-            dispatch(.reloadRejected(reason: error.description))
-            return .failure(ControlError(pool.lastRoll?.summary ?? error.description))
+            // Whole to the journal and to the admin who asked; without quoted text to status, which readers see.
+            log(.error, "reload refused: \(error)")
+            dispatch(.reloadRejected(reason: error.withoutQuotedText))
+            return .failure(ControlError("reload refused, nothing changed: \(error)"))
         }
         if let note = plan.note { log(.warning, "reload: " + note) }
         reconfigureAutoscaling(plan.settings)

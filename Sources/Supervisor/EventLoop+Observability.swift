@@ -30,6 +30,14 @@ extension EventLoop {
         }
     }
 
+    /// At exit: each follower's last line says the stream ends here, so `hyperglassctl events` can tell a
+    /// supervisor that stopped (exit 0) from one that dropped it or died (no such line; exit 1).
+    func endEventStreams() {
+        let end = ControlReply.success([("end", .string("the supervisor stopped"))])
+        for fd in followers.keys.sorted() { control.reply(to: fd, end, close: true, at: Sys.now) }
+        followers.removeAll()
+    }
+
     /// The reply to `events`: the connection turns into a stream with no read deadline.
     func follow(from fd: Int32) -> JSON {
         if let connection = control.clients[fd] { followers[fd] = ObjectIdentifier(connection) }
@@ -78,9 +86,11 @@ extension EventLoop {
 
     func httpListenerReady(_ listener: Int32) {
         guard let http else { return }
-        for fd in http.acceptAll(from: listener, at: Sys.now) {
+        let respond = { (method: String, path: String, query: String) in self.httpResponse(method: method, path: path, query: query) }
+        for fd in http.acceptAll(from: listener, at: Sys.now, respond: respond) {
             // A connection the loop cannot watch would never be answered or closed.
-            do { try Epoll.add(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd))) } catch { http.disconnect(fd) }
+            let interest = http.wantsWrite(fd) ? HG_EPOLLOUT : HG_EPOLLIN | HG_EPOLLRDHUP
+            do { try Epoll.add(epoll, fd, interest, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd))) } catch { http.disconnect(fd) }
         }
         armTimer()
     }
@@ -93,6 +103,8 @@ extension EventLoop {
         }
         if http.isOpen(fd), http.wantsWrite(fd) {
             Epoll.modify(epoll, fd, HG_EPOLLOUT, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))
+        } else if events & HG_EPOLLOUT != 0, http.isLingering(fd) {
+            Epoll.modify(epoll, fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.httpTag | UInt64(UInt32(bitPattern: fd)))
         }
         armTimer()
     }

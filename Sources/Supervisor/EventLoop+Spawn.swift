@@ -65,7 +65,7 @@ extension EventLoop {
                     log(.error, "worker \(request.slot) (pid \(started.pid)): its exec report or notifications cannot be watched: \(error)")
                 }
             } catch {
-                dispatch(.spawnFailed(slot: request.slot, generation: request.generation, reason: error.description))
+                dispatch(SpawnFailure.event(slot: request.slot, generation: request.generation, errno: error.errno, reason: error.description))
             }
         }
     }
@@ -83,8 +83,8 @@ extension EventLoop {
         if result > 0 {
             spawns.failed.insert(spawn.pid)
             let command = pool.releases[request.release]?.command.first ?? "the worker"
-            dispatch(.spawnFailed(slot: request.slot, generation: request.generation,
-                                  reason: SystemError(operation: "start \(command)", errno: result).description))
+            dispatch(SpawnFailure.event(slot: request.slot, generation: request.generation, errno: result,
+                                        reason: SystemError(operation: "start \(command)", errno: result).description))
             return
         }
         guard pool.wantsSpawn(slot: request.slot, generation: request.generation) else {

@@ -93,9 +93,7 @@ final class EventLoop {
             try Epoll.add(epoll, fd, HG_EPOLLIN, source.rawValue)
         }
         try control.attach(epoll: epoll, listenerData: Source.control.rawValue, clientTag: EventLoop.clientTag)
-        for fd in http?.fds ?? [] {
-            try Epoll.add(epoll, fd, HG_EPOLLIN, EventLoop.httpListenerTag | UInt64(UInt32(bitPattern: fd)))
-        }
+        try http?.attach(epoll: epoll, listenerTag: EventLoop.httpListenerTag)
         if autoscaler != nil { watchListenersForLoad(add: true) }
     }
 
@@ -175,6 +173,7 @@ final class EventLoop {
         }
         Listeners.close(listeners)
         workerSockets.removeAll()
+        endEventStreams()
         control.close()
         http?.close()
         return exitCode ?? 1

@@ -7,15 +7,23 @@ import SupervisorCore
 enum Start {
     static func run(_ invocation: Invocation) -> Int32 {
         let environment = Sys.environmentDictionary()
+        // First: raise the soft open-file limit; then a count the limits cannot hold is capped, said so.
+        let limits = ProcessLimits.measure()
         let loaded: Configuration.Loaded
         do {
             loaded = try Configuration.load(invocation, environment: environment)
         } catch {
             fail("\(error)", code: 78)
         }
-        let settings = loaded.settings
+        let (settings, capacityNote) = limits.capped(loaded.settings)
         let log = Log(verbose: settings.debug)
-        let desired = settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: settings.debug)
+        // A warning when it lowers what the operator asked for; a lowered default max_workers is only information.
+        if let capacityNote { log(settings.workers != loaded.settings.workers ? .warning : .info, capacityNote) }
+        var desired = settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: settings.debug)
+        if settings.capacityLimit != nil, desired > settings.maxWorkers {
+            log(.warning, "workers = \(settings.workers) means \(desired) here; starting \(settings.maxWorkersInWords)")
+            desired = settings.maxWorkers
+        }
         guard desired <= settings.maxWorkers else {
             fail("workers: \(desired) (auto) exceed max_workers (\(settings.maxWorkers)); set workers or raise max_workers", code: 78)
         }
@@ -32,7 +40,8 @@ enum Start {
                                             group: settings.controlGroup)
             let workerSockets = try WorkerSockets(in: control.directory)
             let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
-            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), limits: limits,
+                                    startedFrom: loaded.file)
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)

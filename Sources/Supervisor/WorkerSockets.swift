@@ -36,7 +36,9 @@ final class WorkerSockets {
 
     init(in runtime: SocketDirectory) throws(SystemError) {
         parent = runtime
+        StaleWorkerDirectories.clean(in: runtime, log: Log(verbose: false))
         directory = try runtime.makePrivate(prefix: "workers")
+        StaleWorkerDirectories.lock(directory)
     }
 
     /// Counts every worker started: a slot removed and added again restarts its generations at 1 while

@@ -10,6 +10,25 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(location): \(message)" }
+
+    /// The error without the text it quotes from the configuration ('…' for each quoted span): what the
+    /// pool keeps for `status`, which members of control_group may read. A quoted line or value can be a
+    /// secret (`environment = API_TOKEN: s3cr3t`); the reply to the reload and the journal say it whole
+    /// (issue 25, item 13).
+    public var withoutQuotedText: String {
+        var result = ""
+        var quoted = false
+        for character in description {
+            if character == "'" {
+                result += quoted ? "…'" : "'"
+                quoted.toggle()
+            } else if !quoted {
+                result.append(character)
+            }
+        }
+        // An unmatched quote: what followed it is dropped as well.
+        return quoted ? result + "…'" : result
+    }
 }
 
 /// Suggests the closest known name for a misspelt one ("wrokers" → "workers").

@@ -6,6 +6,8 @@ public enum Event: Equatable, Sendable {
     case spawned(slot: Int, generation: Int, pid: Int32)
     /// A `spawn` action failed before exec (fork failed, command missing...).
     case spawnFailed(slot: Int, generation: Int, reason: String)
+    /// A `spawn` action failed for want of the supervisor's resources (EMFILE, EAGAIN...): not the worker's fault.
+    case spawnLimited(slot: Int, generation: Int, reason: String)
     /// waitpid reported a child's end.
     case exited(pid: Int32, status: ExitStatus)
     /// A datagram on the workers' NOTIFY_SOCKET, attributed by SCM_CREDENTIALS.

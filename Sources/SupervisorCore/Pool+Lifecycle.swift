@@ -83,6 +83,9 @@ extension Pool {
         // A lame duck is already on its way out: new workers would only be drained moments later.
         if !phase.acceptsTraffic { return [.log(.warning, "not scaling to \(count): the supervisor is stopping")] }
         guard count != desired, count >= 1, count <= policy.maxWorkers else { return [] }
+        if count > desired, let waiting = slotWaitingForResources {
+            return [.log(.warning, "not scaling \(desired) → \(count): worker \(waiting.id) could not start for want of resources (\(waiting.lastFailure ?? "a resource limit")); the pool grows again once it runs")]
+        }
         var actions: [Action] = [.report(PoolEvent(.scaled, .notice, "scaling \(desired) → \(count)"))]
         scalingFrom = desired
         allReadyLogged = false

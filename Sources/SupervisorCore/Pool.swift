@@ -73,6 +73,8 @@ public struct Pool: Sendable {
             actions.append(.report(PoolEvent(.spawnFailed, .error, "worker \(slot) could not start: \(reason)",
                                              slot: slot, generation: generation, reason: .failedStart)))
             actions += slotFailed(slot, reason: reason, cause: .failedStart, at: now)
+        case let .spawnLimited(slot, generation, reason):
+            actions += spawnLimited(slot: slot, generation: generation, reason: reason, at: now)
         case let .exited(pid, status):
             actions += workerExited(pid: pid, status: status, at: now)
         case let .notified(pid, message):
@@ -128,6 +130,7 @@ public struct Pool: Sendable {
         slots[slot].pid = pid
         slots[slot].generation = generation
         slots[slot].restartAt = nil
+        slots[slot].waitingForResources = false
         workers[pid] = newWorker(pid: pid, slot: slot, generation: generation, release: slots[slot].release, at: now)
         var actions: [Action] = [.report(PoolEvent(.spawned, .info, "worker \(slot) started (pid \(pid))", slot: slot, pid: pid, generation: generation))]
         if case .stopping = phase {
@@ -158,7 +161,7 @@ public struct Pool: Sendable {
             // With `lame_duck` set, first a not-ready period that still serves (Pool+LameDuck.swift).
             return stopRequested(by: signal, at: now)
         case .ttin:
-            guard desired < policy.maxWorkers else { return [.log(.warning, "SIGTTIN: already at max_workers (\(policy.maxWorkers))")] }
+            guard desired < policy.maxWorkers else { return [.log(.warning, "SIGTTIN: already at \(policy.settings.maxWorkersInWords)")] }
             return scale(to: desired + 1, at: now)
         case .ttou:
             guard desired > 1 else { return [.log(.warning, "SIGTTOU: already at 1 worker, the minimum")] }

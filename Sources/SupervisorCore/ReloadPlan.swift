@@ -7,6 +7,8 @@ public struct ReloadPlan: Equatable, Sendable {
     public let count: Int?
     /// Changed keys only a restart applies (`ConfigKey.reloadable`); the running supervisor keeps their value.
     public let needRestart: [String]
+    /// What the supervisor's limits capped (`ResourceLimits.capped`), said with the outcome.
+    public var capacityNote: String? = nil
 
     public init(loaded: Settings, inEffect running: Settings, runningCount: Int, onlineCPUs: Int) throws(ConfigError) {
         let configured = loaded.workers.resolve(onlineCPUs: onlineCPUs, debug: loaded.debug)
@@ -22,8 +24,10 @@ public struct ReloadPlan: Equatable, Sendable {
 
     /// Said in the reply and the log when some change needs a restart.
     public var note: String? {
-        needRestart.isEmpty ? nil
+        let restart = needRestart.isEmpty ? nil
             : "\(needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); kept the running value"
+        let notes = [restart, capacityNote].compactMap { $0 }
+        return notes.isEmpty ? nil : notes.joined(separator: "; ")
     }
 
     /// The steps of a reload from a pool of `desired` workers: shrink before the roll and grow after it,

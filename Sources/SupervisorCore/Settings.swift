@@ -64,6 +64,8 @@ public enum BindAddress: Equatable, Sendable, CustomStringConvertible {
 public struct Settings: Equatable, Sendable {
     public var workers: WorkerCount = .auto
     public var maxWorkers: Int = 1024
+    /// Why `maxWorkers` is lower than configured: the limit that capped it (`ResourceLimits`); not a key.
+    public var capacityLimit: String? = nil
     public var bind: [BindAddress] = [.tcp(host: "localhost", port: 8001)]
     public var gracefulTimeout: Duration = .seconds(30)
     /// How long a stop signal leaves the pool serving while reporting not-ready, before the drain; zero: off.

@@ -16,6 +16,8 @@ public struct Slot: Equatable, Sendable {
     public internal(set) var lastExit: ExitStatus? = nil
     /// The last failure in words: "exit status 1 before ready".
     public internal(set) var lastFailure: String? = nil
+    /// Its last spawn failed for want of the supervisor's resources (`Pool.spawnLimited`); cleared once a worker runs.
+    public internal(set) var waitingForResources = false
 
     public init(id: Int, release: Int = 1) {
         self.id = id

@@ -42,9 +42,14 @@ enum HTTPParser {
         let targetStart = p
         while p < headEnd, buffer[p] > sp, buffer[p] != 0x7F { p += 1 }
         guard p > targetStart, p < headEnd, buffer[p] == sp else { return .failure(.badRequest) }
-        // Only origin form ("/path?query"): we are an origin server, not a proxy.
-        guard buffer[targetStart] == UInt8(ascii: "/") else { return .failure(.badRequest) }
-        head.target = targetStart..<p
+        // Origin form ("/path?query"), or absolute form ("http://host/path?query"), which RFC 9112 §3.2.2
+        // says a server must accept: its path is the target. Nothing else: we are not a proxy.
+        var pathStart = targetStart
+        if buffer[targetStart] != UInt8(ascii: "/") {
+            guard let path = absoluteFormPath(buffer, targetStart..<p) else { return .failure(.badRequest) }
+            pathStart = path
+        }
+        head.target = pathStart..<p
         p += 1
         // "HTTP/" DIGIT "." DIGIT CRLF; a well-formed version other than 1.x is 505, anything else 400.
         guard p + 10 <= headEnd, matches(buffer, p, "HTTP/"), isDigit(buffer[p + 5]), buffer[p + 6] == UInt8(ascii: "."),
@@ -114,6 +119,22 @@ enum HTTPParser {
     }
 
     /// The index just past the CRLFCRLF that ends the head, searched below `limit`.
+    /// Where the path of an absolute-form target ("http://host:8001/path", "https://…") starts; nil when the
+    /// target is not one, or has no path.
+    static func absoluteFormPath(_ buffer: UnsafeBufferPointer<UInt8>, _ target: Range<Int>) -> Int? {
+        var p = target.lowerBound
+        while p < target.upperBound, isSchemeCharacter(buffer[p]) { p += 1 }
+        guard p > target.lowerBound, p + 3 <= target.upperBound, buffer[p] == UInt8(ascii: ":"),
+              buffer[p + 1] == UInt8(ascii: "/"), buffer[p + 2] == UInt8(ascii: "/") else { return nil }
+        p += 3
+        while p < target.upperBound, buffer[p] != UInt8(ascii: "/") { p += 1 }
+        return p < target.upperBound ? p : nil
+    }
+
+    private static func isSchemeCharacter(_ byte: UInt8) -> Bool {
+        (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+    }
+
     private static func findHeadEnd(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int, limit: Int) -> Int? {
         let end = min(buffer.count, limit)
         var i = start

@@ -23,9 +23,10 @@ struct AcceptingReadinessTests {
     }
 
     /// A config file with the default readiness (none named) and `extra` lines in [worker].
-    static func config(in directory: String, workers: Int, extra: String = "") -> String {
+    static func config(in directory: String, workers: Int, extra: String = "", health: String = "") -> String {
         let path = directory + "/supervisor.conf"
-        _ = FileManager.default.createFile(atPath: path, contents: Data("[supervisor]\nworkers = \(workers)\n\n[worker]\n\(extra)".utf8))
+        let text = "[supervisor]\nworkers = \(workers)\n\n[worker]\n\(extra)" + (health.isEmpty ? "" : "\n[health]\n\(health)")
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 
@@ -91,13 +92,15 @@ struct AcceptingReadinessTests {
     }
 
     /// Reloads a running pool of the bundled worker to `command` under load; the reload must fail.
-    func reloadToBrokenRelease(_ command: String, cause: String) throws {
+    /// `loseRequests`: a successor that takes connections and drops them while it starts (accept-then-close)
+    /// fails some requests before the roll stops; what matters then is the refusal and the old workers.
+    func reloadToBrokenRelease(_ command: String, cause: String, extra: String = "", health: String = "", loseRequests: Bool = false) throws {
         let directory = Paths.temporaryDirectory()
-        let config = Self.config(in: directory, workers: 2)
+        let config = Self.config(in: directory, workers: 2, extra: extra, health: health)
         let supervisor = try SupervisorProcess(["--config", config], worker: nil, directory: directory)
         #expect(eventually(timeout: 10) { Self.readyCount(supervisor) == 2 }, "\(supervisor.log)")
         let before = Set(supervisor.liveWorkers)
-        _ = Self.config(in: directory, workers: 2, extra: "command = \(command)\n")
+        _ = Self.config(in: directory, workers: 2, extra: extra + "command = \(command)\n", health: health)
         let load = try ReloadTests.Load(port: supervisor.port, rate: 200, keepalive: 2)
         usleep(300_000)
         let started = Date()
@@ -109,7 +112,7 @@ struct AcceptingReadinessTests {
         #expect(reload.err.contains("reload failed at worker 0 (1/2): \(cause)"), "\(reload)")
         #expect(Set(supervisor.liveWorkers) == before, "the old workers must serve throughout: \(supervisor.log)")
         #expect(!supervisor.log.contains("draining pid"), "no old worker was drained: \(supervisor.log)")
-        #expect(counts["new_failed"] as? Int == 0 && counts["keepalive_resets"] as? Int == 0, "\(counts)")
+        #expect(loseRequests || counts["new_failed"] as? Int == 0 && counts["keepalive_resets"] as? Int == 0, "\(counts)")
         #expect((counts["new_ok"] as? Int ?? 0) > 20, "\(counts)")
         #expect(supervisor.ctl(["status"]).out.contains("last roll   FAILED: reload failed at worker 0"))
         print("reload to \(command): failed in \(String(format: "%.2f", elapsed)) s: \(reload.err.trimmingCharacters(in: .newlines)); load \(counts)")
@@ -129,6 +132,22 @@ struct AcceptingReadinessTests {
     @Test("default configuration: a reload to an app that serves, then exits 0 two seconds after starting, fails within min_ready")
     func reloadToServingThenExit0() throws {
         try reloadToBrokenRelease("\(Self.fixtures)/exit_later.py --serve --after 2 --status 0", cause: "exit status 0 ")
+    }
+
+    @Test("default configuration: a reload to a worker whose child registers fd 3 in an epoll set and hangs fails (ready_timeout 4s here)")
+    func reloadToChildThatRegistersAndHangs() throws {
+        try reloadToBrokenRelease("\(Self.fixtures)/non_serving.py child-epoll", cause: "not ready within 4s", extra: "ready_timeout = 4s\n")
+    }
+
+    @Test("default configuration: a reload to an asyncio server whose loop blocks after start_server fails (ready_timeout 4s here)")
+    func reloadToBlockedLoop() throws {
+        try reloadToBrokenRelease("\(Self.fixtures)/non_serving.py blocked-loop", cause: "not ready within 4s", extra: "ready_timeout = 4s\n")
+    }
+
+    @Test("a reload to a worker that accepts and closes every connection fails under readiness = http, the setting that catches it")
+    func reloadToAcceptThenClose() throws {
+        try reloadToBrokenRelease("\(Self.fixtures)/non_serving.py accept-close", cause: "not ready within 4s",
+                                  extra: "readiness = http\nready_timeout = 4s\n", health: "health_path = /health\n", loseRequests: true)
     }
 
     @Test("a ready worker whose /health turns bad is replaced within health_interval × health_failures + 1 s, health_grace notwithstanding")

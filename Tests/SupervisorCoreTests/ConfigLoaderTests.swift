@@ -280,3 +280,15 @@ struct ConfigRefusalTests {
         #expect(error("[worker]\nmax_memory = 0\n") == nil)
     }
 }
+
+@Suite("Config errors for readers")
+struct ConfigErrorRedactionTests {
+    @Test("what status keeps of a config error names the place but not the quoted line or value")
+    func quotedTextIsLeftOut() {
+        let error = ConfigError(location: "supervisor.conf:2", message: "environment: 'API_TOKEN: s3cr3t-value' is not KEY=VALUE; expected KEY=VALUE")
+        #expect(error.withoutQuotedText == "supervisor.conf:2: environment: '…' is not KEY=VALUE; expected KEY=VALUE")
+        #expect(ConfigError(location: "f:1", message: "found 'x = it's").withoutQuotedText == "f:1: found '…'s")
+        // An unmatched quote hides what follows it too.
+        #expect(ConfigError(location: "f:1", message: "found 'x = y").withoutQuotedText == "f:1: found '…'")
+    }
+}

@@ -116,6 +116,49 @@ struct AcceptingProbeTests {
         #expect(try server.probe().sample(pid: server.pid) == .notYet)
     }
 
+    @Test("an asyncio server whose loop thread blocks right after start_server is not accepting: nobody waits on its epoll set")
+    func epollSetNobodyWaitsOn() throws {
+        let server = try Server("""
+            import asyncio
+            async def main():
+                await asyncio.start_server(lambda r, w: None, sock=s)
+                time.sleep(60)
+            asyncio.run(main())
+            """)
+        usleep(800_000)
+        #expect(try server.sample(within: 1) == .notYet)
+    }
+
+    @Test("a forked child that registers the socket in an epoll set and hangs, while the worker hangs too, is not accepting")
+    func childRegistersAndHangs() throws {
+        let server = try Server("""
+            child = os.fork()
+            if child == 0:
+                e = select.epoll()
+                e.register(s.fileno(), select.EPOLLIN)
+                time.sleep(60)
+            else:
+                time.sleep(60)
+            """)
+        usleep(500_000)
+        #expect(try server.sample(within: 1) == .notYet)
+    }
+
+    @Test("a forked child that waits on its epoll set holding the socket is accepting, and named")
+    func childWaitsOnEpoll() throws {
+        let server = try Server("""
+            child = os.fork()
+            if child == 0:
+                e = select.epoll()
+                e.register(s.fileno(), select.EPOLLIN)
+                e.poll(60)
+            else:
+                time.sleep(60)
+            """)
+        let evidence = Self.evidence(try server.sample())
+        #expect(evidence.hasPrefix("accepting on fd 3 (127.0.0.1:test): in an epoll set of its child "), "\(evidence)")
+    }
+
     @Test("a pid that is gone cannot be told about")
     func gone() throws {
         let server = try Server("time.sleep(0.5)")

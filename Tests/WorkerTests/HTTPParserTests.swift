@@ -22,6 +22,15 @@ struct HTTPParserTests {
         #expect(head.headLength == text.utf8.count)
     }
 
+    @Test("an absolute-form target (RFC 9112 §3.2.2: a server must accept it) is its path; a scheme without a path, or no scheme, is 400")
+    func absoluteForm() throws {
+        let text = "GET http://127.0.0.1:8001/health?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        let head = try #require(parsedHead(text))
+        #expect(Array(Array(text.utf8)[head.target]) == Array("/health?x=1".utf8))
+        #expect(parse("GET http://127.0.0.1 HTTP/1.1\r\nHost: x\r\n\r\n") == .failure(.badRequest))
+        #expect(parse("GET health HTTP/1.1\r\nHost: x\r\n\r\n") == .failure(.badRequest))
+    }
+
     @Test("keep-alive follows the version and the Connection header")
     func persistence() {
         #expect(parsedHead("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?.keepAlive == false)

@@ -10,8 +10,9 @@
 /// How a process was seen accepting on a listening socket (`how` of `hg_accepting`).
 enum {
     HG_ACCEPTING_NO = 0,
-    /// The socket is registered for input in one of the process's epoll sets (event loops: asyncio,
-    /// uvloop/libuv, Node, Go, gunicorn gthread, the bundled worker).
+    /// The socket is registered for input in one of the process's epoll sets and a thread of that
+    /// process waits in epoll_wait on the set (event loops: asyncio, uvloop/libuv, Node, Go, gunicorn
+    /// gthread, the bundled worker).
     HG_ACCEPTING_EPOLL = 1,
     /// A thread is blocked in accept/accept4 on it (plain blocking servers).
     HG_ACCEPTING_ACCEPT = 2,

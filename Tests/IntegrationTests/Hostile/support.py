@@ -50,7 +50,7 @@ class Supervisor:
         if wrapper:  # the supervisor is the wrapper's child, once it has exec'ed
             exe = os.path.join(PRODUCTS, "hyperglass")
             def supervisor_pid():
-                for pid in child_pids(self.process.pid):
+                for pid in [self.process.pid] + child_pids(self.process.pid):  # a wrapper may exec it
                     try:
                         if os.readlink(f"/proc/{pid}/exe") == os.path.realpath(exe):
                             return pid

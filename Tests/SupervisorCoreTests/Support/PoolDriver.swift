@@ -15,6 +15,8 @@ struct PoolDriver {
     private(set) var history: [Action] = []
     /// Decides each spawn: nil means it succeeds, a string is the reason it failed.
     var spawnOutcome: (_ slot: Int, _ generation: Int) -> String? = { _, _ in nil }
+    /// Decides which spawns hit a resource limit (`spawnLimited`, EMFILE say): the reason, or nil.
+    var spawnLimit: (_ slot: Int, _ generation: Int) -> String? = { _, _ in nil }
     /// Sees every single `handle` call: the event, its actions, the pool just after, and the clock.
     var observer: (_ event: Event, _ actions: [Action], _ pool: Pool, _ now: Instant) -> Void = { _, _, _, _ in }
     /// Hears of a deadline that did not move after `deadlineReached`: the shell's timerfd would fire at
@@ -43,7 +45,9 @@ struct PoolDriver {
         while index < pending.count {
             if case let .spawn(slot, generation, _) = pending[index] {
                 let followUp: Event
-                if let reason = spawnOutcome(slot, generation) {
+                if let reason = spawnLimit(slot, generation) {
+                    followUp = .spawnLimited(slot: slot, generation: generation, reason: reason)
+                } else if let reason = spawnOutcome(slot, generation) {
                     followUp = .spawnFailed(slot: slot, generation: generation, reason: reason)
                 } else {
                     followUp = .spawned(slot: slot, generation: generation, pid: nextPid)
