@@ -22,6 +22,18 @@ struct Limits {
     /// Unsent output above this stops reading from the client (backpressure on pipelining).
     var maxPendingOutput = 1 << 20
     var maxWebSocketMessage = WebSocketSession.defaultMaxMessage
+    /// Connections served at once (`--max-connections`, like nginx's `worker_connections`); 0 means no
+    /// cap. At the cap the worker stops accepting, so workers with room take the new connections; one
+    /// still waiting in the accept queue two checks in a row (every worker is full) gets a 503.
+    var maxConnections = 0
+    /// How often a worker at its cap looks whether connections wait in the accept queue.
+    var refusalCheckInterval: UInt64 = 100_000_000
+    /// Refused connections kept open to linger after their 503 (so it is read, not reset); past this
+    /// the 503 is sent and the socket closed at once.
+    var maxLingeringRefusals = 64
+    /// A WebSocket that sends nothing for this long gets a ping; one silent for as long again is closed
+    /// with 1001 (`--websocket-idle-timeout`); 0 means never.
+    var webSocketIdleTimeout: UInt64 = 0
 }
 
 let nanosecondsPerSecond: UInt64 = 1_000_000_000
