@@ -33,8 +33,8 @@ final class Server {
     /// At max_connections: not accepting, and looking every `refusalCheckInterval` (at this time) for
     /// connections that no worker with room takes; 0 when below the cap.
     private var refusalCheckAt: UInt64 = 0
-    /// The last check found connections waiting: if the next one does too, they are refused.
-    private var queueSeenWaiting = false
+    /// Checks in a row that found connections waiting (see `Limits.refusalChecks`).
+    private var checksSeenWaiting = 0
     private var nextSerial: UInt32 = 1
     private var timers = TimerQueue()
     private var nextWatchdog: UInt64 = 0
@@ -150,7 +150,7 @@ final class Server {
                 // Full: stop accepting, so the kernel hands new connections to workers with room.
                 removeListeners(close: false)
                 refusalCheckAt = now + limits.refusalCheckInterval
-                queueSeenWaiting = false
+                checksSeenWaiting = 0
                 return
             }
         }
@@ -189,17 +189,14 @@ final class Server {
         return out
     }()
 
-    /// At the cap, every `refusalCheckInterval`: connections waiting in an accept queue at two checks in
-    /// a row are ones no worker with room took, so every worker is full: they get their 503 now.
+    /// At the cap, every `refusalCheckInterval`: an accept queue that stayed non-empty for `refusalChecks`
+    /// checks in a row is one no worker with room empties, so every worker is full: what waits gets its 503.
     private func checkRefusals() {
         let waiting = listeners.filter { Sys.hasPendingConnection($0) }
-        if waiting.isEmpty {
-            queueSeenWaiting = false
-        } else if queueSeenWaiting {
+        checksSeenWaiting = waiting.isEmpty ? 0 : checksSeenWaiting + 1
+        if checksSeenWaiting >= limits.refusalChecks {
             for listener in waiting { accept(from: listener) }
-            queueSeenWaiting = false
-        } else {
-            queueSeenWaiting = true
+            checksSeenWaiting = 0
         }
         refusalCheckAt = now + limits.refusalCheckInterval
     }
