@@ -41,8 +41,8 @@ struct Options: Equatable {
           --max-connections N     Serve at most N connections at once (WebSockets included; default 0,
                                   no cap; env HYPERGLASS_MAX_CONNECTIONS). At the cap the worker stops
                                   accepting, so other workers take new connections; when every worker
-                                  is full, a new connection gets 503 with Retry-After (a WebSocket
-                                  handshake too) and nothing already open is disturbed.
+                                  is full (the accept queue stays non-empty ~1 s), what waits gets 503
+                                  with Retry-After (a WebSocket handshake too); nothing open is touched.
           --websocket-idle-timeout D
                                   Ping a WebSocket that sent nothing for D; close it with 1001 if it
                                   stays silent (no pong) for D more (default off; env
