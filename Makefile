@@ -35,10 +35,10 @@ test: test-deps
 	$(MAKE) --no-print-directory acceptance
 
 # Release binaries: the Swift runtime linked statically (the service needs no toolchain), and link
-# choices that keep the supervisor's resident memory small (bench/footprint.sh; 8.4 → ~6 MiB): lld with
+# choices that keep the supervisor's resident memory small (bench/footprint.sh; 8.4 → 5.3 MiB): lld with
 # RELR relocations, libstdc++ and libgcc's unwinder linked statically (libstdc++.so is not loaded),
 # identical code folded, and the functions the supervisor runs laid out together (bench/supervisor.order,
-# recorded with callgrind; when it goes stale only the memory figure suffers).
+# recorded with callgrind by bench/order.sh; when it goes stale only the memory figure suffers).
 STATICLIBS = $(abspath $(SCRATCH))/staticlibs
 RELEASE_LINK = -Xswiftc -use-ld=lld -Xlinker -L$(STATICLIBS) -Xlinker -lgcc_eh \
   -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --icf=safe \
