@@ -65,6 +65,8 @@ extension EventLoop {
         return Double(now.tv_sec) + Double(now.tv_nsec / 1_000_000) / 1000
     }
 
+    /// The `metrics` control request's text: always rendered afresh (the socket's clients are few and
+    /// known; `/metrics` on the open listener is the one served from `collector.scrape`).
     func metricsText() -> String {
         PrometheusText.render(collector.snapshot(pool: pool, at: Sys.now))
     }
@@ -73,7 +75,7 @@ extension EventLoop {
     func httpResponse(method: String, path: String, query: String) -> HTTPEndpoint.Response {
         let text = "text/plain; charset=utf-8"
         switch path {
-        case "/metrics": return .init(status: 200, contentType: PrometheusText.contentType, body: metricsText())
+        case "/metrics": return .init(status: 200, contentType: PrometheusText.contentType, body: collector.scrape(pool: pool, at: Sys.now))
         case "/readyz":
             let answer = HealthEndpoints.readiness(pool, share: HealthEndpoints.readyShare(query: query) ?? ReadyShare.defaultShare, at: Sys.now)
             return .init(status: answer.ok ? 200 : 503, contentType: text, body: answer.text + "\n")

@@ -9,7 +9,12 @@ import SupervisorCore
 /// It turns readiness into `Event`s for the pool and the pool's `Action`s into system calls.
 /// When nothing is due it sleeps in epoll_wait with no timeout: zero wake-ups while idle.
 final class EventLoop {
-    var pool: Pool
+    /// Any change to the pool may move its next deadline (see `armTimer`).
+    var pool: Pool { didSet { poolDeadlineKnown = false } }
+    /// `pool.nextDeadline` walks every worker's timers; it is computed again only after the pool
+    /// changed, so a request that leaves the pool alone (a ping, a scrape) costs the same at 1,000 workers as at 4.
+    private var poolDeadline: Instant? = nil
+    private var poolDeadlineKnown = false
     let spawner: Spawner
     let reloader: Reloader
     private let prober = Prober()
@@ -303,7 +308,11 @@ final class EventLoop {
     }
 
     func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline].compactMap { $0 }.min()
+        if !poolDeadlineKnown {
+            poolDeadline = pool.nextDeadline
+            poolDeadlineKnown = true
+        }
+        let deadline = [poolDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

@@ -7,10 +7,13 @@ import SupervisorCore
 struct Log {
     let journal: Bool
     let verbose: Bool
+    /// The journal's socket, when stderr is the journal.
+    private let journalWriter: JournalWriter?
 
     init(verbose: Bool) {
         self.verbose = verbose
         journal = Log.stderrIsJournal()
+        journalWriter = journal ? JournalWriter() : nil
     }
 
     func callAsFunction(_ level: LogLevel, _ message: String) {
@@ -24,7 +27,7 @@ struct Log {
 
     private func write(_ level: LogLevel, _ message: String, fields: [(name: String, value: String)]) {
         if level == .debug && !verbose { return }
-        if journal, JournalWriter.send(level, message, fields: fields) { return }
+        if let journalWriter, journalWriter.send(level, message, fields: fields) { return }
         let line: String
         if journal {
             line = "<\(level.rawValue)>\(message)\n"

@@ -5,7 +5,7 @@ import SystemCalls
 /// The shell's half of a scrape: the pool's snapshot from the core, plus what only the kernel knows —
 /// each process's memory and CPU time (/proc/PID/stat, one read per process) and each TCP listener's
 /// accept queue (TCP_INFO on a listening socket: `tcpi_unacked` is the queue, `tcpi_sacked` its limit).
-struct MetricsCollector {
+final class MetricsCollector {
     /// When the supervisor started, in seconds since the epoch (read once, at start).
     let startTimeSeconds: Double
     let listeners: [Listener]
@@ -15,6 +15,22 @@ struct MetricsCollector {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         startTimeSeconds = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    /// How long a rendered `/metrics` text is served again. Prometheus scrapes every 15 s or so; a
+    /// client scraping faster gets the same text, so a flood on the unauthenticated listener costs the
+    /// loop one render (a /proc read per worker) a second, and each scrape only a copy of the text.
+    static let scrapeMaxAge: Duration = .seconds(1)
+
+    /// The last scrape's text and when it was rendered.
+    private var published: (text: String, renderedAt: Instant)?
+
+    /// The text for `/metrics`: the published one while it is younger than `scrapeMaxAge`, else a fresh one.
+    func scrape(pool: Pool, at now: Instant) -> String {
+        if let published, now - published.renderedAt < MetricsCollector.scrapeMaxAge { return published.text }
+        let text = PrometheusText.render(snapshot(pool: pool, at: now))
+        published = (text, now)
+        return text
     }
 
     func snapshot(pool: Pool, at now: Instant) -> MetricsSnapshot {

@@ -1,5 +1,4 @@
 import CHyperglass
-import CSystemd
 import Glibc
 import SystemCalls
 
@@ -25,8 +24,16 @@ final class SystemdNotifier {
 
     init() {
         address = getenv("NOTIFY_SOCKET").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-        var usec: UInt64 = 0
-        watchdog = sd_watchdog_enabled(0, &usec) > 0 ? .microseconds(Int64(usec)) : nil
+        watchdog = SystemdNotifier.watchdogInterval(usec: getenv("WATCHDOG_USEC").map { String(cString: $0) },
+                                                    pid: getenv("WATCHDOG_PID").map { String(cString: $0) }, ownPID: getpid())
+    }
+
+    /// WATCHDOG_USEC when it is meant for this process, as `sd_watchdog_enabled` reads it: a positive count
+    /// of microseconds, and WATCHDOG_PID absent or ours (a parent's watchdog variables may have leaked to us).
+    static func watchdogInterval(usec: String?, pid: String?, ownPID: Int32) -> Duration? {
+        guard let usec, let value = UInt64(usec), value > 0, value < UInt64.max else { return nil }
+        if let pid, !pid.isEmpty { guard Int32(pid) == ownPID else { return nil } }
+        return .microseconds(Int64(clamping: value))
     }
 
     var hasPending: Bool { !pending.isEmpty }

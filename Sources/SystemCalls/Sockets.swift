@@ -17,6 +17,21 @@ extension Sys {
         }
     }
 
+    /// The corresponding C function is `poll` with a zero timeout: whether a listening socket has a
+    /// connection waiting in its accept queue, without taking it.
+    public static func hasPendingConnection(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard case .success(let ready) = retryingInterrupts("poll fd \(fd)", { Glibc.poll(&entry, 1, 0) }) else { return false }
+        return ready > 0 && entry.revents & Int16(POLLIN) != 0
+    }
+
+    /// The corresponding C function is `poll` for POLLOUT: waits up to `milliseconds` for room to send.
+    public static func waitWritable(_ fd: Int32, milliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard case .success(let ready) = retryingInterrupts("poll fd \(fd)", { Glibc.poll(&entry, 1, milliseconds) }) else { return false }
+        return ready > 0 && entry.revents & Int16(POLLOUT) != 0
+    }
+
     /// The corresponding C function is `shutdown(fd, SHUT_WR)`: our FIN, while we keep reading.
     /// A peer already gone (ENOTCONN) is no error: there is nobody left to tell.
     public static func shutdownWrite(_ fd: Int32) {

@@ -22,6 +22,10 @@ final class Connection {
     var closeAfterFlush = false
     /// The client sent its FIN.
     var peerClosed = false
+    /// Accepted only to be told 503 (the worker is at `max_connections`); not counted against the cap.
+    var refused = false
+    /// An idle WebSocket was pinged and has not been heard from since.
+    var pinged = false
     /// When bytes last moved either way; the base of the idle and write timeouts.
     var lastActivity: UInt64
     /// When the first byte of a still incomplete request head and body, or WebSocket frame, arrived,
@@ -31,7 +35,7 @@ final class Connection {
     /// timeout. Reads never move it, so a client that keeps sending but never reads cannot keep
     /// its unread responses buffered forever.
     var outputWaitingSince: UInt64 = 0
-    /// The sleep's end, the linger's end, or the close handshake's end, by mode.
+    /// The sleep's end, the linger's end, the close handshake's end, or an open WebSocket's idle deadline.
     var modeDeadline: UInt64 = 0
     var sleepMilliseconds = 0
     var sleepPersistence = HTTPResponse.Persistence.keepAlive
@@ -172,6 +176,27 @@ final class Connection {
         process(router: router, limits: limits, draining: draining, now: now)
     }
 
+    /// The client was heard from: an open WebSocket's idle clock starts again (nothing when it is off).
+    func heard(now: UInt64, limits: Limits) {
+        guard mode == .webSocket, session.state == .open, limits.webSocketIdleTimeout != 0 else { return }
+        pinged = false
+        modeDeadline = now + limits.webSocketIdleTimeout
+    }
+
+    /// An open WebSocket was silent for the idle timeout: ping it the first time, close it with 1001
+    /// the second (it did not answer the ping either).
+    func idleExpired(now: UInt64, limits: Limits) {
+        precondition(mode == .webSocket && session.state == .open, "idleExpired on a connection that is not an open WebSocket")
+        if pinged {
+            session.idleTimedOut(into: &output)
+            modeDeadline = now + limits.closeHandshakeTimeout
+        } else {
+            WebSocketFrame.append(opcode: .ping, payload: [], to: &output)
+            pinged = true
+            modeDeadline = now + limits.webSocketIdleTimeout
+        }
+    }
+
     /// Begins the WebSocket closing handshake with 1001; returns whether this connection is one.
     func goAway(now: UInt64, limits: Limits) -> Bool {
         guard mode == .webSocket, session.state == .open else { return false }
@@ -192,7 +217,8 @@ final class Connection {
         if pendingOutput > 0 { return (outputWaitingSince != 0 ? outputWaitingSince : lastActivity) + limits.writeTimeout }
         if mode == .webSocket {
             if session.state == .closeSent { return modeDeadline }
-            return requestStartedAt != 0 ? requestStartedAt + limits.requestTimeout : 0
+            if requestStartedAt != 0 { return requestStartedAt + limits.requestTimeout }
+            return limits.webSocketIdleTimeout != 0 && session.state == .open ? modeDeadline : 0
         }
         return requestStartedAt != 0 ? requestStartedAt + limits.requestTimeout : lastActivity + limits.idleTimeout
     }

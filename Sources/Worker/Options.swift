@@ -8,13 +8,17 @@ struct Options: Equatable {
     var idleTimeout: UInt64 = 60 * nanosecondsPerSecond
     /// `--request-timeout`: how long a request, or a WebSocket frame, may take from its first byte.
     var requestTimeout: UInt64 = 30 * nanosecondsPerSecond
+    /// `--max-connections` (or HYPERGLASS_MAX_CONNECTIONS): connections served at once; 0, no cap.
+    var maxConnections = 0
+    /// `--websocket-idle-timeout` (or HYPERGLASS_WEBSOCKET_IDLE_TIMEOUT), in nanoseconds; 0, never.
+    var webSocketIdleTimeout: UInt64 = 0
     var help = false
 
     struct UsageError: Error, Equatable {
         let message: String
     }
 
-    static let usage = "hyperglass-worker [--bind HOST:PORT | --bind unix:PATH]... [--drain-timeout DURATION] [--idle-timeout DURATION] [--request-timeout DURATION]"
+    static let usage = "hyperglass-worker [--bind HOST:PORT | --bind unix:PATH]... [--drain-timeout DURATION] [--idle-timeout DURATION] [--request-timeout DURATION] [--max-connections N] [--websocket-idle-timeout DURATION]"
 
     static let helpText = """
         hyperglass-worker: the reference HTTP/1.1 and WebSocket worker for the hyperglass supervisor.
@@ -34,6 +38,15 @@ struct Options: Equatable {
           --idle-timeout D        Close keep-alive connections unused this long (default 60s).
           --request-timeout D     A request (head and body) or a WebSocket frame must arrive whole
                                   within this of its first byte, else 408 or close 1008 (default 30s).
+          --max-connections N     Serve at most N connections at once (WebSockets included; default 0,
+                                  no cap; env HYPERGLASS_MAX_CONNECTIONS). At the cap the worker stops
+                                  accepting, so other workers take new connections; when every worker
+                                  is full (the accept queue stays non-empty ~1 s), what waits gets 503
+                                  with Retry-After (a WebSocket handshake too); nothing open is touched.
+          --websocket-idle-timeout D
+                                  Ping a WebSocket that sent nothing for D; close it with 1001 if it
+                                  stays silent (no pong) for D more (default off; env
+                                  HYPERGLASS_WEBSOCKET_IDLE_TIMEOUT).
           -h, --help              Show this help.
 
         Routes:
@@ -43,17 +56,27 @@ struct Options: Equatable {
           GET /sleep?ms=N   answers after N ms (up to 600000), without blocking other requests
           GET /ws           WebSocket echo (RFC 6455)
 
-        Environment: HYPERGLASS_WORKER_ID names the worker in logs and responses.
+        Environment: HYPERGLASS_WORKER_ID names the worker in logs and responses. Under the supervisor,
+        set the variables above with `environment = HYPERGLASS_MAX_CONNECTIONS=2500` in [worker].
         """
 
-    /// Parses arguments (without the program name); the environment's drain timeout is the default.
-    static func parse(_ arguments: [String], environmentDrainTimeout: String?) throws(UsageError) -> Options {
+    /// Parses arguments (without the program name); the environment's values are the defaults.
+    static func parse(_ arguments: [String], environment: (String) -> String?) throws(UsageError) -> Options {
         var options = Options()
-        if let text = environmentDrainTimeout, !text.isEmpty {
+        func durationVariable(_ name: String) throws(UsageError) -> UInt64? {
+            guard let text = environment(name), !text.isEmpty else { return nil }
             guard let value = duration(text) else {
-                throw UsageError(message: "HYPERGLASS_DRAIN_TIMEOUT='\(text)' is not a duration; use e.g. 25s, 500ms or 1m")
+                throw UsageError(message: "\(name)='\(text)' is not a duration; use e.g. 25s, 500ms or 1m")
             }
-            options.drainTimeout = value
+            return value
+        }
+        if let value = try durationVariable("HYPERGLASS_DRAIN_TIMEOUT") { options.drainTimeout = value }
+        if let value = try durationVariable("HYPERGLASS_WEBSOCKET_IDLE_TIMEOUT") { options.webSocketIdleTimeout = value }
+        if let text = environment("HYPERGLASS_MAX_CONNECTIONS"), !text.isEmpty {
+            guard let value = Int(text), value >= 0 else {
+                throw UsageError(message: "HYPERGLASS_MAX_CONNECTIONS='\(text)' is not a count; use a whole number (0 for no cap)")
+            }
+            options.maxConnections = value
         }
         var index = 0
         func value(_ flag: String, _ inline: String?) throws(UsageError) -> String {
@@ -72,7 +95,13 @@ struct Options: Equatable {
                 options.help = true
             case "--bind", "-b":
                 options.binds.append(try value(flag, inline))
-            case "--drain-timeout", "--idle-timeout", "--request-timeout":
+            case "--max-connections":
+                let text = try value(flag, inline)
+                guard let count = Int(text), count >= 0 else {
+                    throw UsageError(message: "--max-connections '\(text)' is not a count; use a whole number (0 for no cap)")
+                }
+                options.maxConnections = count
+            case "--drain-timeout", "--idle-timeout", "--request-timeout", "--websocket-idle-timeout":
                 let text = try value(flag, inline)
                 guard let parsed = duration(text) else {
                     throw UsageError(message: "\(flag) '\(text)' is not a duration; use e.g. 25s, 500ms or 1m")
@@ -80,6 +109,7 @@ struct Options: Equatable {
                 switch flag {
                 case "--drain-timeout": options.drainTimeout = parsed
                 case "--idle-timeout": options.idleTimeout = parsed
+                case "--websocket-idle-timeout": options.webSocketIdleTimeout = parsed
                 default: options.requestTimeout = parsed
                 }
             default:

@@ -26,6 +26,15 @@ final class Server {
     /// Connections indexed by fd: the kernel hands out the lowest free fd, so the table stays dense.
     private var connections: [Connection?] = []
     private var openConnections = 0
+    /// Open connections accepted only to be refused (see `refuse`); the rest count against max_connections.
+    private var refusing = 0
+    /// Whether the listeners are in the epoll set.
+    private var listening = false
+    /// At max_connections: not accepting, and looking every `refusalCheckInterval` (at this time) for
+    /// connections that no worker with room takes; 0 when below the cap.
+    private var refusalCheckAt: UInt64 = 0
+    /// Checks in a row that found connections waiting (see `Limits.refusalChecks`).
+    private var checksSeenWaiting = 0
     private var nextSerial: UInt32 = 1
     private var timers = TimerQueue()
     private var nextWatchdog: UInt64 = 0
@@ -76,7 +85,8 @@ final class Server {
         let fd = Int32(truncatingIfNeeded: event.data & 0xFFFF_FFFF)
         let serial = UInt32(truncatingIfNeeded: event.data >> 32)
         if serial == 0 {
-            if fd == drainSignal.fd { handleSignals() } else if !draining { accept(from: fd) }
+            // A listener's event may come in the batch that filled us up: no longer listening, nothing to take.
+            if fd == drainSignal.fd { handleSignals() } else if !draining && listening { accept(from: fd) }
             return
         }
         // A stale event for an fd closed earlier in this batch (and perhaps reused) is dropped.
@@ -130,15 +140,65 @@ final class Server {
                 }
             }
             Sys.setNoDelay(fd)
-            let serial = nextSerial
-            nextSerial = nextSerial == UInt32.max ? 1 : nextSerial + 1
-            let connection = Connection(fd: fd, serial: serial, now: now, interest: HG_EPOLLIN)
-            if Int(fd) >= connections.count { connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 64 - connections.count)) }
-            connections[Int(fd)] = connection
-            openConnections += 1
-            watch(fd, HG_EPOLLIN, key(connection))
+            if refusalCheckAt != 0 {
+                refuse(fd)
+                continue
+            }
+            let connection = register(fd)
             schedule(connection)
+            if limits.maxConnections > 0, openConnections - refusing >= limits.maxConnections {
+                // Full: stop accepting, so the kernel hands new connections to workers with room.
+                removeListeners(close: false)
+                refusalCheckAt = now + limits.refusalCheckInterval
+                checksSeenWaiting = 0
+                return
+            }
         }
+    }
+
+    private func register(_ fd: Int32) -> Connection {
+        let serial = nextSerial
+        nextSerial = nextSerial == UInt32.max ? 1 : nextSerial + 1
+        let connection = Connection(fd: fd, serial: serial, now: now, interest: HG_EPOLLIN)
+        if Int(fd) >= connections.count { connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 64 - connections.count)) }
+        connections[Int(fd)] = connection
+        openConnections += 1
+        watch(fd, HG_EPOLLIN, key(connection))
+        return connection
+    }
+
+    /// 503 with Retry-After before reading anything (an upgrade request gets it too: a clean handshake
+    /// failure), then our FIN; the connection lingers until the client's, so the answer is read, not reset.
+    private func refuse(_ fd: Int32) {
+        guard refusing < limits.maxLingeringRefusals else {
+            _ = Server.refusal.withUnsafeBytes { Sys.send(fd, $0) }  // best effort under a flood
+            Sys.close(fd)
+            return
+        }
+        let connection = register(fd)
+        connection.refused = true
+        refusing += 1
+        connection.output = Server.refusal
+        connection.closeAfterFlush = true
+        settle(connection)
+    }
+
+    private static let refusal: [UInt8] = {
+        var out: [UInt8] = []
+        HTTPResponse.appendError(.serviceUnavailable, extraHeaders: "Retry-After: 1\r\n", to: &out)
+        return out
+    }()
+
+    /// At the cap, every `refusalCheckInterval`: an accept queue that stayed non-empty for `refusalChecks`
+    /// checks in a row is one no worker with room empties, so every worker is full: what waits gets its 503.
+    private func checkRefusals() {
+        let waiting = listeners.filter { Sys.hasPendingConnection($0) }
+        checksSeenWaiting = waiting.isEmpty ? 0 : checksSeenWaiting + 1
+        if checksSeenWaiting >= limits.refusalChecks {
+            for listener in waiting { accept(from: listener) }
+            checksSeenWaiting = 0
+        }
+        refusalCheckAt = now + limits.refusalCheckInterval
     }
 
     /// Reads once into the shared buffer; returns false when the connection must close now.
@@ -149,6 +209,7 @@ final class Server {
             if connection.mode == .lingering { return true }
             connection.input.append(contentsOf: UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
             connection.process(router: router, limits: limits, draining: draining, now: now)
+            connection.heard(now: now, limits: limits)
             return true
         case .wouldBlock:
             return true
@@ -226,6 +287,13 @@ final class Server {
         Sys.close(connection.fd)
         connections[Int(connection.fd)] = nil
         openConnections -= 1
+        if connection.refused {
+            refusing -= 1
+        } else if refusalCheckAt != 0, openConnections - refusing < limits.maxConnections {
+            // Room again: accept as before (unless out of fds for the moment, or draining).
+            refusalCheckAt = 0
+            if acceptResumesAt == 0 && !draining { addListeners() }
+        }
         if draining && openConnections == 0 {
             log("drained: all connections closed; exiting")
             finish(status: 0)
@@ -265,8 +333,9 @@ final class Server {
         }
         if acceptResumesAt != 0, now >= acceptResumesAt {
             acceptResumesAt = 0
-            if !draining { addListeners() }
+            if !draining && refusalCheckAt == 0 { addListeners() }
         }
+        if refusalCheckAt != 0, now >= refusalCheckAt, !draining { checkRefusals() }
     }
 
     /// A connection's deadline passed: what that means depends on what it was waiting for.
@@ -296,6 +365,9 @@ final class Server {
         case .webSocket where connection.pendingOutput == 0 && connection.session.state == .open && connection.requestStartedAt != 0:
             connection.frameTimedOut()
             settle(connection)
+        case .webSocket where connection.pendingOutput == 0 && connection.session.state == .open && limits.webSocketIdleTimeout != 0:
+            connection.idleExpired(now: now, limits: limits)
+            settle(connection)
         case .http, .webSocket:
             close(connection)  // a reader that stopped reading, or no answer to our close frame
         }
@@ -310,6 +382,7 @@ final class Server {
         if watchdogInterval != nil { next = min(next, nextWatchdog) }
         if draining { next = min(next, drainDeadline) }
         if acceptResumesAt != 0 { next = min(next, acceptResumesAt) }
+        if refusalCheckAt != 0 && !draining { next = min(next, refusalCheckAt) }
         if announcements.retryAt != 0 { next = min(next, announcements.retryAt) }
         if next == UInt64.max { return -1 }
         let current = hg_monotonic_ns()
@@ -322,6 +395,7 @@ final class Server {
     private func beginDrain(_ signal: Int32) {
         draining = true
         drainDeadline = now + configuration.drainTimeout
+        refusalCheckAt = 0
         removeListeners(close: true)
         limits.idleTimeout = min(limits.idleTimeout, limits.drainIdleGrace)
         for case let connection? in connections where connection.isIdleHTTP { connection.lastActivity = now }
@@ -340,6 +414,8 @@ final class Server {
     }
 
     private func addListeners() {
+        guard !listening else { return }
+        listening = true
         for fd in listeners { watch(fd, HG_EPOLLIN | Epoll.exclusive, UInt64(UInt32(bitPattern: fd))) }
     }
 
@@ -353,9 +429,10 @@ final class Server {
     /// connections still arriving are served by other workers rather than refused.
     private func removeListeners(close: Bool) {
         for fd in listeners {
-            Epoll.remove(epoll, fd)
+            if listening { Epoll.remove(epoll, fd) }
             if close { Sys.close(fd) }
         }
+        listening = false
         if close { listeners = [] }
     }
 

@@ -122,6 +122,14 @@ struct WebSocketSession {
         state = .closed
     }
 
+    /// Silent past the idle timeout and its ping: start the closing handshake with 1001, as a drain does.
+    mutating func idleTimedOut(into out: inout [UInt8]) {
+        guard state == .open else { return }
+        WebSocketFrame.appendClose(.goingAway, reason: "idle timeout", to: &out)
+        sentCloseCode = .goingAway
+        state = .closeSent
+    }
+
     /// A frame stalled part-way: close with 1008 (our policy bounds how long a frame may take).
     mutating func timedOut(into out: inout [UInt8]) {
         fail(.policyViolation, &out)

@@ -10,8 +10,7 @@ hg_ignore_sigpipe()
 
 let options: Options
 do {
-    options = try Options.parse(Array(CommandLine.arguments.dropFirst()),
-                                environmentDrainTimeout: Environment.get("HYPERGLASS_DRAIN_TIMEOUT"))
+    options = try Options.parse(Array(CommandLine.arguments.dropFirst()), environment: Environment.get)
 } catch {
     let text = "Error: \(error.message)\nUsage: \(Options.usage)\nSee 'hyperglass-worker --help'.\n"
     Sys.writeStandardError(text)
@@ -57,6 +56,8 @@ guard !listeners.isEmpty else {
 var limits = Limits()
 limits.idleTimeout = options.idleTimeout
 limits.requestTimeout = options.requestTimeout
+limits.maxConnections = options.maxConnections
+limits.webSocketIdleTimeout = options.webSocketIdleTimeout
 let names = listeners.map { fd -> String in
     var buffer = [CChar](repeating: 0, count: 256)
     guard hg_sockname(fd, &buffer, Int32(buffer.count)) == 0 else { return "fd \(fd)" }
@@ -64,7 +65,9 @@ let names = listeners.map { fd -> String in
 }
 let watchdog = Watchdog.interval()
 log("serving on \(names.joined(separator: ", "))\(inherited.isEmpty ? "" : " (inherited)")"
-    + (watchdog.map { ", watchdog every \($0 / 1_000_000) ms" } ?? ""))
+    + (watchdog.map { ", watchdog every \($0 / 1_000_000) ms" } ?? "")
+    + (limits.maxConnections > 0 ? ", at most \(limits.maxConnections) connections" : "")
+    + (limits.webSocketIdleTimeout > 0 ? ", idle WebSockets pinged after \(limits.webSocketIdleTimeout / 1_000_000) ms" : ""))
 
 let server = Server(
     configuration: .init(listeners: listeners, drainTimeout: options.drainTimeout, limits: limits, ownedPaths: ownedPaths),
