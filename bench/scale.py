@@ -17,11 +17,13 @@ For each pool size N, on a fresh `hyperglass start` with the bundled worker (def
 spent waiting for a CPU on a loaded machine; latencies do. The load average is printed with each block.
 
 usage: bench/scale.py [--bin DIR] [--sizes 16,256,1000] [--steps scale,rss,status,scrape,kill,idle,flood]
-                      [--check]
+                      [--check | --check-cpu]
   --bin    the directory holding hyperglass, hyperglassctl and hyperglass-worker (default
            .build/release, as `make release` builds them)
   --check  exit 1 unless: flood ping p99 < 5 ms, a repeated scrape costs the supervisor <= 1 ms, and
            `status --json` and a fresh scrape cost it <= 30 ms (the goals of both issues).
+  --check-cpu  the same goals but the flood's ping p99, which a loaded machine stretches: the supervisor's
+           CPU time per request is what the test suite checks (Tests/IntegrationTests/MetricsFloodTests).
 Environment: IDLE (seconds, default 5), FLOOD (seconds, default 5), FLOOD_CLIENTS (default 2).
 Every process it starts is ended by pid; every wait is bounded.
 """
@@ -310,7 +312,9 @@ def main(argv):
         elif argv[i] == "--steps":
             steps, i = argv[i + 1], i + 1
         elif argv[i] == "--check":
-            check = True
+            check = "all"
+        elif argv[i] == "--check-cpu":
+            check = "cpu"
         else:
             raise SystemExit(__doc__)
         i += 1
@@ -321,8 +325,10 @@ def main(argv):
         figures = {}
         measure(bindir, n, steps, figures)
         if check:
-            goals = [("flood_ping_p99_ms", 5, "ping p99 under a /metrics flood"), ("repeated_scrape_cpu_ms", 1, "a repeated scrape"),
+            goals = [("repeated_scrape_cpu_ms", 1, "a repeated scrape"),
                      ("fresh_scrape_cpu_ms", 30, "a fresh scrape"), ("status_cpu_ms", 30, "status --json")]
+            if check == "all":  # wall-clock: a loaded machine stretches it, so the test suite checks CPU time only
+                goals.append(("flood_ping_p99_ms", 5, "ping p99 under a /metrics flood"))
             failures += [f"{n} workers: {what} took {figures[key]:.2f} ms (goal < {limit} ms)"
                          for key, limit, what in goals if key in figures and figures[key] >= limit]
     if failures:
