@@ -4,8 +4,9 @@ extension Pool {
         guard let worker = workers.removeValue(forKey: pid) else {
             return [.log(.debug, "reaped pid \(pid) (\(status)), not a worker")]
         }
-        // Whatever the worker left behind in its process group goes with it.
-        var actions: [Action] = [.signal(pid: pid, .kill)]
+        // What the worker left in its process group was killed by the shell just before the reap, while the
+        // zombie still pinned the group id (EventLoop.reapChildren): a signal now could reach a stranger.
+        var actions: [Action] = []
         let current = slots.indices.contains(worker.slot) && slots[worker.slot].pid == pid
         if current { slots[worker.slot].pid = nil; slots[worker.slot].lastExit = status }
 
