@@ -1,10 +1,9 @@
-import CHyperglass
 import ControlProtocol
-import Glibc
 import SupervisorCore
 
-/// Control requests: each line from a client becomes a reply now, or later (`--wait`), and reload
-/// turns the re-read configuration into a release for the pool to roll onto.
+/// Control requests: each line from a client is parsed, read-only ones are answered from the pool's state,
+/// and every other one goes to the core as an intent (`Pool+Intents.swift`), whose `Reply` is written now,
+/// or later (`--wait`).
 extension EventLoop {
     /// Answers this turn's share of control requests (16, or 2 ms), then brings every
     /// client's epoll interest in step with what is left.
@@ -26,6 +25,8 @@ extension EventLoop {
         guard request.isReadOnly || control.role(of: fd) == .admin else {
             return ControlReply.failure("permission denied: members of control_group may only read status")
         }
+        // Every request that changes the pool is the core's to decide.
+        if let (intent, wait) = request.intent { return decide(intent, from: fd, wait: wait) }
         switch request {
         case .ping: return ControlReply.success([("pong", .bool(true))])
         case .version: return ControlReply.success([("version", .string(version)), ("protocol", .number(Double(ControlRequest.protocolVersion)))])
@@ -33,45 +34,32 @@ extension EventLoop {
             let report = StatusReport.json(pool: pool, startedAt: startedAt, now: Sys.now)
             guard case .object(let members) = report else { return report }
             return .object(members + [("autoscaling", autoscalingJSON)])
-        case .resumeAutoscaling: return resumeAutoscaling()
         case .metrics: return ControlReply.success([("text", .string(metricsText()))])
         case .events: return follow(from: fd)
         case .getWorkers:
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
-        case let .setWorkers(change, wait):
-            if case .stopping = pool.phase { return ControlReply.failure("the supervisor is stopping") }
-            let previous = pool.desired
-            let target = change.applied(to: previous)
-            guard (1...pool.policy.maxWorkers).contains(target) else {
-                return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to \(pool.policy.settings.maxWorkersInWords)")
-            }
-            // With autoscaling on, the operator's count holds until `workers auto`.
-            pinWorkers(target)
-            dispatch(.desiredCountChanged(target))
-            if target > previous, pool.desired == previous, let waiting = pool.slotWaitingForResources {
-                return ControlReply.failure("not scaling \(previous) → \(target): worker \(waiting.id) could not start for want of resources (\(waiting.lastFailure ?? "a resource limit")); the pool grows again once it runs")
-            }
-            if wait { return replyLater(.count(target), by: fd) }
-            return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
-        case let .reload(wait):
-            switch reload() {
-            case .failure(let refusal): return ControlReply.failure(refusal.message)
-            case .success(let id): return wait ? replyLater(.roll(id), by: fd) : rollStarted(id)
-            }
-        case let .restart(target, wait):
-            let ids: [Int]
-            switch target {
-            case .all: ids = Array(pool.slots.indices)
-            case .worker(let id):
-                guard pool.slots.indices.contains(id) else {
-                    return ControlReply.failure("there is no worker \(id): the workers are 0 to \(pool.desired - 1)")
-                }
-                ids = [id]
-            }
-            if let refusal = pool.rollRefusal(.restart) { return ControlReply.failure(refusal) }
-            let id = pool.nextRollID
-            dispatch(.restartRequested(slots: ids))
-            return wait ? replyLater(.roll(id), by: fd) : rollStarted(id)
+        case .setWorkers, .resumeAutoscaling, .reload, .restart: preconditionFailure("decided by the core above")
+        }
+    }
+
+    /// Hands the intent to the core and turns its reply into JSON (or a wait for the outcome).
+    private func decide(_ intent: Intent, from fd: Int32, wait: Bool) -> JSON? {
+        dispatch(.requested(intent, by: .client(fd)))
+        guard let reply = replies.removeValue(forKey: fd) else {
+            preconditionFailure("the core answers every intent it is given")
+        }
+        switch reply {
+        case .refused(let reason): return ControlReply.failure(reason)
+        case let .workers(previous, desired):
+            if wait { return replyLater(.count(desired), by: fd) }
+            return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired)))])
+        case let .autoscaling(previous, desired, summary):
+            return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired))),
+                                         ("autoscaling", .string(summary))])
+        case let .rollStarted(id, summary, note):
+            if wait { return replyLater(.roll(id), by: fd) }
+            return ControlReply.success([("summary", .string(summary))] + (note.map { [("note", .string($0))] } ?? []))
+        case .rollEnded(let outcome): return rollReply(outcome)
         }
     }
 
@@ -82,38 +70,9 @@ extension EventLoop {
         return nil
     }
 
-    private func rollStarted(_ id: Int) -> JSON {
-        if let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
-        let total = pool.roll?.total ?? 0
-        let note = pool.roll?.note
-        return ControlReply.success([("summary", .string("\(pool.roll?.kind.rawValue ?? "roll") started: \(total) worker\(total == 1 ? "" : "s") to replace"))]
-                                    + (note.map { [("note", .string($0))] } ?? []))
-    }
-
     private func rollReply(_ outcome: RollOutcome) -> JSON {
         guard outcome.succeeded else { return ControlReply.failure(outcome.summary) }
         return ControlReply.success([("summary", .string(outcome.summary))] + (outcome.note.map { [("note", .string($0))] } ?? []))
-    }
-
-    /// Re-reads the configuration and starts the roll onto it; the roll's id, or why nothing happened.
-    func reload() -> Result<Int, ControlError> {
-        if let refusal = pool.rollRefusal(.reload) { return .failure(ControlError(refusal)) }
-        let plan: ReloadPlan
-        do {
-            plan = try reloader.load(inEffect: pool.releases.inEffect, runningCount: pool.desired)
-        } catch {
-            // Whole to the journal and to the admin who asked; without quoted text to status, which readers see.
-            log(.error, "reload refused: \(error)")
-            dispatch(.reloadRejected(reason: error.withoutQuotedText))
-            return .failure(ControlError("reload refused, nothing changed: \(error)"))
-        }
-        if let note = plan.note { log(.warning, "reload: " + note) }
-        reconfigureAutoscaling(plan.settings)
-        let id = pool.nextRollID
-        var policy = pool.policy
-        policy.settings = plan.settings
-        dispatch(.reloadRequested(release: pool.releases.next, policy: policy, count: plan.count, note: plan.note))
-        return .success(id)
     }
 
     func answerWaiters() {

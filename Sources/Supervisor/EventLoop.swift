@@ -24,11 +24,8 @@ final class EventLoop {
     var unreaped: Set<Int32> = []
     var spawns = SpawnTable()
     let listeners: [Listener]
-    /// The autoscaling policy when `workers = auto:MIN-MAX` (EventLoop+Autoscale.swift), nil otherwise.
-    var autoscaler: Autoscaler?
+    /// Measures load for autoscaling (`sampleLoad`); the policy is the pool's.
     var loadSampler = LoadSampler()
-    /// How many workers of max_memory fit in the supervisor's memory (cgroup limit or MemTotal), if max_memory is set.
-    var memoryCeiling: Int?
     /// Whether the listeners are in the epoll set (for autoscaling's first-connection watch).
     var listenersWatched = false
     let notifier: SystemdNotifier
@@ -43,6 +40,8 @@ final class EventLoop {
     /// `reload --wait` and `restart --wait` once the roll with this id has ended.
     enum Awaited { case count(Int), roll(Int) }
     var waiters: [(fd: Int32, awaited: Awaited)] = []
+    /// The core's replies to control clients in this dispatch, by connection (EventLoop+Control.swift).
+    var replies: [Int32: Reply] = [:]
     private var armedDeadline: Instant? = nil
     /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
     let http: HTTPEndpoint?
@@ -66,17 +65,20 @@ final class EventLoop {
     static let httpTag: UInt64 = 1 << 37
     private static let httpListenerTag: UInt64 = 1 << 38
 
-    /// The signals the loop handles; they must be blocked before any thread exists (a constructor in
-    /// CSupervisorSignals blocks them before main, and main blocks them again in case it did not run).
-    static let handledSignals: [Int32] = {
+    /// The signals the loop handles (`Signal.handled`, the one table); they must be blocked before any thread
+    /// exists: a constructor in CSupervisorSignals blocks its copy of the list before main, which checks that
+    /// the two agree and blocks them again in case it did not run.
+    static let handledSignals: [Int32] = Signal.handled.map(\.rawValue)
+
+    /// Whether CSupervisorSignals blocks before main exactly the signals the table says are handled.
+    static var earlyBlockedSignalsAgree: Bool {
         var count: Int32 = 0
         let list = hg_supervisor_signals(&count)
-        return (0..<Int(count)).map { list![$0] }
-    }()
+        return Set((0..<Int(count)).map { list![$0] }) == Set(handledSignals)
+    }
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         workerSockets: WorkerSockets, control: ControlServer, log: Log, autoscaler: Autoscaler? = nil,
-         memoryCeiling: Int? = nil, http: HTTPEndpoint? = nil) throws(SystemError) {
+         workerSockets: WorkerSockets, control: ControlServer, log: Log, http: HTTPEndpoint? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
@@ -88,9 +90,6 @@ final class EventLoop {
         self.log = log
         self.http = http
         collector = MetricsCollector(listeners: listeners)
-        self.autoscaler = autoscaler
-        self.memoryCeiling = memoryCeiling
-        if let autoscaler { self.pool.scalingNote = autoscaler.summary(current: pool.desired, memoryCeiling: memoryCeiling) }
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
@@ -99,7 +98,7 @@ final class EventLoop {
         }
         try control.attach(epoll: epoll, listenerData: Source.control.rawValue, clientTag: EventLoop.clientTag)
         try http?.attach(epoll: epoll, listenerTag: EventLoop.httpListenerTag)
-        if autoscaler != nil { watchListenersForLoad(add: true) }
+        if pool.autoscaler != nil { watchListenersForLoad() }
     }
 
     /// Runs until the pool says exit; returns the exit code.
@@ -128,7 +127,7 @@ final class EventLoop {
                     continue
                 }
                 if event.data & EventLoop.listenerTag != 0 {
-                    loadArrived()
+                    dispatch(.loadArrived)
                     continue
                 }
                 if event.data & EventLoop.notifyTag != 0 {
@@ -160,7 +159,6 @@ final class EventLoop {
                     // must fail the roll even when the loop wakes late and finds both at once.
                     reapChildren()
                     dispatch(.deadlineReached)
-                    loadSampleDue(at: Sys.now)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     http?.expire(at: Sys.now)
@@ -197,20 +195,8 @@ final class EventLoop {
         while true {
             let signo = hg_signalfd_read(signals)
             if signo <= 0 { return }
-            if signo == SIGCHLD {
-                reapChildren()
-            } else if signo == SIGHUP {
-                // An invalid configuration is logged by the pool; only a busy or stopping pool needs a word here.
-                if let refusal = pool.rollRefusal(.reload) { log(.warning, "SIGHUP: \(refusal)") } else {
-                    log(.notice, "SIGHUP: reloading the configuration")
-                    _ = reload()
-                }
-            } else if let signal = Signal(rawValue: signo) {
-                let before = pool.desired
-                dispatch(.signalReceived(signal))
-                // SIGTTIN/SIGTTOU set the count as `workers N` does: it holds until `workers auto`.
-                if (signal == .ttin || signal == .ttou), pool.desired != before { pinWorkers(pool.desired) }
-            }
+            guard let signal = Signal(rawValue: signo) else { preconditionFailure("signalfd returned signal \(signo), which is not in the table") }
+            if signal.meaning == .reap { reapChildren() } else { dispatch(.signalReceived(signal)) }
         }
     }
 
@@ -251,8 +237,7 @@ final class EventLoop {
             // Forked on the next loop turns, its exec result an event of its own (EventLoop+Spawn.swift).
             queueSpawn(slot: slot, generation: generation, release: release)
         case let .signal(pid, signal):
-            // Only a child not yet reaped: its pid and group cannot have been reused. (The pool also asks for
-            // SIGKILL right after an exit; the group was killed then, before the reap, in `reapChildren`.)
+            // Only a child not yet reaped: its pid and group cannot have been reused.
             guard unreaped.contains(pid) else { break }
             Sys.signalGroup(pid, signal.rawValue)
         case let .probe(pid):
@@ -277,13 +262,28 @@ final class EventLoop {
             var usage: [Int32: UInt64] = [:]
             for pid in pids { usage[pid] = Sys.residentBytes(pid) }
             return .memorySampled(usage)
-        case let .notifySystemd(assignments):
-            notifier.send(assignments)
+        case let .notifySystemd(notices):
+            notifier.send(notices)
             watchSystemdWhilePending()
         case let .log(level, message):
             log(level, message)
         case let .report(event):
             report(event)
+        case let .reply(fd, reply):
+            replies[fd] = reply
+        case let .readConfiguration(requester):
+            let plan: ReloadPlan
+            do { plan = try reloader.load(inEffect: pool.releases.inEffect, runningCount: pool.desired) } catch {
+                // Whole to the journal; without quoted text to status and replies, which control_group readers see.
+                log(.error, "reload refused: \(error)")
+                return .configurationRejected(reason: error.withoutQuotedText, for: requester)
+            }
+            return .configurationRead(plan, autoscaler: Autoscaler(settings: plan.settings, onlineCPUs: Sys.onlineCPUs()),
+                                      memoryCeiling: LoadSampler.memoryCeiling(maxMemory: plan.settings.health.maxMemory), for: requester)
+        case let .sampleLoad(workers, starting):
+            return .loadSampled(loadSampler.sample(listeners: listeners.map(\.fd), workers: workers, starting: starting, at: Sys.now))
+        case .watchForLoad:
+            watchListenersForLoad()
         case let .exit(code):
             exitCode = code
         }
@@ -312,7 +312,7 @@ final class EventLoop {
             poolDeadline = pool.nextDeadline
             poolDeadlineKnown = true
         }
-        let deadline = [poolDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline].compactMap { $0 }.min()
+        let deadline = [poolDeadline, control.nextDeadline, prober.nextDeadline, http?.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

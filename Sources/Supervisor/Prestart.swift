@@ -28,8 +28,8 @@ enum Prestart {
     /// own signalfd, which the event loop later replaces, so none is lost and none leaks into the pool.
     static func run(_ command: [String], environment: [String], gracefulTimeout: Duration,
                     notifier: SystemdNotifier, log: Log) throws(SystemError) -> Outcome {
-        let watched = [SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP]
-        let signals = try Sys.check("signalfd") { hg_signalfd(watched, Int32(watched.count)) }
+        // Every handled signal, so that none waits pending to be acted on once the pool has started.
+        let signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         defer { Sys.close(signals) }
         let epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         defer { Sys.close(epoll) }
@@ -48,7 +48,7 @@ enum Prestart {
         try Epoll.add(epoll, report, HG_EPOLLIN, 2)
         var execError: Int32 = 0
         log(.notice, "prestart: running \(shown) (pid \(pid)); the workers start when it has succeeded")
-        notifier.send("STATUS=prestart: running \(shown)\nEXTEND_TIMEOUT_USEC=\(extendBy.nanoseconds / 1000)")
+        notifier.send([.status("prestart: running \(shown)"), .extendTimeout(extendBy)])
 
         var nextExtension = started + extendEvery
         var killAt: Instant? = nil
@@ -63,7 +63,7 @@ enum Prestart {
             if now >= nextExtension {
                 let extend = stopping ? gracefulTimeout + .seconds(5) : extendBy
                 let state = stopping ? "stopping: prestart" : "prestart: running"
-                notifier.send("STATUS=\(state) \(shown) (\((now - started).spoken))\nEXTEND_TIMEOUT_USEC=\(extend.nanoseconds / 1000)")
+                notifier.send([.status("\(state) \(shown) (\((now - started).spoken))"), .extendTimeout(extend)])
                 nextExtension = now + extendEvery
             }
             let wake = min(nextExtension, killAt ?? nextExtension)
@@ -80,8 +80,8 @@ enum Prestart {
             while true {
                 let signal = hg_signalfd_read(signals)
                 guard signal > 0 else { break }
-                switch signal {
-                case SIGCHLD:
+                switch Signal(rawValue: signal)?.meaning {
+                case .reap:
                     var status: Int32 = 0
                     if hg_reap(pid, &status) == pid {
                         if stopping {
@@ -99,7 +99,7 @@ enum Prestart {
                             : "was killed by \(SignalName.of(hg_wtermsig(status)))"
                         return .failed(reason)
                     }
-                case SIGTERM, SIGINT, SIGQUIT:
+                case .stop:
                     if stopping {
                         log(.notice, "prestart: \(SignalName.of(signal)) again: killing \(shown) now")
                         Sys.signalGroup(pid, SIGKILL)
@@ -107,12 +107,17 @@ enum Prestart {
                     } else {
                         stopping = true
                         log(.notice, "prestart: \(SignalName.of(signal)) received: stopping \(shown) (graceful timeout \(gracefulTimeout.spoken))")
-                        notifier.send("STOPPING=1\nSTATUS=stopping: prestart \(shown)\nEXTEND_TIMEOUT_USEC=\((gracefulTimeout + .seconds(5)).nanoseconds / 1000)")
+                        notifier.send([.stopping, .status("stopping: prestart \(shown)"), .extendTimeout(gracefulTimeout + .seconds(5))])
                         Sys.signalGroup(pid, SIGTERM)
                         killAt = Sys.now + gracefulTimeout
                     }
-                default:
-                    log(.notice, "prestart: \(SignalName.of(signal)) ignored: nothing to reload before the workers have started")
+                case .reload, .scale:
+                    // Kept pending it would act after the start: a SIGTTIN sent minutes earlier adding a worker.
+                    log(.notice, "prestart: \(SignalName.of(signal)) ignored: the workers have not started yet; send it again once they have")
+                case .ignored(let reason):
+                    log(.notice, "prestart: \(SignalName.of(signal)) ignored: \(reason)")
+                case nil:
+                    preconditionFailure("signalfd returned signal \(signal), which is not in the table")
                 }
             }
         }

@@ -5,8 +5,8 @@ public enum Action: Equatable, Sendable {
     case spawn(slot: Int, generation: Int, release: Int = 1)
     /// Send a signal to a worker's whole process group.
     case signal(pid: Int32, Signal)
-    /// Send these assignments to systemd ("READY=1\nSTATUS=4/4 workers ready"); a no-op outside systemd.
-    case notifySystemd(String)
+    /// Send these notices to systemd in one datagram; a no-op outside systemd.
+    case notifySystemd([SystemdNotice])
     /// GET the health path on this worker's own socket; report `probed`.
     case probe(pid: Int32)
     /// Look in /proc whether these starting workers accept on the listening sockets; report `acceptingSampled` for each.
@@ -17,6 +17,16 @@ public enum Action: Equatable, Sendable {
     /// Something happened that operators filter and count: log it with its fields (journal: `EVENT=`,
     /// `WORKER_ID=`, `REASON=`...), and tell `hyperglassctl events` followers. The pool's counters already have it.
     case report(PoolEvent)
+    /// Answer the control client on this connection (the intent's outcome).
+    case reply(to: Int32, Reply)
+    /// Read and validate the configuration again (the files and flags `start` read); report
+    /// `configurationRead` or `configurationRejected` for `requester`.
+    case readConfiguration(for: Requester)
+    /// Measure the listeners' accept queues and these workers' CPU (`starting`: workers asked for, not
+    /// exec'd yet); report `loadSampled`.
+    case sampleLoad(workers: [Int32], starting: Int)
+    /// Autoscaling rests: forget the CPU baselines and watch the listeners for one connection (`loadArrived`).
+    case watchForLoad
     /// All workers are gone: close sockets and exit with this code.
     case exit(code: Int32)
 }

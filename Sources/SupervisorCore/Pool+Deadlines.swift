@@ -25,6 +25,8 @@ extension Pool {
         case systemdWatchdog
         /// The lame-duck delay is over: drain.
         case lameDuckEnd
+        /// Autoscaling samples the load every second while it is not resting (Pool+Autoscaling.swift).
+        case loadSample
     }
 
     /// When `deadline` is armed; nil when it is not (any more).
@@ -60,6 +62,8 @@ extension Pool {
             return policy.systemdWatchdogInterval == nil || phase == .exited ? nil : nextWatchdogPing
         case .lameDuckEnd:
             return phase.lameDuckEnd
+        case .loadSample:
+            return loadSampleDue
         }
     }
 
@@ -73,7 +77,7 @@ extension Pool {
             + slots.map { .restart(slot: $0.id) }
             + pids.flatMap { [Deadline.workerWatchdog(pid: $0), .recycle(pid: $0)] }
             + pids.map { .probe(pid: $0) }
-            + [.memoryCheck, .systemdWatchdog, .lameDuckEnd]
+            + [.memoryCheck, .systemdWatchdog, .lameDuckEnd, .loadSample]
     }
 
     /// The deadlines armed now, with their instants, in handling order.
@@ -117,7 +121,7 @@ extension Pool {
             // The exec result comes later as an event (`spawned` or `spawnFailed`, which sets it anew):
             // left armed, the restart would fire again, at once, until then.
             slots[id].restartAt = nil
-            return [.spawn(slot: id, generation: slots[id].generation + 1, release: slots[id].release)]
+            return [.spawn(slot: id, generation: newGeneration(for: id), release: slots[id].release)]
         case .workerWatchdog(let pid):
             let interval = workers[pid]?.health.watchdogInterval ?? .zero
             return watchdogFired(pid, reason: "watchdog missed: no WATCHDOG=1 for \(interval.spoken)", at: now)
@@ -137,6 +141,8 @@ extension Pool {
             return systemdWatchdogDue(at: now)
         case .lameDuckEnd:
             return lameDuckEnded(at: now)
+        case .loadSample:
+            return requestLoadSample()
         }
     }
 

@@ -5,7 +5,6 @@ extension Pool {
 
     /// Rolls onto a new release, scaling around the roll as `ReloadPlan.steps` orders.
     mutating func reload(to newRelease: Int, policy newPolicy: PoolPolicy, count: Int?, note: String?, at now: Instant) -> [Action] {
-        if let refusal = rollRefusal(.reload) { return [.log(.warning, refusal)] }
         var actions: [Action] = []
         for step in ReloadPlan.steps(to: count, from: desired) {
             switch step {
@@ -21,24 +20,17 @@ extension Pool {
         return actions
     }
 
-    /// Why a roll cannot start now; nil when it can. Rolls never interleave.
-    public func rollRefusal(_ kind: Roll.Kind) -> String? {
-        guard phase.isActive else { return "cannot \(kind): the supervisor is stopping" }
-        if phase.lameDuckEnd != nil { return "cannot \(kind): the supervisor is stopping (lame duck; the drain follows)" }
-        guard let roll else { return nil }
-        return "cannot \(kind) now: a \(roll.kind) is in progress (\(roll.done)/\(roll.total) workers replaced); try again when it has finished"
-    }
-
     /// A reload whose configuration did not validate: nothing changes, but status and waiters hear why.
     mutating func reloadRejected(_ reason: String) -> [Action] {
         rollSerial += 1
         let outcome = RollOutcome(id: rollSerial, kind: .reload, succeeded: false, summary: "reload refused, nothing changed: \(reason)")
         lastRoll = outcome
-        return [.log(.error, outcome.summary)]
+        // A failed reload that took no time: counted and reported like any other.
+        return [.report(PoolEvent(.rollEnded, .error, outcome.summary, roll: .reload, succeeded: false, duration: .zero))]
     }
 
     mutating func beginRoll(_ kind: Roll.Kind, release target: Int, slots ids: [Int], note: String? = nil, at now: Instant) -> [Action] {
-        if let refusal = rollRefusal(kind) { return [.log(.warning, refusal)] }
+        precondition(roll == nil, "rolls never interleave: refusal(of:at:) admits one at a time")
         let ids = ids.filter { slots.indices.contains($0) }
         rollSerial += 1
         let previous = release
@@ -46,7 +38,7 @@ extension Pool {
         roll = Roll(id: rollSerial, kind: kind, release: target, fallback: previous, slots: ids, at: now)
         roll?.note = note
         var actions: [Action] = [.report(PoolEvent(.rollStarted, .notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, \(policy.maxSurge) at a time", roll: kind))]
-        if kind == .reload { actions.append(.notifySystemd("RELOADING=1\nMONOTONIC_USEC=\(now.nanoseconds / 1000)")) }
+        if kind == .reload { actions.append(.notifySystemd([.reloading(at: now)])) }
         return actions + advanceRoll(at: now)
     }
 
@@ -60,7 +52,7 @@ extension Pool {
             // A slot already replacing an unhealthy worker finishes that first; `promote` then goes on with the roll.
             if slots[id].successor != nil { continue }
             let target = current.kind == .restart ? slots[id].release : current.release
-            let generation = slots[id].generation + 1
+            let generation = newGeneration(for: id)
             slots[id].generation = generation
             slots[id].successor = Successor(generation: generation, release: target)
             // A slot waiting out a backoff gets its successor now instead.
@@ -73,27 +65,28 @@ extension Pool {
         // is progressing (a stuck step still fails at ready_timeout, which ends the roll).
         if current.kind != .restart, actions.contains(where: { if case .spawn = $0 { true } else { false } }) {
             let step = policy.readyTimeout + policy.minReady + .seconds(5)
-            actions.append(.notifySystemd("EXTEND_TIMEOUT_USEC=\(step.nanoseconds / 1000)"))
+            actions.append(.notifySystemd([.extendTimeout(step)]))
         }
         roll = current
         if current.queue.isEmpty, current.active.isEmpty {
             let elapsed = (now - current.startedAt).spoken
             switch current.kind {
-            case .rollback: endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version")
-            case .reload: endRoll(current, succeeded: true, summary: "reload complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)")
-            case .restart: endRoll(current, succeeded: true, summary: "restart complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)")
+            case .rollback: actions.append(endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version", at: now))
+            case .reload: actions.append(endRoll(current, succeeded: true, summary: "reload complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)", at: now))
+            case .restart: actions.append(endRoll(current, succeeded: true, summary: "restart complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)", at: now))
             }
-            let outcome = lastRoll!
-            actions.append(.log(outcome.succeeded ? .notice : .error, outcome.summary))
-            if current.kind != .restart { actions.append(.notifySystemd("READY=1")) }
+            if current.kind != .restart { actions.append(.notifySystemd([.ready])) }
         }
         return actions
     }
 
-    mutating func endRoll(_ finished: Roll, succeeded: Bool, summary: String) {
+    /// Ends `finished` (status and `--wait` read `lastRoll`) and returns its `roll-ended` report, timed from
+    /// its start (a rollback continues its reload's clock): every way a roll ends reports once.
+    mutating func endRoll(_ finished: Roll, succeeded: Bool, summary: String, at now: Instant) -> Action {
         roll = nil
-        lastRoll = RollOutcome(id: finished.id, kind: finished.kind == .rollback ? .reload : finished.kind, succeeded: succeeded,
-                               summary: summary, note: finished.note)
+        let kind: Roll.Kind = finished.kind == .rollback ? .reload : finished.kind
+        lastRoll = RollOutcome(id: finished.id, kind: kind, succeeded: succeeded, summary: summary, note: finished.note)
+        return .report(PoolEvent(.rollEnded, succeeded ? .notice : .error, summary, roll: kind, succeeded: succeeded, duration: now - finished.startedAt))
     }
 
     mutating func successorSpawned(slot id: Int, pid: Int32, at now: Instant) -> [Action] {
@@ -130,7 +123,7 @@ extension Pool {
             let target = current.kind == .restart ? successor.release : current.release
             if successor.release != target {
                 // It replaced an unhealthy worker on the old release: the slot still needs its roll successor.
-                let generation = slots[id].generation + 1
+                let generation = newGeneration(for: id)
                 slots[id].generation = generation
                 slots[id].successor = Successor(generation: generation, release: target)
                 actions.append(.spawn(slot: id, generation: generation, release: target))
@@ -175,24 +168,23 @@ extension Pool {
             }
             let moved = slots.filter { $0.release == current.release }.map(\.id)
             roll = nil
-            actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))
             if moved.isEmpty {
-                endRoll(current, succeeded: false, summary: message)
-                actions.append(.notifySystemd("READY=1"))
+                actions.append(endRoll(current, succeeded: false, summary: message, at: now))
+                actions.append(.notifySystemd([.ready]))
             } else {
-                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved, at: now, failure: message)
+                actions.append(.log(.error, message + "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")"))
+                // The rollback keeps the reload's id and clock: one outcome, timed from the reload's start.
+                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved, at: current.startedAt, failure: message)
                 roll?.note = current.note
                 actions += advanceRoll(at: now)
             }
         case .restart:
             let message = "restart stopped at \(position): the new worker \(reason); the previous one keeps serving"
-            endRoll(current, succeeded: false, summary: message)
-            actions.append(.log(.error, message))
+            actions.append(endRoll(current, succeeded: false, summary: message, at: now))
         case .rollback:
             let message = (current.failure ?? "reload failed") + "; rolling back \(position) failed too: \(reason)"
-            endRoll(current, succeeded: false, summary: message)
-            actions.append(.log(.error, message))
-            actions.append(.notifySystemd("READY=1"))
+            actions.append(endRoll(current, succeeded: false, summary: message, at: now))
+            actions.append(.notifySystemd([.ready]))
         }
         return actions
     }

@@ -9,6 +9,8 @@ public struct ReloadPlan: Equatable, Sendable {
     public let needRestart: [String]
     /// What the supervisor's limits capped (`ResourceLimits.capped`), said with the outcome.
     public var capacityNote: String? = nil
+    /// Said when some change needs a restart.
+    private let restartNote: String?
 
     public init(loaded: Settings, inEffect running: Settings, runningCount: Int, onlineCPUs: Int) throws(ConfigError) {
         let configured = loaded.workers.resolve(onlineCPUs: onlineCPUs, debug: loaded.debug)
@@ -20,13 +22,21 @@ public struct ReloadPlan: Equatable, Sendable {
         }
         settings = loaded
         needRestart = loaded.restartNeeded(comparedTo: running)
+        restartNote = needRestart.isEmpty ? nil
+            : "\(needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); kept the running value"
     }
 
-    /// Said in the reply and the log when some change needs a restart.
+    /// A plan already decided (the core's tests).
+    public init(settings: Settings, count: Int? = nil, note: String? = nil) {
+        self.settings = settings
+        self.count = count
+        needRestart = []
+        restartNote = note
+    }
+
+    /// Said in the reply and the log when some change needs a restart, or a limit capped the count.
     public var note: String? {
-        let restart = needRestart.isEmpty ? nil
-            : "\(needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); kept the running value"
-        let notes = [restart, capacityNote].compactMap { $0 }
+        let notes = [restartNote, capacityNote].compactMap { $0 }
         return notes.isEmpty ? nil : notes.joined(separator: "; ")
     }
 

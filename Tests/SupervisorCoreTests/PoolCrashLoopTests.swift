@@ -53,7 +53,7 @@ struct PoolCrashLoopTests {
         let fifth = driver.exit(slot: 0)
         #expect(fifth.spawnedSlots.isEmpty)
         #expect(fifth.pids(sent: .terminate) == survivors)
-        #expect(fifth.systemdMessages.contains { $0.hasPrefix("STOPPING=1") })
+        #expect(fifth.systemdNotices.contains(.stopping))
         #expect(fifth.logs(atLeast: .error).contains { $0.contains("crash_loop = exit") })
         #expect(fifth.exitCodes.isEmpty)
         #expect(driver.pool.phase == .stopping(exitCode: 1))
@@ -84,7 +84,7 @@ struct PoolCrashLoopTests {
         let actions = driver.start()
         #expect(actions.exitCodes == [1])
         #expect(actions.spawnedSlots == [0, 1, 2])
-        #expect(actions.systemdMessages.filter { $0.hasPrefix("STOPPING=1") }.count == 1)
+        #expect(actions.systemdNotices.filter { $0 == .stopping }.count == 1)
         #expect(actions.pids(sent: .kill) == [100])
         #expect(driver.pool.workers.isEmpty)
         #expect(driver.pool.phase == .exited)
@@ -100,7 +100,7 @@ struct PoolCrashLoopTests {
         let late = driver.send(.spawnFailed(slot: 1, generation: 2, reason: "late"))
         #expect(late.spawnedSlots.isEmpty)
         #expect(late.exitCodes.isEmpty)
-        #expect(late.systemdMessages.filter { $0.hasPrefix("STOPPING=1") }.isEmpty)
+        #expect(!late.systemdNotices.contains(.stopping))
         #expect(driver.pool.slots[1].failures == 1)
         #expect(driver.exit(slot: 0, status: .exited(0)).exitCodes == [1])
     }
@@ -109,9 +109,14 @@ struct PoolCrashLoopTests {
     func spawnFailureAfterTerminate() {
         var driver = PoolDriver(desired: 2)
         driver.start()
+        // Slot 1's restart is asked for just before the stop, and its failure is heard after it.
+        driver.spawnsAnsweredLater = true
+        driver.exit(slot: 1)
+        driver.advance(by: .seconds(2))
+        #expect(driver.waitingSpawns.count == 1)
         driver.send(.signalReceived(.terminate))
-        // As if slot 1's restart had been asked for just before the stop and failed after it.
-        let late = driver.send(.spawnFailed(slot: 1, generation: 2, reason: "fork: out of memory"))
+        driver.spawnOutcome = { _, _ in "fork: out of memory" }
+        let late = driver.answerSpawn(at: 0)
         #expect(late.spawnedSlots.isEmpty)
         #expect(late.logs(atLeast: .error) == ["worker 1 could not start: fork: out of memory"])
         #expect(driver.pool.slots[1].restartAt == nil)

@@ -9,7 +9,7 @@ struct PoolStopTests {
         driver.start()
         let pids = (0..<3).map { driver.pid(ofSlot: $0)! }
         let actions = driver.send(.signalReceived(.terminate))
-        #expect(actions.systemdMessages.first == "STOPPING=1\nEXTEND_TIMEOUT_USEC=35000000")
+        #expect(actions.systemdDatagrams.first == [.stopping, .extendTimeout(.seconds(35))])
         #expect(actions.pids(sent: .terminate) == pids)
         #expect(actions.pids(sent: .kill).isEmpty)
         #expect(actions.exitCodes.isEmpty)
@@ -88,7 +88,7 @@ struct PoolStopTests {
         let second = driver.send(.signalReceived(.terminate))
         #expect(second.pids(sent: .kill) == pids)
         #expect(second.logs(atLeast: .warning).contains("second SIGTERM: killing 2 workers now"))
-        #expect(second.systemdMessages.filter { $0.hasPrefix("STOPPING") }.isEmpty)
+        #expect(!second.systemdNotices.contains(.stopping))
         #expect(driver.pool.nextDeadline == nil)
         // A third signal does not kill twice.
         #expect(driver.send(.signalReceived(.interrupt)).pids(sent: .kill).isEmpty)
@@ -130,12 +130,25 @@ struct PoolStopTests {
         #expect(driver.history.spawnedSlots == [0, 1, 0])
     }
 
-    @Test("SIGHUP reaching the core is only noted: the shell turns it into a reload")
-    func hangupIgnored() {
+    @Test("SIGUSR1, SIGUSR2 and SIGALRM are logged once and change nothing")
+    func habitualSignalsIgnored() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        for signal in [Signal.user1, .user2, .alarm] {
+            let actions = driver.send(.signalReceived(signal))
+            #expect(actions.logs(atLeast: .notice).count == 1 && actions.logs(atLeast: .notice)[0].hasPrefix("\(signal.name) ignored: "), "\(actions)")
+            #expect(actions.signals.isEmpty && actions.spawnedSlots.isEmpty)
+        }
+        #expect(driver.pool.phase == .running)
+    }
+
+    @Test("SIGHUP is a reload request: the core admits it and asks the shell to read the configuration")
+    func hangupReloads() {
         var driver = PoolDriver(desired: 2)
         driver.start()
         let actions = driver.send(.signalReceived(.hangup))
-        #expect(actions.logs(atLeast: .notice) == ["SIGHUP ignored"])
+        #expect(actions.logs(atLeast: .notice) == ["SIGHUP: reloading the configuration"])
+        #expect(actions.contains(.readConfiguration(for: .signal(.hangup))))
         #expect(actions.signals.isEmpty)
         #expect(driver.pool.phase == .running)
     }

@@ -61,7 +61,11 @@ struct ResourceLimitTests {
         driver.send(.desiredCountChanged(3))
         let refused = driver.send(.desiredCountChanged(8))
         #expect(driver.pool.desired == 3)
-        #expect(refused.logs(atLeast: .warning).first?.contains("want of resources") == true)
+        guard case .refused(let reason)? = refused.replies.first else {
+            Issue.record("growth was not refused: \(refused)")
+            return
+        }
+        #expect(reason.contains("want of resources"))
         limited = false
         driver.advance(by: .seconds(31))
         #expect(driver.pid(ofSlot: 2) != nil)

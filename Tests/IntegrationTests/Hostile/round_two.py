@@ -505,7 +505,7 @@ def emfile_at_spawn():
         s.log.flush()
         text = open(s.log.name).read()
         figures = {"reply": reply, "alive": s.process.poll() is None, "limited": text.count("a resource limit, not a crash"),
-                   "workers": len(s.children()), "refused_growth": "not scaling 12 → 14" in text, "grow_reply": grow}
+                   "workers": len(s.children()), "refused_growth": "not scaling 12 → 14" in grow.get("error", ""), "grow_reply": grow}
         if s.process.poll() is not None:
             fail("the supervisor exited", **figures)
         if "crash loop" in text:

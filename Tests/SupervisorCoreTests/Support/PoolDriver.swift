@@ -27,8 +27,8 @@ struct PoolDriver {
 
     static let epoch = Instant(nanoseconds: 1_000_000_000_000)
 
-    init(desired: Int = 1, policy: PoolPolicy = .testDefault, seed: UInt64 = 0x5EED, firstPid: Int32 = 100) {
-        pool = Pool(desired: desired, policy: policy, seed: seed)
+    init(desired: Int = 1, policy: PoolPolicy = .testDefault, seed: UInt64 = 0x5EED, firstPid: Int32 = 100, autoscaler: Autoscaler? = nil) {
+        pool = Pool(desired: desired, policy: policy, seed: seed, autoscaler: autoscaler)
         now = Self.epoch
         nextPid = firstPid
     }
@@ -37,6 +37,12 @@ struct PoolDriver {
     @discardableResult
     mutating func start() -> [Action] { send(.started) }
 
+    /// Whether a `.spawn` waits in `waitingSpawns` until `answerSpawn` instead of being answered at once: the
+    /// real loop forks on a later turn and learns the exec result later still, with other events between.
+    var spawnsAnsweredLater = false
+    /// Spawns asked for and not answered yet (`spawnsAnsweredLater`), oldest first.
+    private(set) var waitingSpawns: [(slot: Int, generation: Int)] = []
+
     /// Feeds one event and performs what the pool asks; returns every action of this dispatch.
     @discardableResult
     mutating func send(_ event: Event) -> [Action] {
@@ -44,21 +50,26 @@ struct PoolDriver {
         var index = 0
         while index < pending.count {
             if case let .spawn(slot, generation, _) = pending[index] {
-                let followUp: Event
-                if let reason = spawnLimit(slot, generation) {
-                    followUp = .spawnLimited(slot: slot, generation: generation, reason: reason)
-                } else if let reason = spawnOutcome(slot, generation) {
-                    followUp = .spawnFailed(slot: slot, generation: generation, reason: reason)
-                } else {
-                    followUp = .spawned(slot: slot, generation: generation, pid: nextPid)
-                    nextPid += 1
-                }
-                pending += handle(followUp)
+                if spawnsAnsweredLater { waitingSpawns.append((slot, generation)) } else { pending += handle(spawnAnswer(slot: slot, generation: generation)) }
             }
             index += 1
         }
         history += pending
         return pending
+    }
+
+    /// Answers the waiting spawn at `index` (exec'd, or failed as `spawnOutcome` says).
+    @discardableResult
+    mutating func answerSpawn(at index: Int) -> [Action] {
+        let (slot, generation) = waitingSpawns.remove(at: index)
+        return send(spawnAnswer(slot: slot, generation: generation))
+    }
+
+    private mutating func spawnAnswer(slot: Int, generation: Int) -> Event {
+        if let reason = spawnLimit(slot, generation) { return .spawnLimited(slot: slot, generation: generation, reason: reason) }
+        if let reason = spawnOutcome(slot, generation) { return .spawnFailed(slot: slot, generation: generation, reason: reason) }
+        defer { nextPid += 1 }
+        return .spawned(slot: slot, generation: generation, pid: nextPid)
     }
 
     private mutating func handle(_ event: Event) -> [Action] {
@@ -165,6 +176,11 @@ extension Array where Element == Action {
         compactMap { if case let .spawn(slot, _, _) = $0 { slot } else { nil } }
     }
 
+    /// The core's answers to control clients, in order.
+    var replies: [Reply] {
+        compactMap { if case let .reply(_, reply) = $0 { reply } else { nil } }
+    }
+
     var signals: [(pid: Int32, signal: Signal)] {
         compactMap { if case let .signal(pid, signal) = $0 { (pid, signal) } else { nil } }
     }
@@ -174,9 +190,13 @@ extension Array where Element == Action {
         signals.filter { $0.signal == signal }.map(\.pid)
     }
 
-    var systemdMessages: [String] {
-        compactMap { if case let .notifySystemd(text) = $0 { text } else { nil } }
+    /// The datagrams to systemd, each a list of notices.
+    var systemdDatagrams: [[SystemdNotice]] {
+        compactMap { if case let .notifySystemd(notices) = $0 { notices } else { nil } }
     }
+
+    /// Every notice to systemd, in order, whichever datagram it went in.
+    var systemdNotices: [SystemdNotice] { systemdDatagrams.flatMap { $0 } }
 
     var exitCodes: [Int32] {
         compactMap { if case let .exit(code) = $0 { code } else { nil } }
@@ -193,11 +213,26 @@ extension Array where Element == Action {
     }
 
     var lastStatus: String? {
-        systemdMessages.last { $0.hasPrefix("STATUS=") }.map { String($0.dropFirst("STATUS=".count)) }
+        systemdNotices.compactMap { if case .status(let text) = $0 { text } else { nil } }.last
     }
 
-    var readyNotifications: Int { systemdMessages.count { $0.split(separator: "\n").contains("READY=1") } }
+    var readyNotifications: Int { systemdNotices.count { $0 == .ready } }
 }
 
 /// Swift Testing has an `ExitStatus` of its own (for exit tests); in these tests the name means the core's.
 typealias ExitStatus = SupervisorCore.ExitStatus
+
+/// The requests the core's tests make most, as the shell would send them (an operator on connection 0).
+extension Event {
+    /// `hyperglassctl workers N`.
+    static func desiredCountChanged(_ count: Int) -> Event { .requested(.workers(.to(count)), by: .client(0)) }
+    /// `hyperglassctl restart`, for these slots.
+    static func restartRequested(slots: [Int]) -> Event { .requested(.restart(slots: slots), by: .client(0)) }
+    /// A reload whose configuration the shell has read: `policy`'s settings (the core numbers the release;
+    /// `release` is what the test expects it to be).
+    static func reloadRequested(release: Int, policy: PoolPolicy, count: Int? = nil, note: String? = nil) -> Event {
+        .configurationRead(ReloadPlan(settings: policy.settings, count: count, note: note), autoscaler: nil, memoryCeiling: nil, for: .client(0))
+    }
+    /// A reload whose configuration the shell found invalid.
+    static func reloadRejected(reason: String) -> Event { .configurationRejected(reason: reason, for: .client(0)) }
+}

@@ -44,12 +44,17 @@ final class PoolInvariants {
     }
 
     /// Checks the pool between two events, once every spawn has been answered.
-    func checkSettled(_ pool: Pool) {
+    /// `waiting`: spawns asked for whose result the shell has not reported yet (slot, generation).
+    func checkSettled(_ pool: Pool, waiting: [(slot: Int, generation: Int)] = []) {
         guard pool.phase == .starting || pool.phase == .running else { return }
         for slot in pool.slots {
-            // No slot is forgotten: it has a worker, a successor starting, or a restart on the clock.
-            if slot.pid == nil, slot.restartAt == nil, slot.successor == nil { add("slot \(slot.id) has neither a worker, a successor nor a restart due") }
-            if let successor = slot.successor, successor.pid == nil { add("slot \(slot.id)'s successor generation \(successor.generation) was never spawned") }
+            let spawning = waiting.contains { $0.slot == slot.id && $0.generation > slot.generation }
+            // No slot is forgotten: it has a worker, a successor starting, a start under way or a restart on the clock.
+            if slot.pid == nil, slot.restartAt == nil, slot.successor == nil, !spawning { add("slot \(slot.id) has neither a worker, a successor nor a restart due") }
+            if let successor = slot.successor, successor.pid == nil,
+               !waiting.contains(where: { $0.slot == slot.id && $0.generation == successor.generation }) {
+                add("slot \(slot.id)'s successor generation \(successor.generation) was never spawned")
+            }
         }
     }
 
@@ -78,7 +83,9 @@ final class PoolInvariants {
                     if successor.pid != nil || slot.generation != generation || successor.release != release {
                         add("successor spawn of slot \(id) generation \(generation) release \(release) does not match \(slot) after \(event)")
                     }
-                } else if slot.pid != nil || slot.successor != nil || generation != slot.generation + 1 || release != slot.release {
+                } else if slot.pid != nil || slot.successor != nil || generation <= slot.generation || generation != slot.askedGeneration
+                            || release != slot.release {
+                    // A start takes the slot's newest number (`newGeneration`): never one a start still under way has.
                     add("restart spawn of slot \(id) generation \(generation) release \(release) does not match \(slot) after \(event)")
                 }
             case .exit:
@@ -169,7 +176,7 @@ final class PoolInvariants {
             if roll.kind != .restart, pool.release != roll.release { add("pool release \(pool.release) during a \(roll.kind) to \(roll.release)") }
             if before.roll == nil {
                 if roll.id <= before.lastRoll?.id ?? 0 { add("roll \(roll.id) does not come after the last one \(String(describing: before.lastRoll))") }
-                if roll.kind == .reload, !actions.systemdMessages.contains(where: { $0.hasPrefix("RELOADING=1") }) { add("a reload began without RELOADING=1") }
+                if roll.kind == .reload, !actions.systemdNotices.contains(where: { if case .reloading = $0 { true } else { false } }) { add("a reload began without RELOADING=1") }
             }
         }
         guard let ended = before.roll, pool.roll?.id != ended.id else { return }
@@ -177,7 +184,7 @@ final class PoolInvariants {
             return add("roll \(ended.id) ended but lastRoll is \(String(describing: pool.lastRoll)), on \(event)")
         }
         guard pool.phase == .starting || pool.phase == .running else { return }
-        if ended.kind != .restart, !actions.systemdMessages.contains("READY=1") { add("a \(ended.kind) ended without READY=1 to systemd, on \(event)") }
+        if ended.kind != .restart, !actions.systemdNotices.contains(.ready) { add("a \(ended.kind) ended without READY=1 to systemd, on \(event)") }
         // A reload that says it succeeded left every slot on its release.
         if outcome.succeeded, ended.kind == .reload {
             for slot in pool.slots {
@@ -200,7 +207,7 @@ final class PoolInvariants {
         if pool.phase != .exited, !hopelessSincePing, now - lastPingAt > interval * 2 {
             add("no WATCHDOG=1 for \((now - lastPingAt).spoken) while some worker was ready; systemd would kill the supervisor")
         }
-        guard actions.systemdMessages.contains(where: { $0.split(separator: "\n").contains("WATCHDOG=1") }) else { return }
+        guard actions.systemdNotices.contains(.watchdog) else { return }
         if hopeless { add("WATCHDOG=1 while no worker has been ready for \((now - lastReadyAt).spoken)") }
         lastPingAt = now
         hopelessSincePing = false
