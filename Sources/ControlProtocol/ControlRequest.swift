@@ -30,6 +30,9 @@ public enum ControlRequest: Equatable, Sendable {
     case events
     /// `workers auto`: end a pinned count and let the autoscaler decide again.
     case resumeAutoscaling
+    /// Replace the supervisor's program in place with the binary at `path` (default: the installed one),
+    /// keeping its pid and workers; with `wait` the reply comes from the new program once it took over.
+    case upgrade(path: String?, wait: Bool)
 
     public static let protocolVersion = 1
 
@@ -37,7 +40,7 @@ public enum ControlRequest: Equatable, Sendable {
     public var isReadOnly: Bool {
         switch self {
         case .ping, .version, .status, .getWorkers, .metrics, .events: return true
-        case .setWorkers, .reload, .restart, .resumeAutoscaling: return false
+        case .setWorkers, .reload, .restart, .resumeAutoscaling, .upgrade: return false
         }
     }
 
@@ -61,6 +64,10 @@ public enum ControlRequest: Equatable, Sendable {
             members += [("cmd", .string("workers")), ("set", .string("auto"))]
         case let .reload(wait):
             members.append(("cmd", .string("reload")))
+            if wait { members.append(("wait", .bool(true))) }
+        case let .upgrade(path, wait):
+            members.append(("cmd", .string("upgrade")))
+            if let path { members.append(("path", .string(path))) }
             if wait { members.append(("wait", .bool(true))) }
         case let .restart(target, wait):
             members.append(("cmd", .string("restart")))
@@ -102,6 +109,9 @@ public enum ControlRequest: Equatable, Sendable {
                 self = .getWorkers
             }
         case "reload": self = .reload(wait: json["wait"]?.bool ?? false)
+        case "upgrade":
+            if let path = json["path"], path.string == nil { throw ControlError("\"path\" must be a string") }
+            self = .upgrade(path: json["path"]?.string, wait: json["wait"]?.bool ?? false)
         case "restart":
             let wait = json["wait"]?.bool ?? false
             if json["worker"]?.string == "all" {
@@ -112,7 +122,7 @@ public enum ControlRequest: Equatable, Sendable {
                 throw ControlError("\"worker\" must be a worker id (0, 1, ...) or \"all\"")
             }
         default:
-            throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart, metrics, events)")
+            throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart, upgrade, metrics, events)")
         }
     }
 }

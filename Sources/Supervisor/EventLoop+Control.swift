@@ -50,6 +50,8 @@ extension EventLoop {
             dispatch(.desiredCountChanged(target))
             if wait { return replyLater(.count(target), by: fd) }
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
+        case let .upgrade(path, wait):
+            return upgrade(to: path, wait: wait, requester: fd)
         case let .reload(wait):
             switch reload() {
             case .failure(let refusal): return ControlReply.failure(refusal.message)

@@ -27,7 +27,7 @@ final class EventLoop {
     /// Whether the listeners are in the epoll set (for autoscaling's first-connection watch).
     var listenersWatched = false
     let notifier: SystemdNotifier
-    private let workerSockets: WorkerSockets
+    let workerSockets: WorkerSockets
     let log: Log
     let epoll: Int32
     private let signals: Int32
@@ -99,9 +99,15 @@ final class EventLoop {
         if autoscaler != nil { watchListenersForLoad(add: true) }
     }
 
-    /// Runs until the pool says exit; returns the exit code.
-    func run() -> Int32 {
-        dispatch(.started)
+    /// Runs until the pool says exit; returns the exit code. `resuming` a handed-over pool (Takeover.swift)
+    /// starts nothing: exits from the exec gap are reaped first, then restarts due are made.
+    func run(resuming: Bool = false) -> Int32 {
+        if resuming {
+            reapChildren()
+            dispatch(.deadlineReached)
+        } else {
+            dispatch(.started)
+        }
         var events = [hg_event](repeating: hg_event(), count: 16)
         while exitCode == nil {
             startQueuedSpawns()
@@ -213,7 +219,7 @@ final class EventLoop {
     /// SIGCHLD coalesces, so one signal may stand for many exits: reap until none is left.
     /// A worker's process group is killed just before its leader is reaped: until then the zombie pins
     /// both the pid and the group id, so the signal cannot reach a stranger that reused them.
-    private func reapChildren() {
+    func reapChildren() {
         for _ in 0..<4096 {
             let exited = hg_peek_exited()
             if exited <= 0 { return }

@@ -60,7 +60,7 @@ public struct PoolCounters: Equatable, Sendable {
             rolls[RollOutcomeKey(kind: kind, succeeded: succeeded), default: 0] += 1
             if let duration = report.duration { rollSeconds.observe(duration.seconds) }
         // A kill or a failed probe is counted by what follows it: the exit, or the unhealthy verdict.
-        case .ready, .crashLoop, .rollStarted, .scaled, .stopping, .killed, .probeFailed: break
+        case .ready, .crashLoop, .rollStarted, .scaled, .stopping, .killed, .probeFailed, .upgraded: break
         }
     }
 }
