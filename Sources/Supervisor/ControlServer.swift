@@ -278,6 +278,16 @@ final class ControlServer {
 
     func isOpen(_ fd: Int32) -> Bool { clients[fd] != nil }
 
+    /// After an upgrade: a connection the old image had open, with what it sent and was not answered yet.
+    /// It is admitted again as if just accepted (its peer checked again), then its bytes are taken in.
+    func adoptClient(_ fd: Int32, unread: [UInt8], at now: Instant) -> ControlConnection? {
+        admit(fd, at: now)
+        guard let client = clients[fd] else { return nil }
+        if !unread.isEmpty { unread.withUnsafeBytes { client.received($0, at: now) } }
+        settle(client)
+        return client
+    }
+
     /// Reply bytes not yet taken by the client's socket (for dropping slow `events` followers).
     func pendingOutput(_ fd: Int32) -> Int { clients[fd]?.pendingOutput ?? 0 }
 

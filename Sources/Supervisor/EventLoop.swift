@@ -33,7 +33,8 @@ final class EventLoop {
     private let signals: Int32
     private let timer: Int32
     let control: ControlServer
-    let startedAt = Sys.now
+    /// When the supervisor started; an upgrade's new image takes the old one's (Takeover.swift).
+    var startedAt = Sys.now
     /// Requests whose reply comes later: `workers N --wait` once the pool has N workers,
     /// `reload --wait` and `restart --wait` once the roll with this id has ended.
     enum Awaited { case count(Int), roll(Int) }

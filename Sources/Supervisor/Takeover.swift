@@ -60,20 +60,20 @@ enum Takeover {
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
             var pool = Pool(restoring: state.pool, policy: policy, at: Sys.now, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns())
             var kept: [Int32: Int32] = [:]  // pid → notify fd
+            var lost: [Action] = []
             for carried in state.workerSockets {
                 // Our unreaped child cannot have been replaced (its zombie holds the pid), but check: a stranger is never adopted.
                 if pool.workers[carried.pid] != nil, carried.startTime != 0, hg_process_start_time(carried.pid) == carried.startTime {
                     workerSockets.adopt(pid: carried.pid, notifyFD: carried.notifyFD, notifyName: carried.notifyName, healthName: carried.healthName)
                     kept[carried.pid] = carried.notifyFD
                 } else {
-                    log(.warning, "worker pid \(carried.pid) is not the process handed over (gone, or its pid reused); its slot restarts")
                     Sys.close(carried.notifyFD)
                     workerSockets.directory.remove(carried.notifyName)
                     if let name = carried.healthName { workerSockets.directory.remove(name) }
-                    pool.forget(pid: carried.pid, at: Sys.now)
+                    lost += pool.forget(pid: carried.pid, at: Sys.now)
                 }
             }
-            for pid in pool.workers.keys where kept[pid] == nil { pool.forget(pid: pid, at: Sys.now) }
+            for pid in pool.workers.keys where kept[pid] == nil { lost += pool.forget(pid: pid, at: Sys.now) }
             let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
             let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
             _ = hg_set_child_subreaper()
@@ -82,11 +82,17 @@ enum Takeover {
                                      autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
                                      memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), http: http)
             loop.adopt(workers: kept)
+            if let startedAt = state.startedAt { loop.startedAt = startedAt }
             if let pinned = state.pinned { loop.pinWorkers(pinned) }
+            for client in state.clients {
+                guard let connection = control.adoptClient(client.fd, unread: client.unread, at: Sys.now) else { continue }
+                if client.follower { _ = loop.follow(from: connection.fd) }
+            }
             let took = Sys.now - state.handoverAt
             let summary = "upgraded from \(state.fromVersion) to \(version) in \(took.nanoseconds / 1_000_000) ms: pid \(getpid()) kept, \(kept.count) of \(state.pool.workers.count) workers kept"
             notifier.send("MAINPID=\(getpid())\nREADY=1\nSTATUS=\(summary)")
             loop.report(PoolEvent(.upgraded, .notice, summary, duration: took))
+            for case let .report(event) in lost { loop.report(event) }
             if let waiter = state.waiterFD { answer(waiter, ControlReply.success([("summary", .string(summary))])) }
             return loop.run(resuming: true)
         } catch {

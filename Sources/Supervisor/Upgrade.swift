@@ -54,6 +54,7 @@ extension EventLoop {
         var state = UpgradeState(fromVersion: version, handoverAt: startedAt, pool: pool.snapshot,
                                  control: CarriedControl(fd: control.fd, path: control.path),
                                  workerSocketDirectory: workerSockets.directory.path, workerSocketsStarted: carried.started)
+        state.startedAt = startedAt
         state.pinned = autoscaler?.pinned
         state.listeners = listeners.map { CarriedListener(fd: $0.fd, address: $0.address, ownedPath: $0.ownedPath) }
         state.workerSockets = carried.workers.map {
@@ -61,6 +62,13 @@ extension EventLoop {
                                  notifyName: $0.notifyName, healthName: $0.healthName)
         }
         state.waiterFD = waiter
+        // Every other open connection goes along, with what it sent: a request made around the exec is
+        // answered by the new image. (One with a half-written reply or a pending --wait is closed instead.)
+        state.clients = control.clients.values.sorted { $0.fd < $1.fd }.compactMap { client in
+            let follower = followers[client.fd] == ObjectIdentifier(client)
+            guard client.fd != requester, client.pendingOutput == 0, !client.closeAfterFlush, client.awaitUntil == nil || follower else { return nil }
+            return CarriedClient(fd: client.fd, follower: follower, unread: client.unconsumedInput)
+        }
         let text = state.encoded()
         let memfd = text.withCString { hg_sealed_memfd("hyperglass-state", $0, strlen($0)) }
         guard memfd >= 0 else { return refuse("cannot upgrade: \(SystemError(operation: "memfd_create for the state", errno: errno))") }

@@ -70,10 +70,19 @@ extension Pool {
         }
     }
 
-    /// A worker the new image found gone or replaced by a stranger (pid reuse): its slot restarts.
-    public mutating func forget(pid: Int32, at now: Instant) {
-        guard let worker = workers.removeValue(forKey: pid), slots.indices.contains(worker.slot), slots[worker.slot].pid == pid else { return }
-        slots[worker.slot].pid = nil
-        slots[worker.slot].restartAt = now
+    /// A worker the new image found gone without an exit status (reaped by someone else, or its pid reused):
+    /// reported once as a crash, counted as a failure of its slot, and restarted at the next deadline.
+    public mutating func forget(pid: Int32, at now: Instant) -> [Action] {
+        guard let worker = workers.removeValue(forKey: pid), slots.indices.contains(worker.slot), slots[worker.slot].pid == pid else { return [] }
+        let slot = worker.slot
+        slots[slot].pid = nil
+        slots[slot].restartAt = now
+        slots[slot].failures += 1
+        slots[slot].restarts += 1
+        slots[slot].lastFailure = "vanished during the upgrade"
+        let report = PoolEvent(.exited, .warning, "worker \(slot) (pid \(pid)) vanished during the upgrade, its exit status unknown; restarting it",
+                               slot: slot, pid: pid, generation: worker.generation, reason: .crash)
+        counters.record(report)
+        return [.report(report)]
     }
 }

@@ -47,7 +47,7 @@ enum StateText {
 /// unknown record kinds too, but a missing required field or a bad number is an error.
 struct StateReader {
     let version: Int
-    private var from: (version: String, handover: Instant)?
+    private var from: (version: String, handover: Instant, started: Instant?)?
     private var release: Int?
     private var rollSerial = 0
     private var pinned: Int?
@@ -58,6 +58,7 @@ struct StateReader {
     private var waiter: Int32?
     private var directory: (path: String, started: Int)?
     private var workerSockets: [CarriedWorkerSockets] = []
+    private var clients: [CarriedClient] = []
     private var spawns: UInt64 = 0
     private var probeFailures: UInt64 = 0
     private var failures: [FailureReason: UInt64] = [:]
@@ -107,7 +108,7 @@ struct StateReader {
         }
         switch kind {
         case "from":
-            from = (try fields.string("version"), try fields.instant("handover") ?? Instant(nanoseconds: 0))
+            from = (try fields.string("version"), try fields.instant("handover") ?? Instant(nanoseconds: 0), try fields.instant("started"))
         case "pool":
             release = try fields.required("release")
             rollSerial = try fields.optional("rollSerial") ?? 0
@@ -140,6 +141,17 @@ struct StateReader {
         case "control":
             control = CarriedControl(fd: try fields.required("fd"), path: try fields.string("path"))
             waiter = try fields.optional("waiter")
+        case "client":
+            let hex = Array((fields.values["unread"] ?? "").utf8)
+            guard hex.count % 2 == 0 else { throw .malformed(line: number, "'unread' is not hex") }
+            var unread: [UInt8] = []
+            for index in stride(from: 0, to: hex.count, by: 2) {
+                guard let byte = UInt8(String(decoding: hex[index..<index + 2], as: UTF8.self), radix: 16) else {
+                    throw .malformed(line: number, "'unread' is not hex")
+                }
+                unread.append(byte)
+            }
+            clients.append(CarriedClient(fd: try fields.required("fd"), follower: fields.values["follower"] == "true", unread: unread))
         case "sockets":
             directory = (try fields.string("directory"), try fields.required("started"))
         case "workerSockets":
@@ -184,10 +196,12 @@ struct StateReader {
                                  pool: PoolSnapshot(release: release, rollSerial: rollSerial, slots: slots, workers: workers, counters: counters),
                                  control: control, workerSocketDirectory: directory.path, workerSocketsStarted: directory.started)
         state.formatVersion = version
+        state.startedAt = from.started
         state.pinned = pinned
         state.listeners = listeners
         state.waiterFD = waiter
         state.workerSockets = workerSockets
+        state.clients = clients
         return state
     }
 }

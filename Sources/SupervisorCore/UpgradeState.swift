@@ -19,6 +19,8 @@ public struct UpgradeState: Equatable, Sendable {
     public var fromVersion: String
     /// When the old image began the handover, on the monotonic clock (it survives execve).
     public var handoverAt: Instant
+    /// When the supervisor first started (uptime goes on across upgrades).
+    public var startedAt: Instant? = nil
     public var pool: PoolSnapshot
     /// The autoscaler's pinned count, if an operator pinned one.
     public var pinned: Int? = nil
@@ -31,6 +33,8 @@ public struct UpgradeState: Equatable, Sendable {
     public var workerSockets: [CarriedWorkerSockets] = []
     /// The `hyperglassctl upgrade --wait` connection the new image answers, if any.
     public var waiterFD: Int32? = nil
+    /// Open control connections, so a request sent around the exec is answered by the new image.
+    public var clients: [CarriedClient] = []
 
     public init(fromVersion: String, handoverAt: Instant, pool: PoolSnapshot, control: CarriedControl,
                 workerSocketDirectory: String, workerSocketsStarted: Int) {
@@ -44,7 +48,7 @@ public struct UpgradeState: Equatable, Sendable {
 
     /// Every fd the new image adopts: what must survive execve (close-on-exec cleared on exactly these).
     public var carriedFDs: [Int32] {
-        listeners.map(\.fd) + [control.fd] + workerSockets.map(\.notifyFD) + (waiterFD.map { [$0] } ?? [])
+        listeners.map(\.fd) + [control.fd] + workerSockets.map(\.notifyFD) + (waiterFD.map { [$0] } ?? []) + clients.map(\.fd)
     }
 }
 
@@ -67,6 +71,19 @@ public struct CarriedControl: Equatable, Sendable {
     public init(fd: Int32, path: String) {
         self.fd = fd
         self.path = path
+    }
+}
+
+/// A control connection handed over with what it sent that was not answered yet.
+public struct CarriedClient: Equatable, Sendable {
+    public var fd: Int32
+    /// It follows `hyperglassctl events`: the new image keeps streaming to it (the upgrade event first).
+    public var follower: Bool
+    public var unread: [UInt8]
+    public init(fd: Int32, follower: Bool, unread: [UInt8]) {
+        self.fd = fd
+        self.follower = follower
+        self.unread = unread
     }
 }
 
@@ -123,7 +140,8 @@ extension UpgradeState {
         func record(_ kind: String, _ fields: [(String, String?)]) {
             lines.append(([kind] + fields.compactMap { key, value in value.map { "\(key)=\(StateText.escape($0))" } }).joined(separator: " "))
         }
-        record("from", [("version", fromVersion), ("handover", String(handoverAt.nanoseconds))])
+        record("from", [("version", fromVersion), ("handover", String(handoverAt.nanoseconds)),
+                        ("started", startedAt.map { String($0.nanoseconds) })])
         record("pool", [("release", String(pool.release)), ("rollSerial", String(pool.rollSerial)), ("pinned", pinned.map(String.init))])
         for slot in pool.slots {
             record("slot", [("id", String(slot.id)), ("pid", slot.pid.map { String($0) }), ("generation", String(slot.generation)),
@@ -142,6 +160,10 @@ extension UpgradeState {
             record("listener", [("fd", String(listener.fd)), ("address", listener.address), ("owned", listener.ownedPath)])
         }
         record("control", [("fd", String(control.fd)), ("path", control.path), ("waiter", waiterFD.map { String($0) })])
+        for client in clients {
+            record("client", [("fd", String(client.fd)), ("follower", client.follower ? "true" : nil),
+                              ("unread", client.unread.isEmpty ? nil : client.unread.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())])
+        }
         record("sockets", [("directory", workerSocketDirectory), ("started", String(workerSocketsStarted))])
         for sockets in workerSockets {
             record("workerSockets", [("pid", String(sockets.pid)), ("startTime", String(sockets.startTime)), ("notifyFD", String(sockets.notifyFD)),

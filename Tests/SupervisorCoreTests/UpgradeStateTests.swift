@@ -22,6 +22,7 @@ struct UpgradeStateTests {
                                  control: CarriedControl(fd: 5, path: "/run/hyperglass/control.sock"),
                                  workerSocketDirectory: "/run/hyperglass/workers.Ab3xYz", workerSocketsStarted: 5)
         state.pinned = 3
+        state.startedAt = Instant(nanoseconds: 77)
         state.listeners = [CarriedListener(fd: 3, address: "127.0.0.1:8001", ownedPath: nil),
                            CarriedListener(fd: 4, address: "unix:/run/h g/http.sock", ownedPath: "/run/h g/http.sock")]
         state.workerSockets = pool.workers.values.sorted { $0.pid < $1.pid }.enumerated().map { index, worker in
@@ -29,6 +30,8 @@ struct UpgradeStateTests {
                                  notifyName: "notify-\(worker.slot)-\(worker.generation)-\(index)", healthName: index == 0 ? "health-0-1-1" : nil)
         }
         state.waiterFD = 9
+        state.clients = [CarriedClient(fd: 20, follower: true, unread: []),
+                         CarriedClient(fd: 21, follower: false, unread: Array("{\"cmd\":\"ping\"}\n{\"cmd\"".utf8) + [0, 0xFF])]
         return state
     }
 
@@ -108,7 +111,9 @@ struct UpgradeStateTests {
         let decoded = try UpgradeState.decode(state(of: driver.pool, at: driver.now).encoded())
         var pool = Pool(restoring: decoded.pool, policy: Self.notify, at: driver.now)
         let pid = try #require(pool.slots[2].pid)
-        pool.forget(pid: pid, at: driver.now)
+        let reports = pool.forget(pid: pid, at: driver.now)
+        #expect(reports.count == 1)
+        #expect(pool.slots[2].failures == 1)
         let actions = pool.handle(.deadlineReached, at: driver.now)
         #expect(actions.contains { if case .spawn(2, _, _) = $0 { true } else { false } })
     }
