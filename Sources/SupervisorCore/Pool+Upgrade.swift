@@ -53,6 +53,7 @@ extension Pool {
         phase = .running
         allReadyLogged = true
         lastReadyAt = now
+        // The shell sends WATCHDOG=1 with READY=1 on taking over; the next is an interval later.
         if let interval = policy.systemdWatchdogInterval { nextWatchdogPing = now + interval }
         if policy.health.maxMemory != nil { nextMemoryCheck = now + policy.health.memoryCheckInterval }
         for var worker in snapshot.workers {

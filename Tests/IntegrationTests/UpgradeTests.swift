@@ -63,7 +63,8 @@ struct UpgradeTests {
     func alternatingUpgradesUnderLoad() throws {
         let recorderDirectory = Paths.temporaryDirectory()
         let recorder = try NotifyRecorder(directory: recorderDirectory)
-        let (supervisor, copy) = try start(environment: ["NOTIFY_SOCKET": recorder.socketPath])
+        // A systemd watchdog of 4 s (pings every 2 s): ten upgrades 0.1 s apart must not starve it.
+        let (supervisor, copy) = try start(environment: ["NOTIFY_SOCKET": recorder.socketPath, "WATCHDOG_USEC": "4000000"])
         let workers = Set(supervisor.liveWorkers)
         #expect(workers.count == 3)
         let fdsBefore = supervisor.openFDs
@@ -106,7 +107,7 @@ struct UpgradeTests {
         #expect((counts["new_ok"] as? Int ?? 0) > 50, "\(counts)")
         let messages = recorder.messages
         #expect(messages.filter { $0.hasPrefix("RELOADING=1|MONOTONIC_USEC=") }.count == 10, "\(messages)")
-        #expect(messages.filter { $0.hasPrefix("MAINPID=\(supervisor.pid)|READY=1|STATUS=upgraded from") }.count == 10, "\(messages)")
+        #expect(messages.filter { $0.hasPrefix("MAINPID=\(supervisor.pid)|READY=1|WATCHDOG=1|STATUS=upgraded from") }.count == 10, "\(messages)")
         let took = replies.compactMap { $0.split(separator: " ").dropFirst(6).first.flatMap { Int($0) } }
         print("10 upgrades: exec to READY \(took) ms; slowest ping \(Int(pings.slowest * 1000)) ms of \(pings.count); fds \(fds); load \(counts)")
     }
