@@ -113,7 +113,8 @@ def sigkill_during_handover():
     """SIGKILL of the supervisor while it hands over: systemd restarts the service (Restart=on-failure)."""
     pid = main_pid()
     # The gap script kills its own process (the supervisor, mid-exec) instead of exec'ing the new binary.
-    a.guest("printf '#!/bin/sh\\n[ \"$1\" = start ] && kill -9 $$\\nexec %s \"$@\"\\n' %s > /usr/local/bin/hyperglass-killed && chmod +x /usr/local/bin/hyperglass-killed" % A)
+    script = f'#!/bin/sh\nif [ "$1" = start ]; then kill -9 $$; fi\nexec {A} "$@"\n'
+    a.guest(f"cat > /usr/local/bin/hyperglass-killed <<'EOF'\n{script}EOF\nchmod +x /usr/local/bin/hyperglass-killed")
     done = a.guest("hyperglassctl upgrade --wait /usr/local/bin/hyperglass-killed", timeout=60, check_rc=False)
     a.check(done.returncode != 0, f"the upgrade into a killed process reported success: {done.stdout}")
     deadline = time.monotonic() + 30
