@@ -129,6 +129,46 @@ def sigkill_during_handover():
     print(f"upgrade: SIGKILL during the handover: systemd restarted the service ({props}); hyperglassctl said: {done.stderr.strip()}", flush=True)
 
 
+def postinst_upgrades_in_place(bindir):
+    """The package's postinst on upgrade: in place when it can (same MainPID, same workers), else a restart,
+    and it says which. The binaries are installed as the package lays them out (/usr/bin), each new
+    version written as dpkg does (a new inode renamed over the old one)."""
+    text = open(os.path.join(ROOT, "packaging", "debian", "postinst.in")).read()
+    for key, value in {"@PACKAGE@": "hyperglass-supervisor", "@SERVICE@": "hyperglass.service", "@SOCKET@": "hyperglass.socket",
+                       "@BINDIR@": "/usr/bin", "@DOCDIR@": "/usr/share/doc/hyperglass-supervisor", "@MOVED_CONFFILES@": "",
+                       "@OLDCONFDIR@": "/etc/hyperglass", "@MOVED_BEFORE@": "0.0.1", "@CONFDIR@": "/etc/hyperglass-supervisor"}.items():
+        text = text.replace(key, value)
+    a.guest(f"cat > /tmp/postinst <<'EOF'\n{text}EOF\nchmod +x /tmp/postinst")
+    a.tb("copy-in", os.path.join(bindir, "hyperglass"), "/usr/bin/hyperglass-supervisor")
+    a.tb("copy-in", os.path.join(bindir, "hyperglassctl"), "/usr/bin/hyperglassctl")
+    a.tb("copy-in", os.path.join(bindir, "hyperglass-worker"), "/usr/bin/hyperglass-worker")
+    unit = open(os.path.join(ROOT, "systemd", "hyperglass.service")).read().replace("/usr/local/bin/", "/usr/bin/")
+    a.guest(f"cat > /etc/systemd/system/hyperglass.service <<'EOF'\n{unit}EOF\nsystemctl daemon-reload && systemctl restart hyperglass", timeout=90)
+    pid, workers = main_pid(), a.worker_pids(a.ctl_status())
+    a.check(len(workers) == 4, f"not 4 workers: {workers}")
+
+    def new_package_binary():
+        a.guest("cp /usr/bin/hyperglass-supervisor /usr/bin/.hyperglass-supervisor.dpkg-new && "
+                "mv /usr/bin/.hyperglass-supervisor.dpkg-new /usr/bin/hyperglass-supervisor")
+
+    new_package_binary()
+    done = a.guest("/tmp/postinst configure 0.1.0~old", timeout=120)
+    exe = a.guest(f"readlink /proc/{main_pid()}/exe").stdout.strip()
+    a.check("upgraded in place" in done.stdout, f"postinst did not upgrade in place: {done.stdout}{done.stderr}")
+    a.check(main_pid() == pid and a.worker_pids(a.ctl_status()) == workers, "MainPID or workers changed in the in-place upgrade")
+    a.check(exe == "/usr/bin/hyperglass-supervisor", f"the supervisor runs {exe!r}, not the new binary")
+    in_place = done.stdout.strip()
+
+    # A configuration changed on disk cannot be taken over as it is: the postinst restarts instead, and says so.
+    a.guest("sed -i 's/workers = 4/workers = 3/' /etc/hyperglass-supervisor/upgrade.conf")
+    new_package_binary()
+    done = a.guest("/tmp/postinst configure 0.1.0~old", timeout=120)
+    a.check("cannot upgrade in place" in done.stdout and "configuration on disk differs" in done.stdout and "restarting it" in done.stdout,
+            f"postinst did not say why it restarted: {done.stdout}{done.stderr}")
+    a.check(main_pid() != pid and len(a.worker_pids(a.ctl_status())) == 3, "the service was not restarted onto the new configuration")
+    print(f"upgrade: postinst: '{in_place}'; then: '{done.stdout.strip()}'", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "debug"))
@@ -149,8 +189,10 @@ def main():
         a.tb("copy-in", os.path.join(ROOT, "Tests", "Acceptance", "guest_client.py"), a.CLIENT)
         a.guest(f"mkdir -p /etc/hyperglass-supervisor && cat > {PING} <<'EOF'\n{PING_LOOP}\nEOF")
         a.tb("install-unit", os.path.join(ROOT, "systemd", "hyperglass.service"))
-        run(options.count)
+        if options.count:
+            run(options.count)
         sigkill_during_handover()
+        postinst_upgrades_in_place(options.bin)
         print("upgrade: PASS", flush=True)
         return 0
     except a.Failure as failure:
