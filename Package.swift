@@ -24,8 +24,9 @@ let package = Package(
         .target(name: "CSupervisorSignals"),
         // The one door to the kernel for every program and WorkerKit: EINTR retried in one place, EBADF a bug.
         .target(name: "SystemCalls", dependencies: ["CHyperglass"]),
-        // The pure policy core: config, pool state machine, backoff. No syscalls, no clock.
-        .target(name: "SupervisorCore"),
+        // The pure policy core: config, pool state machine, backoff. No syscalls, no clock. It decides every
+        // control request, so it speaks the protocol's values (worker counts, ready shares); both are pure.
+        .target(name: "SupervisorCore", dependencies: ["ControlProtocol"]),
         // The control protocol shared by the supervisor and hyperglassctl: JSON lines over a Unix socket.
         .target(name: "ControlProtocol"),
         // The worker side of the protocol (inherited sockets, readiness, watchdog, drain), for any Swift server.

@@ -4,11 +4,12 @@
 // measured 10 lost of 20 when sent right after exec, when main() blocked them). Blocked here, in a
 // constructor that runs before Swift's, it stays pending until the loop's signalfd reads it.
 // Only the supervisor links this target: the worker and hyperglassctl keep default dispositions.
+// The list is SupervisorCore's `Signal.handled` (the one signal table); main checks that they agree.
 #include <signal.h>
 #include <stddef.h>
 #include "supervisor_signals.h"
 
-static const int handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU};
+static const int handled[] = {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCHLD, SIGTTIN, SIGTTOU};
 
 const int *hg_supervisor_signals(int *count) {
     *count = (int)(sizeof handled / sizeof handled[0]);

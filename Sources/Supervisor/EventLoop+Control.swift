@@ -1,10 +1,9 @@
-import CHyperglass
 import ControlProtocol
-import Glibc
 import SupervisorCore
 
-/// Control requests: each line from a client becomes a reply now, or later (`--wait`), and reload
-/// turns the re-read configuration into a release for the pool to roll onto.
+/// Control requests: each line from a client is parsed, read-only ones are answered from the pool's state,
+/// and every other one goes to the core as an intent (`Pool+Intents.swift`), whose `Reply` is written now,
+/// or later (`--wait`).
 extension EventLoop {
     /// Answers this turn's share of control requests (16, or 2 ms), then brings every
     /// client's epoll interest in step with what is left.
@@ -33,44 +32,40 @@ extension EventLoop {
             let report = StatusReport.json(pool: pool, startedAt: startedAt, now: Sys.now)
             guard case .object(let members) = report else { return report }
             return .object(members + [("autoscaling", autoscalingJSON)])
-        case .resumeAutoscaling: return resumeAutoscaling()
         case .metrics: return ControlReply.success([("text", .string(metricsText()))])
         case .events: return follow(from: fd)
         case .getWorkers:
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
-        case let .setWorkers(change, wait):
-            if case .stopping = pool.phase { return ControlReply.failure("the supervisor is stopping") }
-            let previous = pool.desired
-            let target = change.applied(to: previous)
-            guard (1...pool.policy.maxWorkers).contains(target) else {
-                return ControlReply.failure("\(target) workers is out of range: the count must be from 1 to max_workers (\(pool.policy.maxWorkers))")
-            }
-            // With autoscaling on, the operator's count holds until `workers auto`.
-            pinWorkers(target)
-            dispatch(.desiredCountChanged(target))
-            if wait { return replyLater(.count(target), by: fd) }
-            return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(target)))])
-        case let .upgrade(path, wait):
-            return upgrade(to: path, wait: wait, requester: fd)
-        case let .reload(wait):
-            switch reload() {
-            case .failure(let refusal): return ControlReply.failure(refusal.message)
-            case .success(let id): return wait ? replyLater(.roll(id), by: fd) : rollStarted(id)
-            }
+        case let .setWorkers(change, wait): return decide(.workers(change), from: fd, wait: wait)
+        case .resumeAutoscaling: return decide(.autoscale, from: fd, wait: false)
+        case let .reload(wait): return decide(.reload, from: fd, wait: wait)
+        case let .upgrade(path, wait): return upgrade(to: path, wait: wait, requester: fd)
         case let .restart(target, wait):
-            let ids: [Int]
             switch target {
-            case .all: ids = Array(pool.slots.indices)
-            case .worker(let id):
-                guard pool.slots.indices.contains(id) else {
-                    return ControlReply.failure("there is no worker \(id): the workers are 0 to \(pool.desired - 1)")
-                }
-                ids = [id]
+            case .all: return decide(.restart(slots: nil), from: fd, wait: wait)
+            case .worker(let id): return decide(.restart(slots: [id]), from: fd, wait: wait)
             }
-            if let refusal = pool.rollRefusal(.restart) { return ControlReply.failure(refusal) }
-            let id = pool.nextRollID
-            dispatch(.restartRequested(slots: ids))
-            return wait ? replyLater(.roll(id), by: fd) : rollStarted(id)
+        }
+    }
+
+    /// Hands the intent to the core and turns its reply into JSON (or a wait for the outcome).
+    private func decide(_ intent: Intent, from fd: Int32, wait: Bool) -> JSON? {
+        dispatch(.requested(intent, by: .client(fd)))
+        guard let reply = replies.removeValue(forKey: fd) else {
+            preconditionFailure("the core answers every intent it is given")
+        }
+        switch reply {
+        case .refused(let reason): return ControlReply.failure(reason)
+        case let .workers(previous, desired):
+            if wait { return replyLater(.count(desired), by: fd) }
+            return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired)))])
+        case let .autoscaling(previous, desired, summary):
+            return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired))),
+                                         ("autoscaling", .string(summary))])
+        case let .rollStarted(id, summary, note):
+            if wait { return replyLater(.roll(id), by: fd) }
+            return ControlReply.success([("summary", .string(summary))] + (note.map { [("note", .string($0))] } ?? []))
+        case .rollEnded(let outcome): return rollReply(outcome)
         }
     }
 
@@ -81,36 +76,9 @@ extension EventLoop {
         return nil
     }
 
-    private func rollStarted(_ id: Int) -> JSON {
-        if let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
-        let total = pool.roll?.total ?? 0
-        let note = pool.roll?.note
-        return ControlReply.success([("summary", .string("\(pool.roll?.kind.rawValue ?? "roll") started: \(total) worker\(total == 1 ? "" : "s") to replace"))]
-                                    + (note.map { [("note", .string($0))] } ?? []))
-    }
-
     private func rollReply(_ outcome: RollOutcome) -> JSON {
         guard outcome.succeeded else { return ControlReply.failure(outcome.summary) }
         return ControlReply.success([("summary", .string(outcome.summary))] + (outcome.note.map { [("note", .string($0))] } ?? []))
-    }
-
-    /// Re-reads the configuration and starts the roll onto it; the roll's id, or why nothing happened.
-    func reload() -> Result<Int, ControlError> {
-        if let refusal = pool.rollRefusal(.reload) { return .failure(ControlError(refusal)) }
-        let plan: ReloadPlan
-        do {
-            plan = try reloader.load(inEffect: pool.releases.inEffect, runningCount: pool.desired)
-        } catch {
-            dispatch(.reloadRejected(reason: error.description))
-            return .failure(ControlError(pool.lastRoll?.summary ?? error.description))
-        }
-        if let note = plan.note { log(.warning, "reload: " + note) }
-        reconfigureAutoscaling(plan.settings)
-        let id = pool.nextRollID
-        var policy = pool.policy
-        policy.settings = plan.settings
-        dispatch(.reloadRequested(release: pool.releases.next, policy: policy, count: plan.count, note: plan.note))
-        return .success(id)
     }
 
     func answerWaiters() {

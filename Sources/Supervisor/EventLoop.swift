@@ -19,11 +19,8 @@ final class EventLoop {
     var unreaped: Set<Int32> = []
     var spawns = SpawnTable()
     let listeners: [Listener]
-    /// The autoscaling policy when `workers = auto:MIN-MAX` (EventLoop+Autoscale.swift), nil otherwise.
-    var autoscaler: Autoscaler?
+    /// Measures load for autoscaling (`sampleLoad`); the policy is the pool's.
     var loadSampler = LoadSampler()
-    /// How many workers of max_memory fit in the supervisor's memory (cgroup limit or MemTotal), if max_memory is set.
-    var memoryCeiling: Int?
     /// Whether the listeners are in the epoll set (for autoscaling's first-connection watch).
     var listenersWatched = false
     let notifier: SystemdNotifier
@@ -39,6 +36,8 @@ final class EventLoop {
     /// `reload --wait` and `restart --wait` once the roll with this id has ended.
     enum Awaited { case count(Int), roll(Int) }
     var waiters: [(fd: Int32, awaited: Awaited)] = []
+    /// The core's replies to control clients in this dispatch, by connection (EventLoop+Control.swift).
+    var replies: [Int32: Reply] = [:]
     private var armedDeadline: Instant? = nil
     /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
     let http: HTTPEndpoint?
@@ -62,17 +61,20 @@ final class EventLoop {
     static let httpTag: UInt64 = 1 << 37
     private static let httpListenerTag: UInt64 = 1 << 38
 
-    /// The signals the loop handles; they must be blocked before any thread exists (a constructor in
-    /// CSupervisorSignals blocks them before main, and main blocks them again in case it did not run).
-    static let handledSignals: [Int32] = {
+    /// The signals the loop handles (`Signal.handled`, the one table); they must be blocked before any thread
+    /// exists: a constructor in CSupervisorSignals blocks its copy of the list before main, which checks that
+    /// the two agree and blocks them again in case it did not run.
+    static let handledSignals: [Int32] = Signal.handled.map(\.rawValue)
+
+    /// Whether CSupervisorSignals blocks before main exactly the signals the table says are handled.
+    static var earlyBlockedSignalsAgree: Bool {
         var count: Int32 = 0
         let list = hg_supervisor_signals(&count)
-        return (0..<Int(count)).map { list![$0] }
-    }()
+        return Set((0..<Int(count)).map { list![$0] }) == Set(handledSignals)
+    }
 
     init(pool: Pool, spawner: Spawner, reloader: Reloader, listeners: [Listener], notifier: SystemdNotifier,
-         workerSockets: WorkerSockets, control: ControlServer, log: Log, autoscaler: Autoscaler? = nil,
-         memoryCeiling: Int? = nil, http: HTTPEndpoint? = nil) throws(SystemError) {
+         workerSockets: WorkerSockets, control: ControlServer, log: Log, http: HTTPEndpoint? = nil) throws(SystemError) {
         self.control = control
         self.reloader = reloader
         self.pool = pool
@@ -84,9 +86,6 @@ final class EventLoop {
         self.log = log
         self.http = http
         collector = MetricsCollector(listeners: listeners)
-        self.autoscaler = autoscaler
-        self.memoryCeiling = memoryCeiling
-        if let autoscaler { self.pool.scalingNote = autoscaler.summary(current: pool.desired, memoryCeiling: memoryCeiling) }
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }
@@ -97,7 +96,7 @@ final class EventLoop {
         for fd in http?.fds ?? [] {
             try Epoll.add(epoll, fd, HG_EPOLLIN, EventLoop.httpListenerTag | UInt64(UInt32(bitPattern: fd)))
         }
-        if autoscaler != nil { watchListenersForLoad(add: true) }
+        if pool.autoscaler != nil { watchListenersForLoad() }
     }
 
     /// Runs until the pool says exit; returns the exit code. `resuming` a handed-over pool (Takeover.swift)
@@ -132,7 +131,7 @@ final class EventLoop {
                     continue
                 }
                 if event.data & EventLoop.listenerTag != 0 {
-                    loadArrived()
+                    dispatch(.loadArrived)
                     continue
                 }
                 if event.data & EventLoop.notifyTag != 0 {
@@ -164,7 +163,6 @@ final class EventLoop {
                     // must fail the roll even when the loop wakes late and finds both at once.
                     reapChildren()
                     dispatch(.deadlineReached)
-                    loadSampleDue(at: Sys.now)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     http?.expire(at: Sys.now)
@@ -200,20 +198,8 @@ final class EventLoop {
         while true {
             let signo = hg_signalfd_read(signals)
             if signo <= 0 { return }
-            if signo == SIGCHLD {
-                reapChildren()
-            } else if signo == SIGHUP {
-                // An invalid configuration is logged by the pool; only a busy or stopping pool needs a word here.
-                if let refusal = pool.rollRefusal(.reload) { log(.warning, "SIGHUP: \(refusal)") } else {
-                    log(.notice, "SIGHUP: reloading the configuration")
-                    _ = reload()
-                }
-            } else if let signal = Signal(rawValue: signo) {
-                let before = pool.desired
-                dispatch(.signalReceived(signal))
-                // SIGTTIN/SIGTTOU set the count as `workers N` does: it holds until `workers auto`.
-                if (signal == .ttin || signal == .ttou), pool.desired != before { pinWorkers(pool.desired) }
-            }
+            guard let signal = Signal(rawValue: signo) else { preconditionFailure("signalfd returned signal \(signo), which is not in the table") }
+            if signal.meaning == .reap { reapChildren() } else { dispatch(.signalReceived(signal)) }
         }
     }
 
@@ -287,6 +273,19 @@ final class EventLoop {
             log(level, message)
         case let .report(event):
             report(event)
+        case let .reply(fd, reply):
+            replies[fd] = reply
+        case let .readConfiguration(requester):
+            let plan: ReloadPlan
+            do { plan = try reloader.load(inEffect: pool.releases.inEffect, runningCount: pool.desired) } catch {
+                return .configurationRejected(reason: error.description, for: requester)
+            }
+            return .configurationRead(plan, autoscaler: Autoscaler(settings: plan.settings, onlineCPUs: Sys.onlineCPUs()),
+                                      memoryCeiling: LoadSampler.memoryCeiling(maxMemory: plan.settings.health.maxMemory), for: requester)
+        case let .sampleLoad(workers, starting):
+            return .loadSampled(loadSampler.sample(listeners: listeners.map(\.fd), workers: workers, starting: starting, at: Sys.now))
+        case .watchForLoad:
+            watchListenersForLoad()
         case let .exit(code):
             exitCode = code
         }
@@ -311,7 +310,7 @@ final class EventLoop {
     }
 
     func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline].compactMap { $0 }.min()
+        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, http?.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

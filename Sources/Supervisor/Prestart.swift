@@ -28,8 +28,8 @@ enum Prestart {
     /// own signalfd, which the event loop later replaces, so none is lost and none leaks into the pool.
     static func run(_ command: [String], environment: [String], gracefulTimeout: Duration,
                     notifier: SystemdNotifier, log: Log) throws(SystemError) -> Outcome {
-        let watched = [SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP]
-        let signals = try Sys.check("signalfd") { hg_signalfd(watched, Int32(watched.count)) }
+        // Every handled signal, so that none waits pending to be acted on once the pool has started.
+        let signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         defer { Sys.close(signals) }
         let epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         defer { Sys.close(epoll) }
@@ -80,8 +80,8 @@ enum Prestart {
             while true {
                 let signal = hg_signalfd_read(signals)
                 guard signal > 0 else { break }
-                switch signal {
-                case SIGCHLD:
+                switch Signal(rawValue: signal)?.meaning {
+                case .reap:
                     var status: Int32 = 0
                     if hg_reap(pid, &status) == pid {
                         if stopping {
@@ -99,7 +99,7 @@ enum Prestart {
                             : "was killed by \(SignalName.of(hg_wtermsig(status)))"
                         return .failed(reason)
                     }
-                case SIGTERM, SIGINT, SIGQUIT:
+                case .stop:
                     if stopping {
                         log(.notice, "prestart: \(SignalName.of(signal)) again: killing \(shown) now")
                         Sys.signalGroup(pid, SIGKILL)
@@ -111,8 +111,13 @@ enum Prestart {
                         Sys.signalGroup(pid, SIGTERM)
                         killAt = Sys.now + gracefulTimeout
                     }
-                default:
-                    log(.notice, "prestart: \(SignalName.of(signal)) ignored: nothing to reload before the workers have started")
+                case .reload, .scale:
+                    // Kept pending it would act after the start: a SIGTTIN sent minutes earlier adding a worker.
+                    log(.notice, "prestart: \(SignalName.of(signal)) ignored: the workers have not started yet; send it again once they have")
+                case .ignored(let reason):
+                    log(.notice, "prestart: \(SignalName.of(signal)) ignored: \(reason)")
+                case nil:
+                    preconditionFailure("signalfd returned signal \(signal), which is not in the table")
                 }
             }
         }

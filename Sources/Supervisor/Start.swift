@@ -38,15 +38,15 @@ enum Start {
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
-            let pool = Pool(desired: desired, policy: policy, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns())
+            let pool = Pool(desired: desired, policy: policy, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns(),
+                            autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
+                            memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory))
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
                 ? " (from systemd socket activation)" : ""
             log(.notice, "hyperglass \(version) listening on \(listeners.map(\.address).joined(separator: ", "))\(origin); starting \(desired) worker\(desired == 1 ? "" : "s"): \(settings.command.joined(separator: " "))")
             log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
-                                     workerSockets: workerSockets, control: control, log: log,
-                                     autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
-                                     memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), http: http)
+                                     workerSockets: workerSockets, control: control, log: log, http: http)
             return loop.run()
         } catch {
             log(.error, "\(error)")

@@ -58,7 +58,9 @@ enum Takeover {
             let control = try ControlServer(adopting: state.control.fd, path: state.control.path, group: settings.controlGroup)
             let workerSockets = try WorkerSockets(adopting: state.workerSocketDirectory, in: control.directory, started: state.workerSocketsStarted)
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
-            var pool = Pool(restoring: state.pool, policy: policy, at: Sys.now, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns())
+            var pool = Pool(restoring: state.pool, policy: policy, at: Sys.now, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns(),
+                            autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
+                            memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), pinned: state.pinned)
             var kept: [Int32: Int32] = [:]  // pid → notify fd
             var lost: [Action] = []
             for carried in state.workerSockets {
@@ -78,12 +80,9 @@ enum Takeover {
             let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
             _ = hg_set_child_subreaper()
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
-                                     workerSockets: workerSockets, control: control, log: log,
-                                     autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
-                                     memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), http: http)
+                                     workerSockets: workerSockets, control: control, log: log, http: http)
             loop.adopt(workers: kept)
             if let startedAt = state.startedAt { loop.startedAt = startedAt }
-            if let pinned = state.pinned { loop.pinWorkers(pinned) }
             for client in state.clients {
                 guard let connection = control.adoptClient(client.fd, unread: client.unread, at: Sys.now) else { continue }
                 if client.follower { _ = loop.follow(from: connection.fd) }

@@ -55,7 +55,7 @@ extension EventLoop {
                                  control: CarriedControl(fd: control.fd, path: control.path),
                                  workerSocketDirectory: workerSockets.directory.path, workerSocketsStarted: carried.started)
         state.startedAt = startedAt
-        state.pinned = autoscaler?.pinned
+        state.pinned = pool.autoscaler?.pinned
         state.listeners = listeners.map { CarriedListener(fd: $0.fd, address: $0.address, ownedPath: $0.ownedPath) }
         state.workerSockets = carried.workers.map {
             CarriedWorkerSockets(pid: $0.pid, startTime: hg_process_start_time($0.pid), notifyFD: $0.notifyFD,

@@ -4,6 +4,7 @@ import SupervisorCore
 
 // signalfd only sees blocked signals, and every thread must block them: do it before anything else.
 hg_block_signals(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count))
+precondition(EventLoop.earlyBlockedSignalsAgree, "CSupervisorSignals' list must be Signal.handled")
 hg_ignore_sigpipe()
 
 let version = "0.1.0"

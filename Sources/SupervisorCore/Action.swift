@@ -17,6 +17,16 @@ public enum Action: Equatable, Sendable {
     /// Something happened that operators filter and count: log it with its fields (journal: `EVENT=`,
     /// `WORKER_ID=`, `REASON=`...), and tell `hyperglassctl events` followers. The pool's counters already have it.
     case report(PoolEvent)
+    /// Answer the control client on this connection (the intent's outcome).
+    case reply(to: Int32, Reply)
+    /// Read and validate the configuration again (the files and flags `start` read); report
+    /// `configurationRead` or `configurationRejected` for `requester`.
+    case readConfiguration(for: Requester)
+    /// Measure the listeners' accept queues and these workers' CPU (`starting`: workers asked for, not
+    /// exec'd yet); report `loadSampled`.
+    case sampleLoad(workers: [Int32], starting: Int)
+    /// Autoscaling rests: forget the CPU baselines and watch the listeners for one connection (`loadArrived`).
+    case watchForLoad
     /// All workers are gone: close sockets and exit with this code.
     case exit(code: Int32)
 }

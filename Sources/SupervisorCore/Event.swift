@@ -19,16 +19,18 @@ public enum Event: Equatable, Sendable {
     case acceptingSampled([Int32: AcceptingSample])
     /// Bytes of memory per worker, for `max_memory`.
     case memorySampled([Int32: UInt64])
-    /// An operator asked for a different number of workers (control socket, TTIN/TTOU).
-    case desiredCountChanged(Int)
-    /// A validated configuration to roll every worker onto, as release number `release` (`pool.releases.next`),
-    /// first scaling to `count` if it is smaller and after the roll if it is larger (`ReloadPlan.steps`).
-    /// `note` travels with the roll to its outcome (what the reload could not apply).
-    case reloadRequested(release: Int, policy: PoolPolicy, count: Int? = nil, note: String? = nil)
-    /// A reload was asked for but its configuration is invalid.
-    case reloadRejected(reason: String)
-    /// Replace these slots' workers with fresh ones, one roll step at a time.
-    case restartRequested(slots: [Int])
+    /// An operator's request (control socket, SIGHUP, SIGTTIN, SIGTTOU); the core answers `requester`.
+    case requested(Intent, by: Requester)
+    /// The configuration a `readConfiguration` action read and validated, with what the shell measured for
+    /// autoscaling under it (the autoscaler it asks for, nil when the count is fixed; the memory ceiling).
+    /// The core numbers the release, rolls onto it (`ReloadPlan.steps`) and answers `requester`.
+    case configurationRead(ReloadPlan, autoscaler: Autoscaler?, memoryCeiling: Int?, for: Requester)
+    /// A `readConfiguration` action found the configuration invalid: nothing changes.
+    case configurationRejected(reason: String, for: Requester)
+    /// A connection arrived on a listener watched for load (autoscaling, `watchForLoad`).
+    case loadArrived
+    /// A `sampleLoad` action measured the accept queues and the workers' CPU.
+    case loadSampled(LoadSample)
 }
 
 /// A parsed sd_notify datagram: newline-separated KEY=VALUE assignments.

@@ -25,6 +25,8 @@ extension Pool {
         case systemdWatchdog
         /// The lame-duck delay is over: drain.
         case lameDuckEnd
+        /// Autoscaling samples the load every second while it is not resting (Pool+Autoscaling.swift).
+        case loadSample
     }
 
     /// When `deadline` is armed; nil when it is not (any more).
@@ -60,6 +62,8 @@ extension Pool {
             return policy.systemdWatchdogInterval == nil || phase == .exited ? nil : nextWatchdogPing
         case .lameDuckEnd:
             return phase.lameDuckEnd
+        case .loadSample:
+            return loadSampleDue
         }
     }
 
@@ -73,7 +77,7 @@ extension Pool {
             + slots.map { .restart(slot: $0.id) }
             + pids.flatMap { [Deadline.workerWatchdog(pid: $0), .recycle(pid: $0)] }
             + pids.map { .probe(pid: $0) }
-            + [.memoryCheck, .systemdWatchdog, .lameDuckEnd]
+            + [.memoryCheck, .systemdWatchdog, .lameDuckEnd, .loadSample]
     }
 
     /// The deadlines armed now, with their instants, in handling order.
@@ -137,6 +141,8 @@ extension Pool {
             return systemdWatchdogDue(at: now)
         case .lameDuckEnd:
             return lameDuckEnded(at: now)
+        case .loadSample:
+            return requestLoadSample()
         }
     }
 

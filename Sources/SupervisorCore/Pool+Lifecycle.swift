@@ -80,8 +80,6 @@ extension Pool {
     }
 
     mutating func scale(to count: Int, at now: Instant) -> [Action] {
-        // A lame duck is already on its way out: new workers would only be drained moments later.
-        if !phase.acceptsTraffic { return [.log(.warning, "not scaling to \(count): the supervisor is stopping")] }
         guard count != desired, count >= 1, count <= policy.maxWorkers else { return [] }
         var actions: [Action] = [.report(PoolEvent(.scaled, .notice, "scaling \(desired) → \(count)"))]
         scalingFrom = desired

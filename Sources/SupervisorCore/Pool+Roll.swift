@@ -5,7 +5,6 @@ extension Pool {
 
     /// Rolls onto a new release, scaling around the roll as `ReloadPlan.steps` orders.
     mutating func reload(to newRelease: Int, policy newPolicy: PoolPolicy, count: Int?, note: String?, at now: Instant) -> [Action] {
-        if let refusal = rollRefusal(.reload) { return [.log(.warning, refusal)] }
         var actions: [Action] = []
         for step in ReloadPlan.steps(to: count, from: desired) {
             switch step {
@@ -21,14 +20,6 @@ extension Pool {
         return actions
     }
 
-    /// Why a roll cannot start now; nil when it can. Rolls never interleave.
-    public func rollRefusal(_ kind: Roll.Kind) -> String? {
-        guard phase.isActive else { return "cannot \(kind): the supervisor is stopping" }
-        if phase.lameDuckEnd != nil { return "cannot \(kind): the supervisor is stopping (lame duck; the drain follows)" }
-        guard let roll else { return nil }
-        return "cannot \(kind) now: a \(roll.kind) is in progress (\(roll.done)/\(roll.total) workers replaced); try again when it has finished"
-    }
-
     /// A reload whose configuration did not validate: nothing changes, but status and waiters hear why.
     mutating func reloadRejected(_ reason: String) -> [Action] {
         rollSerial += 1
@@ -38,7 +29,7 @@ extension Pool {
     }
 
     mutating func beginRoll(_ kind: Roll.Kind, release target: Int, slots ids: [Int], note: String? = nil, at now: Instant) -> [Action] {
-        if let refusal = rollRefusal(kind) { return [.log(.warning, refusal)] }
+        precondition(roll == nil, "rolls never interleave: refusal(of:at:) admits one at a time")
         let ids = ids.filter { slots.indices.contains($0) }
         rollSerial += 1
         let previous = release

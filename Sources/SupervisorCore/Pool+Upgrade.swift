@@ -43,13 +43,20 @@ extension Pool {
     /// The pool the new image continues with: the same slots, workers, counts and counters, under `policy`
     /// (the configuration it loaded, checked equal to the one in effect before the handover). Health and
     /// readiness schedules start again from `now`; a worker's watchdog is armed again if it was armed.
-    public init(restoring snapshot: PoolSnapshot, policy: PoolPolicy, at now: Instant, seed: UInt64 = 0x5EED) {
+    public init(restoring snapshot: PoolSnapshot, policy: PoolPolicy, at now: Instant, seed: UInt64 = 0x5EED,
+                autoscaler: Autoscaler? = nil, memoryCeiling: Int? = nil, pinned: Int? = nil) {
         precondition(!snapshot.slots.isEmpty, "a state with no slots was refused when it was read")
-        self.init(desired: min(snapshot.slots.count, policy.maxWorkers), policy: policy, seed: seed)
+        self.init(desired: min(snapshot.slots.count, policy.maxWorkers), policy: policy, seed: seed,
+                  autoscaler: autoscaler, memoryCeiling: memoryCeiling)
         slots = snapshot.slots
         releases = Releases(restored: snapshot.release, settings: policy.settings)
         rollSerial = snapshot.rollSerial
         counters = snapshot.counters
+        // The operator's pinned count holds across the upgrade, as it would across a reload.
+        if let pinned, var scaler = self.autoscaler {
+            scaler.pin(pinned, current: snapshot.slots.count, at: now)
+            self.autoscaler = scaler
+        }
         phase = .running
         allReadyLogged = true
         lastReadyAt = now

@@ -8,8 +8,12 @@ public struct Pool: Sendable {
     public internal(set) var phase: Phase = .starting
     /// The count before the last scaling, shown until the pool has reached the new one.
     public internal(set) var scalingFrom: Int? = nil
-    /// The autoscaler's one-line state (range, count, why it last changed), kept by the shell for STATUS=.
-    public var scalingNote: String? = nil
+    /// The autoscaling policy when `workers = auto:MIN-MAX` (Pool+Autoscaling.swift), nil with a fixed count.
+    public internal(set) var autoscaler: Autoscaler?
+    /// How many workers of max_memory fit in the supervisor's memory (measured by the shell), if max_memory is set.
+    public internal(set) var memoryCeiling: Int?
+    /// A `sampleLoad` was asked for and its `loadSampled` has not come yet.
+    var loadSampleInFlight = false
     /// Every configuration release in use; the shell maps a `spawn` action's release to a command and environment.
     public internal(set) var releases: Releases
     /// The configuration release new workers run.
@@ -33,9 +37,11 @@ public struct Pool: Sendable {
     var timedRoll: (id: Int, startedAt: Instant)? = nil
     var allReadyLogged = false
 
-    public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED) {
+    public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED, autoscaler: Autoscaler? = nil, memoryCeiling: Int? = nil) {
         precondition(desired >= 1 && desired <= policy.maxWorkers, "the desired count was validated by the caller")
         self.policy = policy
+        self.autoscaler = autoscaler
+        self.memoryCeiling = memoryCeiling
         self.releases = Releases(initial: policy.settings)
         self.slots = (0..<desired).map { Slot(id: $0) }
         self.random = SplitMix64(seed: seed)
@@ -81,20 +87,22 @@ public struct Pool: Sendable {
             actions += deadlinesPassed(at: now)
         case let .signalReceived(signal):
             actions += signalReceived(signal, at: now)
-        case let .desiredCountChanged(count):
-            actions += scale(to: count, at: now)
-        case let .reloadRequested(newRelease, newPolicy, count, note):
-            actions += reload(to: newRelease, policy: newPolicy, count: count, note: note, at: now)
+        case let .requested(intent, requester):
+            actions += requested(intent, by: requester, at: now)
+        case let .configurationRead(plan, scaler, ceiling, requester):
+            actions += configurationRead(plan, autoscaler: scaler, memoryCeiling: ceiling, for: requester, at: now)
+        case let .configurationRejected(reason, requester):
+            actions += configurationRejected(reason, for: requester, at: now)
+        case .loadArrived:
+            actions += loadArrived(at: now)
+        case let .loadSampled(sample):
+            actions += loadSampled(sample, at: now)
         case let .probed(pid, result):
             actions += probed(pid, result, at: now)
         case let .acceptingSampled(samples):
             for (pid, sample) in samples.sorted(by: { $0.key < $1.key }) { actions += acceptingSampled(pid, sample, at: now) }
         case let .memorySampled(usage):
             actions += memorySampled(usage, at: now)
-        case let .reloadRejected(reason):
-            actions += reloadRejected(reason)
-        case let .restartRequested(ids):
-            actions += beginRoll(.restart, release: release, slots: ids, at: now)
         }
         if !phase.isActive {
             // Nothing starts once the stop began, even what this same event asked for before it began
@@ -150,22 +158,21 @@ public struct Pool: Sendable {
         return actions
     }
 
+    /// A signal, by what `Signal.meaning` says it means; requests go through the same admission as `hyperglassctl`'s.
     private mutating func signalReceived(_ signal: Signal, at now: Instant) -> [Action] {
-        switch signal {
-        // SIGQUIT drains too (as nginx does, not Gunicorn's quick exit): a runtime or an operator that sends it
-        // still expects in-flight requests to finish; a second signal of any of the three skips the wait.
-        case .terminate, .interrupt, .quit:
+        switch signal.meaning {
+        case .stop:
             // With `lame_duck` set, first a not-ready period that still serves (Pool+LameDuck.swift).
             return stopRequested(by: signal, at: now)
-        case .ttin:
-            guard desired < policy.maxWorkers else { return [.log(.warning, "SIGTTIN: already at max_workers (\(policy.maxWorkers))")] }
-            return scale(to: desired + 1, at: now)
-        case .ttou:
-            guard desired > 1 else { return [.log(.warning, "SIGTTOU: already at 1 worker, the minimum")] }
-            return scale(to: desired - 1, at: now)
-        case .hangup, .abort, .kill, .cont:
-            // SIGHUP reloads, but reading the configuration is the shell's part: it sends `reloadRequested`.
-            return [.log(.notice, "\(SignalName.of(signal.rawValue)) ignored")]
+        case .reload:
+            return requested(.reload, by: .signal(signal), at: now)
+        case .scale(let delta):
+            return requested(.workers(.by(delta)), by: .signal(signal), at: now)
+        case .ignored(let reason):
+            return [.log(.notice, "\(signal.name) ignored: \(reason)")]
+        case .reap, nil:
+            // The shell reaps on SIGCHLD and reports each exit; the others are never read.
+            preconditionFailure("\(signal.name) is not an event for the pool")
         }
     }
 }

@@ -7,6 +7,8 @@ public struct ReloadPlan: Equatable, Sendable {
     public let count: Int?
     /// Changed keys only a restart applies (`ConfigKey.reloadable`); the running supervisor keeps their value.
     public let needRestart: [String]
+    /// Said in the reply and the log when some change needs a restart.
+    public let note: String?
 
     public init(loaded: Settings, inEffect running: Settings, runningCount: Int, onlineCPUs: Int) throws(ConfigError) {
         let configured = loaded.workers.resolve(onlineCPUs: onlineCPUs, debug: loaded.debug)
@@ -18,12 +20,16 @@ public struct ReloadPlan: Equatable, Sendable {
         }
         settings = loaded
         needRestart = loaded.restartNeeded(comparedTo: running)
+        note = needRestart.isEmpty ? nil
+            : "\(needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); kept the running value"
     }
 
-    /// Said in the reply and the log when some change needs a restart.
-    public var note: String? {
-        needRestart.isEmpty ? nil
-            : "\(needRestart.joined(separator: ", ")) changed, but only a restart applies that (systemctl restart hyperglass); kept the running value"
+    /// A plan already decided (the core's tests).
+    public init(settings: Settings, count: Int? = nil, note: String? = nil) {
+        self.settings = settings
+        self.count = count
+        needRestart = []
+        self.note = note
     }
 
     /// The steps of a reload from a pool of `desired` workers: shrink before the roll and grow after it,

@@ -35,6 +35,24 @@ struct PrestartTests {
         #expect(supervisor.noWorkerLeft)
     }
 
+    @Test("SIGTTIN and SIGHUP during prestart are ignored with a line, not acted on once the workers have started")
+    func requestSignalsDuringPrestartIgnored() throws {
+        let supervisor = try SupervisorProcess(["--workers", "2", "--prestart", "sleep 1"])
+        #expect(eventually { supervisor.log.contains("prestart: running") }, "\(supervisor.log)")
+        supervisor.signal(SIGTTIN)
+        supervisor.signal(SIGHUP)
+        #expect(eventually { supervisor.liveWorkers.count == 2 && supervisor.ctl(["workers"]).out == "2\n" }, "\(supervisor.log)")
+        usleep(500_000)
+        #expect(supervisor.ctl(["workers"]).out == "2\n", "a SIGTTIN sent during prestart added a worker after the start")
+        #expect(supervisor.liveWorkers.count == 2)
+        let log = supervisor.log
+        #expect(log.contains("prestart: SIGTTIN ignored: the workers have not started yet"), "\(log)")
+        #expect(log.contains("prestart: SIGHUP ignored: the workers have not started yet"), "\(log)")
+        #expect(!log.contains("reloading the configuration"), "\(log)")
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+    }
+
     @Test("a failing prestart ends the start with status 1, a message naming the command and its status, and no socket or worker")
     func failingPrestartEndsTheStart() throws {
         let directory = Paths.temporaryDirectory()

@@ -165,6 +165,23 @@ struct SupervisionTests {
         #expect(supervisor.waitForExit(timeout: 10) == 0)
     }
 
+    @Test("SIGUSR1, SIGUSR2 and SIGALRM, sent out of habit, are logged and change nothing: no exit, no drain")
+    func habitualSignalsDoNotKill() throws {
+        let supervisor = try SupervisorProcess(["--workers", "2"])
+        #expect(eventually { supervisor.liveWorkers.count == 2 })
+        let workers = supervisor.liveWorkers
+        for (signal, name) in [(SIGUSR1, "SIGUSR1"), (SIGUSR2, "SIGUSR2"), (SIGALRM, "SIGALRM")] {
+            supervisor.signal(signal)
+            #expect(eventually { supervisor.log.contains("\(name) ignored: ") }, "\(name): \(supervisor.log)")
+        }
+        #expect(supervisor.process.isRunning)
+        #expect(supervisor.ctl(["ping"]).status == 0)
+        #expect(supervisor.liveWorkers == workers, "no worker was drained or replaced")
+        #expect(!supervisor.records.contains { $0.hasSuffix(" signal 15") })
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+    }
+
     @Test("crash_loop = exit stops the supervisor with status 1 so systemd's Restart= takes over")
     func crashLoopExit() throws {
         let supervisor = try SupervisorProcess(["--workers", "2", "--crash-loop", "exit", "--crash-loop-threshold", "3", "--backoff-initial", "50ms"],

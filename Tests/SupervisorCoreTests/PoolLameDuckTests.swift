@@ -19,10 +19,13 @@ struct PoolLameDuckTests {
         driver.send(.signalReceived(.terminate))
         let reload = driver.send(.reloadRequested(release: 2, policy: Self.lameDuck))
         #expect(reload.spawnedSlots.isEmpty)
-        #expect(reload.logs(atLeast: .warning).contains { $0.contains("lame duck") })
-        #expect(driver.pool.rollRefusal(.restart)?.contains("stopping") == true)
+        #expect(reload.replies == [.refused("cannot reload: the supervisor is stopping (lame duck: draining in 10 s)")])
+        driver.advance(by: .milliseconds(3_500))
+        let restart = driver.send(.restartRequested(slots: [0]))
+        #expect(restart.replies == [.refused("cannot restart: the supervisor is stopping (lame duck: draining in 7 s)")])
         let scale = driver.send(.desiredCountChanged(4))
         #expect(scale.spawnedSlots.isEmpty)
+        #expect(scale.replies.first.map { if case .refused = $0 { true } else { false } } == true)
         #expect(driver.pool.desired == 2)
     }
 

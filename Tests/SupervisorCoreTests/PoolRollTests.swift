@@ -142,7 +142,7 @@ struct PoolRollTests {
     func noInterleaving() {
         var driver = Self.running(2)
         driver.send(.reloadRequested(release: 2, policy: Self.notify))
-        #expect(driver.pool.rollRefusal(.reload) == "cannot reload now: a reload is in progress (0/2 workers replaced); try again when it has finished")
+        #expect(driver.pool.refusal(of: .reload, at: driver.now) == "cannot reload now: a reload is in progress (0/2 workers replaced); try again when it has finished")
         let again = driver.send(.restartRequested(slots: [1]))
         #expect(again.spawnedSlots.isEmpty)
         #expect(driver.pool.roll?.kind == .reload && driver.pool.roll?.id == 1)

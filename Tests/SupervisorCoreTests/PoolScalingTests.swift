@@ -70,21 +70,28 @@ struct PoolScalingTests {
         var driver = PoolDriver(desired: 2, policy: .with { $0.maxWorkers = 2 })
         driver.start()
         let up = driver.send(.signalReceived(.ttin))
-        #expect(up.logs(atLeast: .warning) == ["SIGTTIN: already at max_workers (2)"])
+        #expect(up.logs(atLeast: .warning) == ["SIGTTIN: 3 workers is out of range: the count must be from 1 to max_workers (2)"])
         #expect(up.spawnedSlots.isEmpty)
         driver.send(.signalReceived(.ttou))
         let down = driver.send(.signalReceived(.ttou))
-        #expect(down.logs(atLeast: .warning) == ["SIGTTOU: already at 1 worker, the minimum"])
+        #expect(down.logs(atLeast: .warning) == ["SIGTTOU: 0 workers is out of range: the count must be from 1 to max_workers (2)"])
         #expect(down.signals.isEmpty)
         #expect(driver.pool.desired == 1)
     }
 
-    @Test("a desired count of zero, above max_workers or unchanged is ignored", arguments: [0, -1, 9, 3])
+    @Test("a desired count of zero or above max_workers is refused with the reason", arguments: [0, -1, 9])
     func outOfBounds(count: Int) {
         var driver = PoolDriver(desired: 3, policy: .with { $0.maxWorkers = 8 })
         driver.start()
-        #expect(driver.send(.desiredCountChanged(count)).isEmpty)
+        #expect(driver.send(.desiredCountChanged(count)) == [.reply(to: 0, .refused("\(count) workers is out of range: the count must be from 1 to max_workers (8)"))])
         #expect(driver.pool.desired == 3)
+    }
+
+    @Test("the count the pool already has is accepted and changes nothing")
+    func unchangedCount() {
+        var driver = PoolDriver(desired: 3, policy: .with { $0.maxWorkers = 8 })
+        driver.start()
+        #expect(driver.send(.desiredCountChanged(3)) == [.reply(to: 0, .workers(previous: 3, desired: 3))])
     }
 
     @Test("scaling up to max_workers exactly is allowed")
@@ -101,7 +108,8 @@ struct PoolScalingTests {
         driver.send(.signalReceived(.terminate))
         let actions = driver.send(.desiredCountChanged(5)) + driver.send(.signalReceived(.ttin))
         #expect(actions.spawnedSlots.isEmpty)
-        #expect(actions.logs(atLeast: .warning).allSatisfy { $0.hasPrefix("not scaling to") })
+        #expect(actions.replies == [.refused("cannot change the worker count: the supervisor is stopping")])
+        #expect(actions.logs(atLeast: .warning) == ["SIGTTIN: cannot change the worker count: the supervisor is stopping"])
         #expect(driver.pool.desired == 2)
     }
 

@@ -130,12 +130,25 @@ struct PoolStopTests {
         #expect(driver.history.spawnedSlots == [0, 1, 0])
     }
 
-    @Test("SIGHUP reaching the core is only noted: the shell turns it into a reload")
-    func hangupIgnored() {
+    @Test("SIGUSR1, SIGUSR2 and SIGALRM are logged once and change nothing")
+    func habitualSignalsIgnored() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        for signal in [Signal.user1, .user2, .alarm] {
+            let actions = driver.send(.signalReceived(signal))
+            #expect(actions.logs(atLeast: .notice).count == 1 && actions.logs(atLeast: .notice)[0].hasPrefix("\(signal.name) ignored: "), "\(actions)")
+            #expect(actions.signals.isEmpty && actions.spawnedSlots.isEmpty)
+        }
+        #expect(driver.pool.phase == .running)
+    }
+
+    @Test("SIGHUP is a reload request: the core admits it and asks the shell to read the configuration")
+    func hangupReloads() {
         var driver = PoolDriver(desired: 2)
         driver.start()
         let actions = driver.send(.signalReceived(.hangup))
-        #expect(actions.logs(atLeast: .notice) == ["SIGHUP ignored"])
+        #expect(actions.logs(atLeast: .notice) == ["SIGHUP: reloading the configuration"])
+        #expect(actions.contains(.readConfiguration(for: .signal(.hangup))))
         #expect(actions.signals.isEmpty)
         #expect(driver.pool.phase == .running)
     }

@@ -105,6 +105,19 @@ struct UpgradeStateTests {
         #expect(pool.counters.failures.values.reduce(0, +) == 3)
     }
 
+    @Test("an operator's pinned count holds across the upgrade: the new image's autoscaler stays paused")
+    func pinnedCountHolds() throws {
+        let driver = settledPool()
+        let decoded = try UpgradeState.decode(state(of: driver.pool, at: driver.now).encoded())
+        let scaler = Autoscaler(policy: AutoscalePolicy(floor: 1, ceiling: 8))
+        let pinned = Pool(restoring: decoded.pool, policy: Self.notify, at: driver.now, autoscaler: scaler, pinned: decoded.pinned)
+        #expect(decoded.pinned == 3)
+        #expect(pinned.autoscaler?.pinned == 3)
+        #expect(pinned.autoscaler?.nextSampleAt == nil)
+        let free = Pool(restoring: decoded.pool, policy: Self.notify, at: driver.now, autoscaler: scaler)
+        #expect(free.autoscaler?.pinned == nil)
+    }
+
     @Test("a worker that vanished in the exec gap is restarted by the new image")
     func forgottenWorkerRestarts() throws {
         let driver = settledPool()

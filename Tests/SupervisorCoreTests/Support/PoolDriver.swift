@@ -25,8 +25,8 @@ struct PoolDriver {
 
     static let epoch = Instant(nanoseconds: 1_000_000_000_000)
 
-    init(desired: Int = 1, policy: PoolPolicy = .testDefault, seed: UInt64 = 0x5EED, firstPid: Int32 = 100) {
-        pool = Pool(desired: desired, policy: policy, seed: seed)
+    init(desired: Int = 1, policy: PoolPolicy = .testDefault, seed: UInt64 = 0x5EED, firstPid: Int32 = 100, autoscaler: Autoscaler? = nil) {
+        pool = Pool(desired: desired, policy: policy, seed: seed, autoscaler: autoscaler)
         now = Self.epoch
         nextPid = firstPid
     }
@@ -161,6 +161,11 @@ extension Array where Element == Action {
         compactMap { if case let .spawn(slot, _, _) = $0 { slot } else { nil } }
     }
 
+    /// The core's answers to control clients, in order.
+    var replies: [Reply] {
+        compactMap { if case let .reply(_, reply) = $0 { reply } else { nil } }
+    }
+
     var signals: [(pid: Int32, signal: Signal)] {
         compactMap { if case let .signal(pid, signal) = $0 { (pid, signal) } else { nil } }
     }
@@ -197,3 +202,18 @@ extension Array where Element == Action {
 
 /// Swift Testing has an `ExitStatus` of its own (for exit tests); in these tests the name means the core's.
 typealias ExitStatus = SupervisorCore.ExitStatus
+
+/// The requests the core's tests make most, as the shell would send them (an operator on connection 0).
+extension Event {
+    /// `hyperglassctl workers N`.
+    static func desiredCountChanged(_ count: Int) -> Event { .requested(.workers(.to(count)), by: .client(0)) }
+    /// `hyperglassctl restart`, for these slots.
+    static func restartRequested(slots: [Int]) -> Event { .requested(.restart(slots: slots), by: .client(0)) }
+    /// A reload whose configuration the shell has read: `policy`'s settings (the core numbers the release;
+    /// `release` is what the test expects it to be).
+    static func reloadRequested(release: Int, policy: PoolPolicy, count: Int? = nil, note: String? = nil) -> Event {
+        .configurationRead(ReloadPlan(settings: policy.settings, count: count, note: note), autoscaler: nil, memoryCeiling: nil, for: .client(0))
+    }
+    /// A reload whose configuration the shell found invalid.
+    static func reloadRejected(reason: String) -> Event { .configurationRejected(reason: reason, for: .client(0)) }
+}

@@ -1,0 +1,20 @@
+import Testing
+import SupervisorCore
+@testable import Supervisor
+
+/// The one signal table (SupervisorCore's `Signal`) and the list CSupervisorSignals blocks before main.
+@Suite("Signal table", .timeLimit(.minutes(1)))
+struct SignalTableTests {
+    @Test("the signals blocked before main are exactly the ones the table says the loop handles")
+    func earlyBlockedListMatchesTable() {
+        #expect(EventLoop.earlyBlockedSignalsAgree)
+    }
+
+    @Test("signals an operator sends out of habit (logrotate's USR1, an upgrade's USR2, ALRM) are handled, not fatal")
+    func habitualSignalsAreHandled() {
+        for signal in [Signal.user1, .user2, .alarm] {
+            #expect(EventLoop.handledSignals.contains(signal.rawValue), "\(signal.name)")
+            guard case .ignored? = signal.meaning else { Issue.record("\(signal.name) means \(String(describing: signal.meaning))"); continue }
+        }
+    }
+}
