@@ -129,6 +129,46 @@ def sigkill_during_handover():
     print(f"upgrade: SIGKILL during the handover: systemd restarted the service ({props}); hyperglassctl said: {done.stderr.strip()}", flush=True)
 
 
+def with_socket_unit():
+    """With hyperglass.socket (the package's default): upgrades take the inherited listener along, and a
+    SIGKILL during a handover refuses no connection (systemd holds the socket; the restart serves the backlog)."""
+    a.guest("systemctl stop hyperglass", timeout=90)
+    a.tb("install-unit", os.path.join(ROOT, "systemd", "hyperglass.socket"))
+    a.guest("systemctl start hyperglass.socket && systemctl start hyperglass", timeout=90)
+    journal = a.guest("journalctl -u hyperglass --no-pager -o cat -n 30").stdout
+    a.check("(from systemd socket activation)" in journal, "the supervisor did not take its listener from the socket unit")
+    pid, workers = main_pid(), a.worker_pids(a.ctl_status())
+    stop = "/run/hyperglass-upgrade-socket-done"
+    a.guest(f"rm -f {stop}")
+    load = a.Background("until-file", a.URL + "/whoami", stop)
+    try:
+        time.sleep(0.5)
+        for target in (B, A, B, A):
+            done = a.guest(f"hyperglassctl upgrade --wait {target}", timeout=60, check_rc=False)
+            a.check(done.returncode == 0 and main_pid() == pid, f"upgrade to {target} with the socket unit: {done.stdout}{done.stderr}")
+        a.check(a.worker_pids(a.ctl_status()) == workers, "workers changed in the upgrades with the socket unit")
+        script = f'#!/bin/sh\nif [ "$1" = start ]; then kill -9 $$; fi\nexec {A} "$@"\n'
+        a.guest(f"cat > /usr/local/bin/hyperglass-killed <<'EOF'\n{script}EOF\nchmod +x /usr/local/bin/hyperglass-killed")
+        restarts = int(a.show("NRestarts")["NRestarts"])
+        a.guest("hyperglassctl upgrade --wait /usr/local/bin/hyperglass-killed", timeout=60, check_rc=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            props = a.show("MainPID", "NRestarts", "ActiveState", "SubState")
+            if props["SubState"] == "running" and int(props["NRestarts"]) == restarts + 1 and a.guest("hyperglassctl ping", check_rc=False).returncode == 0:
+                break
+            time.sleep(0.2)
+        a.check(int(props["NRestarts"]) == restarts + 1 and int(props["MainPID"]) != pid, f"not restarted after the SIGKILL: {props}")
+        time.sleep(1)
+    finally:
+        a.guest(f"touch {stop}")
+    result = load.result(60)
+    refused = [e for e in result["errors"] if "Refused" in e]
+    a.check(not refused, f"connections refused with the socket unit: {result}")
+    print(f"upgrade: with hyperglass.socket: 4 upgrades (MainPID {pid} kept) and a SIGKILL during a handover "
+          f"(restarted by systemd): {result['ok']} requests, {result['failed']} failed, none refused {result['errors']}", flush=True)
+    a.guest("systemctl stop hyperglass hyperglass.socket && rm -f /etc/systemd/system/hyperglass.socket && systemctl daemon-reload", timeout=90)
+
+
 def postinst_upgrades_in_place(bindir):
     """The package's postinst on upgrade: in place when it can (same MainPID, same workers), else a restart,
     and it says which. The binaries are installed as the package lays them out (/usr/bin), each new
@@ -192,6 +232,7 @@ def main():
         if options.count:
             run(options.count)
         sigkill_during_handover()
+        with_socket_unit()
         postinst_upgrades_in_place(options.bin)
         print("upgrade: PASS", flush=True)
         return 0
