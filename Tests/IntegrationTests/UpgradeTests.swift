@@ -6,10 +6,11 @@ import Testing
 @Suite("In-place upgrade", .serialized, .timeLimit(.minutes(2)))
 struct UpgradeTests {
     /// A supervisor of `workers` bundled workers (accepting readiness, no settling) and a copy of its binary.
-    private func start(workers: Int = 3, environment: [String: String] = [:]) throws -> (SupervisorProcess, copy: String) {
+    private func start(workers: Int = 3, environment: [String: String] = [:],
+                       command: String = "\(Paths.products)/hyperglass-worker") throws -> (SupervisorProcess, copy: String) {
         let directory = Paths.temporaryDirectory()
         let config = directory + "/supervisor.conf"
-        let text = "[supervisor]\nworkers = \(workers)\n\n[worker]\ncommand = \(Paths.products)/hyperglass-worker\nmin_ready = 0s\n"
+        let text = "[supervisor]\nworkers = \(workers)\n\n[worker]\ncommand = \(command)\nmin_ready = 0s\n"
         FileManager.default.createFile(atPath: config, contents: Data(text.utf8))
         let copy = directory + "/hyperglass-copy"
         try FileManager.default.copyItem(atPath: Paths.hyperglass, toPath: copy)
@@ -110,6 +111,25 @@ struct UpgradeTests {
         #expect(messages.filter { $0.hasPrefix("MAINPID=\(supervisor.pid)|READY=1|WATCHDOG=1|STATUS=upgraded from") }.count == 10, "\(messages)")
         let took = replies.compactMap { $0.split(separator: " ").dropFirst(6).first.flatMap { Int($0) } }
         print("10 upgrades: exec to READY \(took) ms; slowest ping \(Int(pings.slowest * 1000)) ms of \(pings.count); fds \(fds); load \(counts)")
+    }
+
+    @Test("a uvicorn --fd 3 pool is upgraded in place under load: same workers, 0 failed requests",
+          .enabled(if: AcceptingReadinessTests.haveUvicorn, "needs uvicorn on PATH"))
+    func uvicornPool() throws {
+        let (supervisor, copy) = try start(workers: 2, command: "uvicorn --fd 3 --app-dir \(Paths.fixtures) slow_asgi:app")
+        let workers = Set(supervisor.liveWorkers)
+        #expect(workers.count == 2)
+        let load = try ReloadTests.Load(port: supervisor.port)
+        usleep(300_000)
+        for round in 0..<4 {
+            let upgrade = supervisor.ctl(["upgrade", "--wait", round % 2 == 0 ? copy : Paths.hyperglass])
+            #expect(upgrade.status == 0 && upgrade.out.contains("2 of 2 workers kept"), "\(upgrade) \(supervisor.log)")
+            usleep(200_000)
+        }
+        let counts = load.finish()
+        #expect(Set(supervisor.liveWorkers) == workers)
+        #expect(counts["new_failed"] as? Int == 0 && counts["keepalive_resets"] as? Int == 0, "\(counts)")
+        #expect((counts["new_ok"] as? Int ?? 0) > 50, "\(counts)")
     }
 
     @Test("a worker killed while the supervisor execs is reaped by the new image, reported once and replaced")
