@@ -206,6 +206,14 @@ struct UpgradeTests {
         #expect(Set(supervisor.liveWorkers) == workers)
     }
 
+    @Test("a start whose state fd is not a sealed memfd refuses to take over: exit 1, no worker started")
+    func forgedStateRefused() throws {
+        let supervisor = try SupervisorProcess(["--workers", "1"], environment: ["HYPERGLASS_UPGRADE_STATE_FD": "0"])
+        #expect(supervisor.waitForExit(timeout: 5) == 1, "\(supervisor.log)")
+        #expect(supervisor.log.contains("cannot take over: fd 0 (HYPERGLASS_UPGRADE_STATE_FD) is not a sealed memfd"), "\(supervisor.log)")
+        #expect(supervisor.startedWorkers.isEmpty)
+    }
+
     @Test("after an upgrade the workers still die with a SIGKILLed supervisor (PR_SET_PDEATHSIG survived the exec)")
     func deathSignalSurvivesExec() throws {
         let (supervisor, copy) = try start(workers: 2)
