@@ -51,7 +51,7 @@ func usageError(_ message: String) -> Never {
 }
 
 func share(_ text: String) -> Double {
-    guard let value = HealthCheck.share(text) else { usageError("'\(text)' is not a share; use 0..1 or 0%..100% (e.g. 0.5, 50%)") }
+    guard let value = ReadyShare.parse(text) else { usageError("'\(text)' is not \(ReadyShare.accepted)") }
     return value
 }
 
@@ -87,9 +87,9 @@ while index < arguments.count {
         socketPath = arguments[index]
         index += 1
     default:
-        if argument.hasPrefix("--socket=") { socketPath = String(argument.dropFirst(9)) }
+        if argument.hasPrefix("--socket=") { socketPath = String(argument.dropFirst("--socket=".count)) }
         else if argument.hasPrefix("--ready-share=") {
-            readyShare = share(String(argument.dropFirst(12)))
+            readyShare = share(String(argument.dropFirst("--ready-share=".count)))
         }
         else if argument.hasPrefix("--") { usageError("unknown option '\(argument)'") }
         else { words.append(argument) }
@@ -162,7 +162,7 @@ guard reply["ok"]?.bool == true else {
     exit(1)
 }
 if command == "health" {
-    let verdict = HealthCheck.judge(reply, readyShare: readyShare ?? HealthCheck.defaultShare)
+    let verdict = HealthCheck.judge(reply, readyShare: readyShare ?? ReadyShare.defaultShare)
     print(verdict.reason)
     exit(verdict.healthy ? 0 : 1)
 }

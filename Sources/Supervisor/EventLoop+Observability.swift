@@ -67,7 +67,11 @@ extension EventLoop {
         switch path {
         case "/metrics": return .init(status: 200, contentType: PrometheusText.contentType, body: metricsText())
         case "/readyz":
-            let answer = HealthEndpoints.readiness(pool, share: HealthEndpoints.readyShare(query: query) ?? ReadyShare.defaultShare, at: Sys.now)
+            let share: Double?
+            do { share = try ReadyShare.inQuery(query) } catch {
+                return .init(status: 400, contentType: text, body: error.message + "\n")
+            }
+            let answer = HealthEndpoints.readiness(pool, share: share ?? ReadyShare.defaultShare, at: Sys.now)
             return .init(status: answer.ok ? 200 : 503, contentType: text, body: answer.text + "\n")
         case "/livez":
             let answer = HealthEndpoints.liveness(pool, at: Sys.now)

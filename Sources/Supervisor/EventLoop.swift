@@ -266,8 +266,8 @@ final class EventLoop {
             var usage: [Int32: UInt64] = [:]
             for pid in pids { usage[pid] = Sys.residentBytes(pid) }
             return .memorySampled(usage)
-        case let .notifySystemd(assignments):
-            notifier.send(assignments)
+        case let .notifySystemd(notices):
+            notifier.send(notices)
             watchSystemdWhilePending()
         case let .log(level, message):
             log(level, message)

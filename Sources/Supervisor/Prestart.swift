@@ -48,7 +48,7 @@ enum Prestart {
         try Epoll.add(epoll, report, HG_EPOLLIN, 2)
         var execError: Int32 = 0
         log(.notice, "prestart: running \(shown) (pid \(pid)); the workers start when it has succeeded")
-        notifier.send("STATUS=prestart: running \(shown)\nEXTEND_TIMEOUT_USEC=\(extendBy.nanoseconds / 1000)")
+        notifier.send([.status("prestart: running \(shown)"), .extendTimeout(extendBy)])
 
         var nextExtension = started + extendEvery
         var killAt: Instant? = nil
@@ -63,7 +63,7 @@ enum Prestart {
             if now >= nextExtension {
                 let extend = stopping ? gracefulTimeout + .seconds(5) : extendBy
                 let state = stopping ? "stopping: prestart" : "prestart: running"
-                notifier.send("STATUS=\(state) \(shown) (\((now - started).spoken))\nEXTEND_TIMEOUT_USEC=\(extend.nanoseconds / 1000)")
+                notifier.send([.status("\(state) \(shown) (\((now - started).spoken))"), .extendTimeout(extend)])
                 nextExtension = now + extendEvery
             }
             let wake = min(nextExtension, killAt ?? nextExtension)
@@ -107,7 +107,7 @@ enum Prestart {
                     } else {
                         stopping = true
                         log(.notice, "prestart: \(SignalName.of(signal)) received: stopping \(shown) (graceful timeout \(gracefulTimeout.spoken))")
-                        notifier.send("STOPPING=1\nSTATUS=stopping: prestart \(shown)\nEXTEND_TIMEOUT_USEC=\((gracefulTimeout + .seconds(5)).nanoseconds / 1000)")
+                        notifier.send([.stopping, .status("stopping: prestart \(shown)"), .extendTimeout(gracefulTimeout + .seconds(5))])
                         Sys.signalGroup(pid, SIGTERM)
                         killAt = Sys.now + gracefulTimeout
                     }

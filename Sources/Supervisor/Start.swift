@@ -71,7 +71,7 @@ enum Start {
             reason = "could not start: \(error)"
         }
         log(.error, "prestart \(shown) \(reason); no worker was started. Its output is above; fix the cause, then start again")
-        notifier.send("STATUS=prestart failed: \(shown) \(reason)")
+        notifier.send([.status("prestart failed: \(shown) \(reason)")])
         return 1
     }
 }

@@ -1,6 +1,7 @@
 import CHyperglass
 import CSystemd
 import Glibc
+import SupervisorCore
 import SystemCalls
 
 /// The supervisor's side of the notify protocol, upwards to systemd. Without NOTIFY_SOCKET every call
@@ -18,7 +19,7 @@ final class SystemdNotifier {
     private(set) var fd: Int32 = -1
     /// Counts connections, so the loop can tell a new socket that reused the old one's number.
     private(set) var connection = 0
-    private var pending: [String] = []
+    private var pending: [[SystemdNotice]] = []
     /// Beyond this many waiting messages the oldest one that only reports (STATUS=, WATCHDOG=1) is dropped:
     /// a reader that far behind needs the state changes (READY=1, RELOADING=1, STOPPING=1), not the chatter.
     static let pendingLimit = 64
@@ -31,11 +32,12 @@ final class SystemdNotifier {
 
     var hasPending: Bool { !pending.isEmpty }
 
-    func send(_ assignments: String) {
+    /// Sends these notices as one datagram (`SystemdNotice.datagram`), now or once systemd has room.
+    func send(_ notices: [SystemdNotice]) {
         guard address != nil else { return }
-        pending.append(assignments)
+        pending.append(notices)
         if pending.count > SystemdNotifier.pendingLimit {
-            let chatter = pending.firstIndex { $0.split(separator: "\n").allSatisfy { $0.hasPrefix("STATUS=") || $0 == "WATCHDOG=1" } }
+            let chatter = pending.firstIndex { $0.allSatisfy(\.isChatter) }
             pending.remove(at: chatter ?? 0)
         }
         flush()
@@ -44,7 +46,7 @@ final class SystemdNotifier {
     /// Sends what waits, oldest first, until systemd's queue is full again.
     func flush() {
         while let message = pending.first {
-            if transmit(message) == .wouldBlock { return }
+            if transmit(SystemdNotice.datagram(message)) == .wouldBlock { return }
             pending.removeFirst()
         }
     }

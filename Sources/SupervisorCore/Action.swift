@@ -5,8 +5,8 @@ public enum Action: Equatable, Sendable {
     case spawn(slot: Int, generation: Int, release: Int = 1)
     /// Send a signal to a worker's whole process group.
     case signal(pid: Int32, Signal)
-    /// Send these assignments to systemd ("READY=1\nSTATUS=4/4 workers ready"); a no-op outside systemd.
-    case notifySystemd(String)
+    /// Send these notices to systemd in one datagram; a no-op outside systemd.
+    case notifySystemd([SystemdNotice])
     /// GET the health path on this worker's own socket; report `probed`.
     case probe(pid: Int32)
     /// Look in /proc whether these starting workers accept on the listening sockets; report `acceptingSampled` for each.

@@ -1,28 +1,15 @@
+import ControlProtocol
+
 /// What the supervisor's HTTP listener answers on `/readyz` and `/livez`, for orchestrators and load
 /// balancers. Pure: the same pool and instant always give the same answer.
 public enum HealthEndpoints {
-    /// Ready to be sent traffic (`share` is ControlProtocol's `ReadyShare.defaultShare` unless a probe asks
-    /// otherwise; the core cannot import it): the pool is not stopping and at least `share` of the desired workers
-    /// (rounded up, at least one) are ready. A lame-duck or draining pool says no at once, so a load
-    /// balancer stops sending before the workers are gone.
+    /// Ready to be sent traffic, by `ReadyShare`'s one rule (as `hyperglassctl health`): the pool is not
+    /// stopping and at least `share` of the desired workers are ready. A lame-duck or draining pool says no
+    /// at once, so a load balancer stops sending before the workers are gone.
     public static func readiness(_ pool: Pool, share: Double, at now: Instant) -> (ok: Bool, text: String) {
-        let needed = max(1, Int((min(1, max(0, share)) * Double(pool.desired)).rounded(.up)))
-        let ok = pool.phase.acceptsTraffic && pool.readyCount >= needed
+        let needed = ReadyShare.needed(desired: pool.desired, share: share)
+        let ok = ReadyShare.isReady(ready: pool.readyCount, desired: pool.desired, acceptsTraffic: pool.phase.acceptsTraffic, share: share)
         return (ok, pool.statusText(at: now) + " (\(needed) needed)")
-    }
-
-    /// `ready_share=0.75` or `ready_share=75%` from a query string (as `hyperglassctl health --ready-share`);
-    /// nil when absent or not a share.
-    public static func readyShare(query: String) -> Double? {
-        for pair in query.split(separator: "&") where pair.hasPrefix("ready_share=") {
-            var text = pair.dropFirst("ready_share=".count)
-            let percent = text.hasSuffix("%") || text.hasSuffix("%25")
-            if text.hasSuffix("%25") { text = text.dropLast(3) } else if percent { text = text.dropLast() }
-            guard let value = Double(text), value.isFinite else { return nil }
-            let share = percent ? value / 100 : value
-            return (0...1).contains(share) ? share : nil
-        }
-        return nil
     }
 
     /// Alive: false only when the supervisor has given up on its pool the way it tells systemd's watchdog

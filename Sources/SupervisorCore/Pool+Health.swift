@@ -139,7 +139,7 @@ extension Pool {
                 }
             } else {
                 watchdogWithholding = false
-                actions.append(.notifySystemd("WATCHDOG=1"))
+                actions.append(.notifySystemd([.watchdog]))
             }
         }
         return actions

@@ -29,7 +29,7 @@ extension Pool {
         let extend = policy.lameDuck + policy.gracefulTimeout + .seconds(5)
         return [
             .report(PoolEvent(.stopping, .notice, "\(reason): lame duck for \(policy.lameDuck.spoken) (reporting not-ready, still serving), then draining; send it again to drain now")),
-            .notifySystemd("EXTEND_TIMEOUT_USEC=\(extend.nanoseconds / 1000)"),
+            .notifySystemd([.extendTimeout(extend)]),
         ]
     }
 

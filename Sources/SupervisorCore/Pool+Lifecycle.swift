@@ -114,7 +114,7 @@ extension Pool {
         if let roll { endRoll(roll, succeeded: false, summary: "\(roll.kind) interrupted: the supervisor is stopping") }
         var actions: [Action] = [
             .report(PoolEvent(.stopping, .notice, "\(reason): draining \(workers.count) workers (graceful timeout \(policy.gracefulTimeout.spoken))")),
-            .notifySystemd("STOPPING=1\nEXTEND_TIMEOUT_USEC=\((policy.gracefulTimeout + .seconds(5)).nanoseconds / 1000)"),
+            .notifySystemd([.stopping, .extendTimeout(policy.gracefulTimeout + .seconds(5))]),
         ]
         for pid in workers.keys.sorted() { actions += stop(pid, at: now) }
         if workers.isEmpty {

@@ -37,7 +37,7 @@ extension Pool {
         roll = Roll(id: rollSerial, kind: kind, release: target, fallback: previous, slots: ids, at: now)
         roll?.note = note
         var actions: [Action] = [.report(PoolEvent(.rollStarted, .notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, \(policy.maxSurge) at a time", roll: kind))]
-        if kind == .reload { actions.append(.notifySystemd("RELOADING=1\nMONOTONIC_USEC=\(now.nanoseconds / 1000)")) }
+        if kind == .reload { actions.append(.notifySystemd([.reloading(at: now)])) }
         return actions + advanceRoll(at: now)
     }
 
@@ -64,7 +64,7 @@ extension Pool {
         // is progressing (a stuck step still fails at ready_timeout, which ends the roll).
         if current.kind != .restart, actions.contains(where: { if case .spawn = $0 { true } else { false } }) {
             let step = policy.readyTimeout + policy.minReady + .seconds(5)
-            actions.append(.notifySystemd("EXTEND_TIMEOUT_USEC=\(step.nanoseconds / 1000)"))
+            actions.append(.notifySystemd([.extendTimeout(step)]))
         }
         roll = current
         if current.queue.isEmpty, current.active.isEmpty {
@@ -76,7 +76,7 @@ extension Pool {
             }
             let outcome = lastRoll!
             actions.append(.log(outcome.succeeded ? .notice : .error, outcome.summary))
-            if current.kind != .restart { actions.append(.notifySystemd("READY=1")) }
+            if current.kind != .restart { actions.append(.notifySystemd([.ready])) }
         }
         return actions
     }
@@ -169,7 +169,7 @@ extension Pool {
             actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))
             if moved.isEmpty {
                 endRoll(current, succeeded: false, summary: message)
-                actions.append(.notifySystemd("READY=1"))
+                actions.append(.notifySystemd([.ready]))
             } else {
                 roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved, at: now, failure: message)
                 roll?.note = current.note
@@ -183,7 +183,7 @@ extension Pool {
             let message = (current.failure ?? "reload failed") + "; rolling back \(position) failed too: \(reason)"
             endRoll(current, succeeded: false, summary: message)
             actions.append(.log(.error, message))
-            actions.append(.notifySystemd("READY=1"))
+            actions.append(.notifySystemd([.ready]))
         }
         return actions
     }

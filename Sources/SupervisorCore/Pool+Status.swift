@@ -14,7 +14,7 @@ extension Pool {
         }
         if phase == .starting {
             phase = .running
-            actions.append(.notifySystemd("READY=1"))
+            actions.append(.notifySystemd([.ready]))
         }
         return actions
     }
@@ -24,7 +24,7 @@ extension Pool {
         let text = statusText(at: now)
         guard text != lastStatus else { return [] }
         lastStatus = text
-        return [.notifySystemd("STATUS=\(text)")]
+        return [.notifySystemd([.status(text)])]
     }
 
     /// The one-line state an operator sees in `systemctl status`: "3/4 workers ready; restarting worker 2 in 4s (exit status 1)".

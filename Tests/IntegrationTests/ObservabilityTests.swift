@@ -139,6 +139,43 @@ struct ObservabilityTests {
         #expect(follower.terminationStatus == 0)
     }
 
+    @Test("/readyz and hyperglassctl health give the same verdict for every share, ready or not; a bad share is a 400 or a usage error")
+    func readyzAndHealthAgree() throws {
+        let metricsPort = freePort()
+        // Workers that take 4 s to send READY=1: first none of them is ready, then both are.
+        let supervisor = try SupervisorProcess(["--workers", "2", "--readiness", "notify", "--metrics-bind", "127.0.0.1:\(metricsPort)"],
+                                               worker: ["--notify", "--delay", "4"])
+        #expect(eventually(timeout: 3) { Self.get(port: metricsPort, path: "/livez")?.status == 200 }, "\(supervisor.log)")
+        let shares = ["0", "0%", "0.25", "0.5", "50%", "0.75", "1", "100%"]
+        func verdicts() -> [String: (readyz: Int?, health: Int32)] {
+            var result: [String: (Int?, Int32)] = [:]
+            for share in shares {
+                result[share] = (Self.get(port: metricsPort, path: "/readyz?ready_share=\(share)")?.status,
+                                 supervisor.ctl(["health", "--ready-share=\(share)"]).status)
+            }
+            return result
+        }
+        for (state, expectedReady) in [("none ready", ["0", "0%"]), ("all ready", shares)] {
+            if state == "all ready" {
+                #expect(eventually(timeout: 10) { supervisor.ctl(["health", "--ready-share", "1"]).status == 0 }, "\(supervisor.log)")
+            }
+            let seen = verdicts()
+            for share in shares {
+                let ready = expectedReady.contains(share)
+                #expect(seen[share]?.readyz == (ready ? 200 : 503), "\(state), share \(share): /readyz \(String(describing: seen[share]?.readyz))")
+                #expect(seen[share]?.health == (ready ? 0 : 1), "\(state), share \(share): health exit \(String(describing: seen[share]?.health))")
+            }
+        }
+        for bad in ["75", "abc", "150%", "-1"] {
+            let answer = Self.get(port: metricsPort, path: "/readyz?ready_share=\(bad)")
+            #expect(answer?.status == 400 && answer?.body.contains("is not a share from 0 to 1") == true, "\(bad): \(String(describing: answer))")
+            let health = supervisor.ctl(["health", "--ready-share=\(bad)"])
+            #expect(health.status == 2 && health.err.contains("is not a share from 0 to 1"), "\(bad): \(health)")
+        }
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+    }
+
     @Test("the metrics listener is bounded: past 16 connections a 503, idle ones closed after 5 s, then it serves again")
     func listenerBounded() throws {
         let metricsPort = freePort()

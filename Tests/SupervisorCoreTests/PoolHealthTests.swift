@@ -73,7 +73,7 @@ struct PoolHealthTests {
         #expect(driver.advance(by: .milliseconds(250)).contains(.probe(pid: pid)))
         let ready = driver.send(.probed(pid: pid, result: ProbeResult(ok: true, latency: .milliseconds(1), detail: "HTTP 200")))
         #expect(driver.pool.readyCount == 1)
-        #expect(ready.systemdMessages.contains("READY=1"))
+        #expect(ready.systemdNotices.contains(.ready))
         #expect(driver.advance(by: .seconds(9)).isEmpty)
         #expect(driver.advance(by: .seconds(1)).contains(.probe(pid: pid)))
     }
@@ -146,12 +146,12 @@ struct PoolHealthTests {
             $0.readyTimeout = .seconds(1000)
         })
         driver.start()
-        #expect(driver.advance(by: .seconds(25)).systemdMessages.filter { $0 == "WATCHDOG=1" }.count == 5)
+        #expect(driver.advance(by: .seconds(25)).systemdNotices.filter { $0 == .watchdog }.count == 5)
         let withheld = driver.advance(by: .seconds(20))
-        #expect(withheld.systemdMessages.filter { $0 == "WATCHDOG=1" }.count == 0)
+        #expect(withheld.systemdNotices.filter { $0 == .watchdog }.count == 0)
         #expect(withheld.logs(atLeast: .error).count == 1)
         driver.readyAll()
-        #expect(driver.advance(by: .seconds(5)).systemdMessages.contains("WATCHDOG=1"))
+        #expect(driver.advance(by: .seconds(5)).systemdNotices.contains(.watchdog))
     }
 
     @Test("with watchdog_requires_ready off, pings never stop")
@@ -163,7 +163,7 @@ struct PoolHealthTests {
             $0.readyTimeout = .seconds(1000)
         })
         driver.start()
-        #expect(driver.advance(by: .seconds(200)).systemdMessages.filter { $0 == "WATCHDOG=1" }.count == 40)
+        #expect(driver.advance(by: .seconds(200)).systemdNotices.filter { $0 == .watchdog }.count == 40)
     }
 
     @Test("a reload that turns max_memory on starts the memory checks; one that turns it off stops them")

@@ -42,14 +42,14 @@ struct PoolLameDuckTests {
         #expect(driver.pool.phase == .lameDuck(until: PoolDriver.epoch + .seconds(10)))
         #expect(driver.lastStatus == "lame duck: draining in 10 s; 2/2 workers ready")
         // systemd's stop timeout must cover the lame duck and the graceful timeout (30 s) after it.
-        #expect(first.systemdMessages.contains("EXTEND_TIMEOUT_USEC=45000000"))
-        #expect(!first.systemdMessages.contains { $0.hasPrefix("STOPPING=1") })
+        #expect(first.systemdNotices.contains(.extendTimeout(.seconds(45))))
+        #expect(!first.systemdNotices.contains(.stopping))
         #expect(driver.pool.nextDeadline == PoolDriver.epoch + .seconds(10))
 
         #expect(driver.advance(by: .milliseconds(9_999)).signals.isEmpty)
         let drain = driver.advance(by: .milliseconds(1))
         #expect(drain.pids(sent: .terminate) == pids)
-        #expect(drain.systemdMessages.first == "STOPPING=1\nEXTEND_TIMEOUT_USEC=35000000")
+        #expect(drain.systemdDatagrams.first == [.stopping, .extendTimeout(.seconds(35))])
         #expect(drain.logs(atLeast: .notice).contains { $0.hasPrefix("lame-duck delay (10s) over: draining 2 workers") })
         #expect(driver.pool.phase == .stopping(exitCode: 0))
         #expect(driver.exitAll().exitCodes == [0])

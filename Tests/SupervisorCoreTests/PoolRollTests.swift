@@ -18,19 +18,19 @@ struct PoolRollTests {
     func reloadStepsExtendSystemdTimeout() {
         let policy = PoolPolicy.with { $0.readiness = .notify; $0.readyTimeout = .seconds(20); $0.minReady = .zero }
         var driver = Self.running(3, policy: policy)
-        let extend = "EXTEND_TIMEOUT_USEC=25000000"
+        let extend = SystemdNotice.extendTimeout(.seconds(25))
         let begin = driver.send(.reloadRequested(release: 2, policy: policy))
-        #expect(begin.systemdMessages.first?.hasPrefix("RELOADING=1") == true)
-        #expect(begin.systemdMessages.contains(extend))
+        #expect(begin.systemdNotices.first == .reloading(at: driver.now))
+        #expect(begin.systemdNotices.contains(extend))
         for slot in 0..<3 {
             let successor = driver.pool.slots[slot].successor!.pid!
             let ready = driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
             // A step that starts the next successor extends again; the last one ends the roll with READY=1.
-            #expect(ready.systemdMessages.contains(extend) == (slot < 2), "slot \(slot): \(ready.systemdMessages)")
+            #expect(ready.systemdNotices.contains(extend) == (slot < 2), "slot \(slot): \(ready.systemdNotices)")
         }
-        #expect(driver.history.systemdMessages.contains("READY=1"))
+        #expect(driver.history.systemdNotices.contains(.ready))
         let restart = driver.send(.restartRequested(slots: [0, 1, 2]))
-        #expect(!restart.systemdMessages.contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") })
+        #expect(!restart.systemdNotices.contains { if case .extendTimeout = $0 { true } else { false } })
     }
 
     @Test("a reload replaces one slot at a time, each successor ready before its predecessor is asked to stop")
@@ -41,7 +41,7 @@ struct PoolRollTests {
         driver.observer = { _, _, pool, _ in lowestReady = min(lowestReady, pool.readyCount) }
 
         let begin = driver.send(.reloadRequested(release: 2, policy: Self.notify))
-        #expect(begin.systemdMessages.contains { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") })
+        #expect(begin.systemdNotices.contains(.reloading(at: driver.now)))
         #expect(begin.contains(.spawn(slot: 0, generation: 2, release: 2)))
         #expect(begin.spawnedSlots == [0])
         #expect(begin.pids(sent: .terminate).isEmpty)
@@ -59,7 +59,7 @@ struct PoolRollTests {
         #expect(driver.pool.roll == nil)
         #expect(driver.pool.lastRoll?.succeeded == true)
         #expect(driver.pool.lastRoll?.summary.hasPrefix("reload complete: 3 workers replaced in") == true)
-        #expect(driver.history.systemdMessages.contains("READY=1"))
+        #expect(driver.history.systemdNotices.contains(.ready))
         #expect(driver.pool.slots.allSatisfy { $0.release == 2 })
         #expect(driver.lastStatus == "3/3 workers ready")
     }
@@ -97,7 +97,7 @@ struct PoolRollTests {
         #expect(failed.pids(sent: .terminate).isEmpty)
         #expect(failed.spawnedSlots.isEmpty)
         #expect(failed.logs(atLeast: .error).contains("reload failed at worker 0 (1/2): exit status 3 before ready; kept the previous version"))
-        #expect(failed.systemdMessages.contains("READY=1"))
+        #expect(failed.systemdNotices.contains(.ready))
         #expect(driver.pool.release == 1)
         #expect(driver.pool.policy == Self.notify, "the previous settings are back")
         #expect(driver.pool.lastRoll == RollOutcome(id: 1, kind: .reload, succeeded: false,
@@ -124,7 +124,7 @@ struct PoolRollTests {
         #expect(driver.pool.lastRoll?.succeeded == false)
         #expect(driver.pool.lastRoll?.id == 1)
         #expect(driver.pool.lastRoll?.summary == "reload failed at worker 1 (2/3): killed by SIGSEGV before ready; kept the previous version")
-        #expect(done.systemdMessages.contains("READY=1"))
+        #expect(done.systemdNotices.contains(.ready))
     }
 
     @Test("a successor that is never ready is killed at ready_timeout and the reload fails")
@@ -154,7 +154,7 @@ struct PoolRollTests {
         let old = driver.pid(ofSlot: 1)!
         let begin = driver.send(.restartRequested(slots: [1]))
         #expect(begin.contains(.spawn(slot: 1, generation: 2, release: 1)))
-        #expect(!begin.systemdMessages.contains { $0.hasPrefix("RELOADING=1") })
+        #expect(!begin.systemdNotices.contains { if case .reloading = $0 { true } else { false } })
         let successor = driver.pool.slots[1].successor!.pid!
         let ready = driver.send(.notified(pid: successor, message: NotifyMessage(ready: true)))
         #expect(ready.pids(sent: .terminate) == [old])
@@ -254,6 +254,6 @@ struct PoolRollTests {
         #expect(failed.spawnedSlots.isEmpty, "before the fix: a rollback of slot 0 and a restart of slot 3, while stopping")
         #expect(driver.pool.roll == nil)
         #expect(driver.pool.lastRoll?.summary == "reload interrupted: the supervisor is stopping")
-        #expect(!failed.systemdMessages.contains("READY=1"))
+        #expect(!failed.systemdNotices.contains(.ready))
     }
 }

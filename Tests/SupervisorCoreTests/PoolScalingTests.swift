@@ -10,7 +10,7 @@ struct PoolScalingTests {
         let actions = driver.send(.desiredCountChanged(4))
         #expect(actions.logs(atLeast: .notice).contains("scaling 2 → 4"))
         #expect(actions.filter { if case .spawn = $0 { true } else { false } } == [.spawn(slot: 2, generation: 1), .spawn(slot: 3, generation: 1)])
-        #expect(actions.systemdMessages.contains("STATUS=scaling 2 → 4: 2/4 workers ready"))
+        #expect(actions.systemdNotices.contains(.status("scaling 2 → 4: 2/4 workers ready")))
         #expect(driver.pool.desired == 4)
         #expect(driver.pool.readyCount == 4)
         #expect(driver.lastStatus == "4/4 workers ready")

@@ -65,11 +65,11 @@ struct PoolStatusTests {
     func statusOnlyOnChange() {
         var driver = PoolDriver(desired: 2)
         driver.start()
-        let count = driver.history.systemdMessages.count
+        let count = driver.history.systemdDatagrams.count
         driver.send(.exited(pid: 777, status: .exited(0)))
         driver.send(.notified(pid: driver.pid(ofSlot: 0)!, message: NotifyMessage(status: "busy")))
         driver.advance(by: .seconds(100))
-        #expect(driver.history.systemdMessages.count == count)
+        #expect(driver.history.systemdDatagrams.count == count)
     }
 
     @Test("the first STATUS comes before READY=1 is possible, while workers start")
@@ -87,7 +87,7 @@ struct PoolStatusTests {
         driver.start()
         #expect(driver.pool.nextDeadline == PoolDriver.epoch + .seconds(10))
         let pings = driver.advance(by: .seconds(35))
-        #expect(pings.systemdMessages == ["WATCHDOG=1", "WATCHDOG=1", "WATCHDOG=1"])
+        #expect(pings.systemdDatagrams == [[.watchdog], [.watchdog], [.watchdog]])
         #expect(driver.pool.nextDeadline == PoolDriver.epoch + .seconds(40))
     }
 

@@ -9,7 +9,7 @@ struct PoolStopTests {
         driver.start()
         let pids = (0..<3).map { driver.pid(ofSlot: $0)! }
         let actions = driver.send(.signalReceived(.terminate))
-        #expect(actions.systemdMessages.first == "STOPPING=1\nEXTEND_TIMEOUT_USEC=35000000")
+        #expect(actions.systemdDatagrams.first == [.stopping, .extendTimeout(.seconds(35))])
         #expect(actions.pids(sent: .terminate) == pids)
         #expect(actions.pids(sent: .kill).isEmpty)
         #expect(actions.exitCodes.isEmpty)
@@ -88,7 +88,7 @@ struct PoolStopTests {
         let second = driver.send(.signalReceived(.terminate))
         #expect(second.pids(sent: .kill) == pids)
         #expect(second.logs(atLeast: .warning).contains("second SIGTERM: killing 2 workers now"))
-        #expect(second.systemdMessages.filter { $0.hasPrefix("STOPPING") }.isEmpty)
+        #expect(!second.systemdNotices.contains(.stopping))
         #expect(driver.pool.nextDeadline == nil)
         // A third signal does not kill twice.
         #expect(driver.send(.signalReceived(.interrupt)).pids(sent: .kill).isEmpty)

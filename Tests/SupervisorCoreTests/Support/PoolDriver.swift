@@ -175,9 +175,13 @@ extension Array where Element == Action {
         signals.filter { $0.signal == signal }.map(\.pid)
     }
 
-    var systemdMessages: [String] {
-        compactMap { if case let .notifySystemd(text) = $0 { text } else { nil } }
+    /// The datagrams to systemd, each a list of notices.
+    var systemdDatagrams: [[SystemdNotice]] {
+        compactMap { if case let .notifySystemd(notices) = $0 { notices } else { nil } }
     }
+
+    /// Every notice to systemd, in order, whichever datagram it went in.
+    var systemdNotices: [SystemdNotice] { systemdDatagrams.flatMap { $0 } }
 
     var exitCodes: [Int32] {
         compactMap { if case let .exit(code) = $0 { code } else { nil } }
@@ -194,10 +198,10 @@ extension Array where Element == Action {
     }
 
     var lastStatus: String? {
-        systemdMessages.last { $0.hasPrefix("STATUS=") }.map { String($0.dropFirst("STATUS=".count)) }
+        systemdNotices.compactMap { if case .status(let text) = $0 { text } else { nil } }.last
     }
 
-    var readyNotifications: Int { systemdMessages.count { $0.split(separator: "\n").contains("READY=1") } }
+    var readyNotifications: Int { systemdNotices.count { $0 == .ready } }
 }
 
 /// Swift Testing has an `ExitStatus` of its own (for exit tests); in these tests the name means the core's.

@@ -169,7 +169,7 @@ final class PoolInvariants {
             if roll.kind != .restart, pool.release != roll.release { add("pool release \(pool.release) during a \(roll.kind) to \(roll.release)") }
             if before.roll == nil {
                 if roll.id <= before.lastRoll?.id ?? 0 { add("roll \(roll.id) does not come after the last one \(String(describing: before.lastRoll))") }
-                if roll.kind == .reload, !actions.systemdMessages.contains(where: { $0.hasPrefix("RELOADING=1") }) { add("a reload began without RELOADING=1") }
+                if roll.kind == .reload, !actions.systemdNotices.contains(where: { if case .reloading = $0 { true } else { false } }) { add("a reload began without RELOADING=1") }
             }
         }
         guard let ended = before.roll, pool.roll?.id != ended.id else { return }
@@ -177,7 +177,7 @@ final class PoolInvariants {
             return add("roll \(ended.id) ended but lastRoll is \(String(describing: pool.lastRoll)), on \(event)")
         }
         guard pool.phase == .starting || pool.phase == .running else { return }
-        if ended.kind != .restart, !actions.systemdMessages.contains("READY=1") { add("a \(ended.kind) ended without READY=1 to systemd, on \(event)") }
+        if ended.kind != .restart, !actions.systemdNotices.contains(.ready) { add("a \(ended.kind) ended without READY=1 to systemd, on \(event)") }
         // A reload that says it succeeded left every slot on its release.
         if outcome.succeeded, ended.kind == .reload {
             for slot in pool.slots {
@@ -200,7 +200,7 @@ final class PoolInvariants {
         if pool.phase != .exited, !hopelessSincePing, now - lastPingAt > interval * 2 {
             add("no WATCHDOG=1 for \((now - lastPingAt).spoken) while some worker was ready; systemd would kill the supervisor")
         }
-        guard actions.systemdMessages.contains(where: { $0.split(separator: "\n").contains("WATCHDOG=1") }) else { return }
+        guard actions.systemdNotices.contains(.watchdog) else { return }
         if hopeless { add("WATCHDOG=1 while no worker has been ready for \((now - lastReadyAt).spoken)") }
         lastPingAt = now
         hopelessSincePing = false
