@@ -91,7 +91,7 @@ enum Takeover {
             let summary = "upgraded from \(state.fromVersion) to \(version) in \(took.nanoseconds / 1_000_000) ms: pid \(getpid()) kept, \(kept.count) of \(state.pool.workers.count) workers kept"
             // WATCHDOG=1 too: the pool's next ping is an interval from now, and upgrades in a row must not
             // keep pushing it past systemd's WatchdogSec (they did: 8 upgrades 1 s apart, then SIGABRT).
-            notifier.send("MAINPID=\(getpid())\nREADY=1\n\(notifier.watchdog == nil ? "" : "WATCHDOG=1\n")STATUS=\(summary)")
+            notifier.send([.mainPID(getpid()), .ready] + (notifier.watchdog == nil ? [] : [.watchdog]) + [.status(summary)])
             loop.report(PoolEvent(.upgraded, .notice, summary, duration: took))
             for case let .report(event) in lost { loop.report(event) }
             if let waiter = state.waiterFD { answer(waiter, ControlReply.success([("summary", .string(summary))])) }

@@ -78,7 +78,7 @@ extension EventLoop {
         }
         log(.notice, "upgrading in place to hyperglass \(newVersion) (\(path)): \(state.pool.workers.count) workers carried over")
         // systemd hears the reload start; MONOTONIC_USEC lets a newer systemd tell this reload from a later one.
-        notifier.send("RELOADING=1\nMONOTONIC_USEC=\(Sys.now.nanoseconds / 1000)\nSTATUS=upgrading in place to hyperglass \(newVersion)")
+        notifier.send([.reloading(at: Sys.now), .status("upgrading in place to hyperglass \(newVersion)")])
         let fds = state.carriedFDs + [memfd]
         for fd in fds { _ = hg_clear_cloexec(fd) }
         let environment = Sys.environment().filter { !$0.hasPrefix(EventLoop.stateFDVariable + "=") } + ["\(EventLoop.stateFDVariable)=\(memfd)"]
@@ -96,7 +96,7 @@ extension EventLoop {
         Sys.close(memfd)
         let reason = "cannot execute \(path): \(SystemError(operation: "execve", errno: failure)); carrying on as hyperglass \(version)"
         log(.error, "upgrade failed: \(reason)")
-        notifier.send("READY=1\nSTATUS=upgrade failed: \(reason)")
+        notifier.send([.ready, .status("upgrade failed: \(reason)")])
         let reply = ControlReply.failure("upgrade failed: \(reason)")
         if waiter == nil { return nil }
         return reply
