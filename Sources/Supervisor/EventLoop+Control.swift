@@ -39,7 +39,7 @@ extension EventLoop {
         case let .setWorkers(change, wait): return decide(.workers(change), from: fd, wait: wait)
         case .resumeAutoscaling: return decide(.autoscale, from: fd, wait: false)
         case let .reload(wait): return decide(.reload, from: fd, wait: wait)
-        case let .upgrade(path, wait): return upgrade(to: path, wait: wait, requester: fd)
+        case let .upgrade(path, wait): return decide(.upgrade(path: path, wait: wait), from: fd, wait: false)
         case let .restart(target, wait):
             switch target {
             case .all: return decide(.restart(slots: nil), from: fd, wait: wait)

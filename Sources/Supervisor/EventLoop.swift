@@ -282,6 +282,10 @@ final class EventLoop {
             }
             return .configurationRead(plan, autoscaler: Autoscaler(settings: plan.settings, onlineCPUs: Sys.onlineCPUs()),
                                       memoryCeiling: LoadSampler.memoryCeiling(maxMemory: plan.settings.health.maxMemory), for: requester)
+        case let .execUpgrade(path, wait, requester):
+            guard case .client(let fd) = requester else { preconditionFailure("only a control client asks for an upgrade") }
+            // Returns only when the upgrade could not be done (Upgrade.swift).
+            return .upgradeFailed(reason: upgrade(to: path, wait: wait, requester: fd), for: requester)
         case let .sampleLoad(workers, starting):
             return .loadSampled(loadSampler.sample(listeners: listeners.map(\.fd), workers: workers, starting: starting, at: Sys.now))
         case .watchForLoad:

@@ -6,49 +6,44 @@ import SupervisorCore
 /// The handover of `hyperglassctl upgrade`: the running image writes the pool's state into a sealed memfd
 /// and execs the new binary in its own process, so systemd keeps its main pid and every worker keeps its
 /// parent (PR_SET_PDEATHSIG fires when the forking *thread* ends, and a single-threaded execve keeps it).
-/// Only the checks may refuse; once execve is called it either replaces us or fails and we carry on.
-/// The new image's side is Takeover.swift.
+/// The core admits the request (`Pool.refusal(of: .upgrade)`: not while starting, rolling, draining or
+/// stopping) and asks for `execUpgrade`; only the checks here may still refuse, and once execve is
+/// called it either replaces us or fails and we carry on. The new image's side is Takeover.swift.
 extension EventLoop {
     /// The environment variable naming the memfd that holds the state, for the new image.
     static let stateFDVariable = "HYPERGLASS_UPGRADE_STATE_FD"
 
-    /// Checks, hands over and execs; returns the reply when we are still here (refused, or execve failed),
-    /// nil when the reply is the new image's to give (`--wait`) or was sent before the exec.
-    func upgrade(to requested: String?, wait: Bool, requester fd: Int32) -> JSON? {
-        if let refusal = pool.upgradeRefusal { return refuse(refusal) }
-        guard spawns.queued.isEmpty, spawns.inFlight.isEmpty else { return refuse("cannot upgrade now: a worker is starting; try again in a moment") }
+    /// Checks, hands over and execs; returns only when it could not, with why (the core answers the client).
+    /// On success the reply is the new image's to give (`--wait`), or was sent just before the exec.
+    func upgrade(to requested: String?, wait: Bool, requester fd: Int32) -> String {
+        guard spawns.queued.isEmpty, spawns.inFlight.isEmpty else { return "cannot upgrade now: a worker is starting; try again in a moment" }
         guard let path = requested ?? UpgradeCheck.installedPath() else {
-            return refuse("cannot upgrade: cannot tell where the installed hyperglass is; name it: hyperglassctl upgrade /usr/bin/hyperglass")
+            return "cannot upgrade: cannot tell where the installed hyperglass is; name it: hyperglassctl upgrade /usr/bin/hyperglass"
         }
-        guard path.hasPrefix("/") else { return refuse("cannot upgrade: '\(path)' is not an absolute path") }
+        guard path.hasPrefix("/") else { return "cannot upgrade: '\(path)' is not an absolute path" }
         // The new image loads the configuration from disk and takes it as the one the workers run.
         do {
             let onDisk = try Configuration.load(reloader.invocation, environment: reloader.environment).settings
             if onDisk != pool.releases.inEffect {
-                return refuse("cannot upgrade: the configuration on disk differs from the one the workers run; 'hyperglassctl reload' first, then upgrade")
+                return "cannot upgrade: the configuration on disk differs from the one the workers run; 'hyperglassctl reload' first, then upgrade"
             }
         } catch {
-            return refuse("cannot upgrade: the configuration on disk does not load: \(error)")
+            return "cannot upgrade: the configuration on disk does not load: \(error)"
         }
         let newVersion: String
         switch UpgradeCheck.preflight(path, startArguments: UpgradeCheck.startArguments) {
-        case .failure(let error): return refuse(error.message)
+        case .failure(let error): return error.message
         case .success(let version): newVersion = version
         }
         let threads = hg_thread_count()
         guard threads == 1 else {
             // execve would end the other threads, and children forked by them would get their PDEATHSIG.
-            return refuse("cannot upgrade: \(threads) threads run in the supervisor, not 1; restart the service instead")
+            return "cannot upgrade: \(threads) threads run in the supervisor, not 1; restart the service instead"
         }
         return handOver(to: path, newVersion: newVersion, waiter: wait ? fd : nil, requester: fd)
     }
 
-    private func refuse(_ reason: String) -> JSON {
-        log(.warning, "upgrade refused: \(reason)")
-        return ControlReply.failure(reason)
-    }
-
-    private func handOver(to path: String, newVersion: String, waiter: Int32?, requester: Int32) -> JSON? {
+    private func handOver(to path: String, newVersion: String, waiter: Int32?, requester: Int32) -> String {
         let startedAt = Sys.now
         let carried = workerSockets.carried
         var state = UpgradeState(fromVersion: version, handoverAt: startedAt, pool: pool.snapshot,
@@ -71,7 +66,7 @@ extension EventLoop {
         }
         let text = state.encoded()
         let memfd = text.withCString { hg_sealed_memfd("hyperglass-state", $0, strlen($0)) }
-        guard memfd >= 0 else { return refuse("cannot upgrade: \(SystemError(operation: "memfd_create for the state", errno: errno))") }
+        guard memfd >= 0 else { return "cannot upgrade: \(SystemError(operation: "memfd_create for the state", errno: errno))" }
         if waiter == nil {
             control.reply(to: requester, ControlReply.success([("summary", .string("upgrading in place to hyperglass \(newVersion) (\(path))"))]),
                           close: true, at: Sys.now)
@@ -94,11 +89,8 @@ extension EventLoop {
         // Still here: nothing was replaced. Carry on exactly as before.
         for fd in fds where fd != memfd { _ = hg_set_cloexec(fd) }
         Sys.close(memfd)
-        let reason = "cannot execute \(path): \(SystemError(operation: "execve", errno: failure)); carrying on as hyperglass \(version)"
-        log(.error, "upgrade failed: \(reason)")
-        notifier.send([.ready, .status("upgrade failed: \(reason)")])
-        let reply = ControlReply.failure("upgrade failed: \(reason)")
-        if waiter == nil { return nil }
-        return reply
+        let reason = "upgrade failed: cannot execute \(path): \(SystemError(operation: "execve", errno: failure)); carrying on as hyperglass \(version)"
+        notifier.send([.ready, .status(reason)])
+        return reason
     }
 }

@@ -12,6 +12,9 @@ public enum Intent: Equatable, Sendable {
     case reload
     /// `restart ID|all`: replace these slots' workers (nil: every slot), one roll step at a time.
     case restart(slots: [Int]?)
+    /// `upgrade [--wait] [PATH]`: replace the supervisor's program in place (the shell checks and execs it
+    /// when the core says `execUpgrade`); with `wait` the new program answers.
+    case upgrade(path: String?, wait: Bool)
 
     /// The verb in a refusal: "cannot reload: ...".
     var verb: String {
@@ -20,6 +23,7 @@ public enum Intent: Equatable, Sendable {
         case .autoscale: "resume autoscaling"
         case .reload: "reload"
         case .restart: "restart"
+        case .upgrade: "upgrade"
         }
     }
 }

@@ -131,13 +131,33 @@ struct UpgradeStateTests {
         #expect(actions.contains { if case .spawn(2, _, _) = $0 { true } else { false } })
     }
 
+    @Test("an upgrade request is admitted by the core only at rest; the shell's failure is answered as a refusal")
+    func upgradeIntent() {
+        let intent = Intent.upgrade(path: "/usr/bin/hyperglass-supervisor", wait: true)
+        var settled = settledPool()
+        let admitted = settled.send(.requested(intent, by: .client(7)))
+        #expect(admitted.contains(.execUpgrade(path: "/usr/bin/hyperglass-supervisor", wait: true, for: .client(7))))
+        let failed = settled.send(.upgradeFailed(reason: "cannot upgrade: nope", for: .client(7)))
+        #expect(failed.contains(.reply(to: 7, .refused("cannot upgrade: nope"))))
+        var rolling = settledPool()
+        rolling.send(.requested(.restart(slots: nil), by: .client(3)))
+        let refused = rolling.send(.requested(intent, by: .client(7)))
+        #expect(!refused.contains { if case .execUpgrade = $0 { true } else { false } })
+        #expect(refused.contains { if case .reply(7, .refused(let why)) = $0 { why.contains("restart is in progress") } else { false } })
+        var duck = PoolDriver(policy: .with { $0.lameDuck = .seconds(5); $0.readiness = .notify })
+        duck.start()
+        duck.readyAll()
+        duck.send(.signalReceived(.terminate))
+        #expect(duck.send(.requested(intent, by: .client(7))).contains { if case .reply(7, .refused(let why)) = $0 { why.contains("lame duck") } else { false } })
+    }
+
     @Test("no upgrade while starting, during a roll or a lame duck")
     func refusals() {
         var starting = PoolDriver(desired: 2, policy: Self.notify)
         starting.start()
         #expect(starting.pool.upgradeRefusal?.contains("starting") == true)
         var rolling = settledPool()
-        rolling.send(.restartRequested(slots: [0, 1, 2]))
+        rolling.send(.requested(.restart(slots: nil), by: .client(3)))
         #expect(rolling.pool.upgradeRefusal?.contains("restart is in progress") == true)
         var duck = PoolDriver(policy: .with { $0.lameDuck = .seconds(5); $0.readiness = .notify })
         duck.start()
