@@ -63,7 +63,7 @@ enum UpgradeCheck {
         if first.contains("/") {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
             guard getcwd(&buffer, buffer.count) != nil else { return nil }
-            return String(cString: buffer) + "/" + first
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + first
         }
         let search = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
         for directory in search.split(separator: ":") where directory.hasPrefix("/") {
