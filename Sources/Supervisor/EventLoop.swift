@@ -41,7 +41,7 @@ final class EventLoop {
     private var armedDeadline: Instant? = nil
     /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
     let http: HTTPEndpoint?
-    let collector: MetricsCollector
+    var collector: MetricsCollector
     /// Control clients following `hyperglassctl events`, by fd and by connection (an fd is reused once closed).
     var followers: [Int32: ObjectIdentifier] = [:]
     private var exitCode: Int32? = nil

@@ -82,7 +82,11 @@ enum Takeover {
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
                                      workerSockets: workerSockets, control: control, log: log, http: http)
             loop.adopt(workers: kept)
-            if let startedAt = state.startedAt { loop.startedAt = startedAt }
+            if let startedAt = state.startedAt {
+                // Uptime and process_start_time_seconds go on from the first start, as the counters do.
+                loop.collector.startTimeSeconds -= (Sys.now - startedAt).seconds
+                loop.startedAt = startedAt
+            }
             for client in state.clients {
                 guard let connection = control.adoptClient(client.fd, unread: client.unread, at: Sys.now) else { continue }
                 if client.follower { _ = loop.follow(from: connection.fd) }

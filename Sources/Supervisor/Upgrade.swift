@@ -44,12 +44,12 @@ extension EventLoop {
     }
 
     private func handOver(to path: String, newVersion: String, waiter: Int32?, requester: Int32) -> String {
-        let startedAt = Sys.now
+        let handoverAt = Sys.now
         let carried = workerSockets.carried
-        var state = UpgradeState(fromVersion: version, handoverAt: startedAt, pool: pool.snapshot,
+        var state = UpgradeState(fromVersion: version, handoverAt: handoverAt, pool: pool.snapshot,
                                  control: CarriedControl(fd: control.fd, path: control.path),
                                  workerSocketDirectory: workerSockets.directory.path, workerSocketsStarted: carried.started)
-        state.startedAt = startedAt
+        state.startedAt = self.startedAt
         state.pinned = pool.autoscaler?.pinned
         state.listeners = listeners.map { CarriedListener(fd: $0.fd, address: $0.address, ownedPath: $0.ownedPath) }
         state.workerSockets = carried.workers.map {

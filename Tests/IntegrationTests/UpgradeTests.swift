@@ -132,6 +132,27 @@ struct UpgradeTests {
         #expect((counts["new_ok"] as? Int ?? 0) > 50, "\(counts)")
     }
 
+    @Test("status and /metrics go on across an upgrade: uptime, start time, spawn and failure counters")
+    func countersCarryOn() throws {
+        let (supervisor, copy) = try start(workers: 2)
+        let victim = try #require(supervisor.liveWorkers.first)
+        kill(victim, SIGKILL)
+        #expect(eventually(timeout: 10) { supervisor.ctl(["status", "--json"]).out.contains("\"ready\":2") && !supervisor.liveWorkers.contains(victim) })
+        usleep(1_200_000)
+        func metric(_ name: String) -> String? {
+            supervisor.ctl(["metrics"]).out.split(separator: "\n").first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }.map(String.init)
+        }
+        let before = (spawns: metric("hyperglass_worker_spawns_total"), start: metric("process_start_time_seconds"))
+        #expect(before.spawns == "hyperglass_worker_spawns_total 3", "\(supervisor.ctl(["metrics"]).out)")
+        #expect(supervisor.ctl(["upgrade", "--wait", copy]).status == 0)
+        #expect(metric("hyperglass_worker_spawns_total") == before.spawns)
+        let start = (before.start?.split(separator: " ").last).flatMap { Double($0) } ?? 0
+        let after = (metric("process_start_time_seconds")?.split(separator: " ").last).flatMap { Double($0) } ?? 0
+        #expect(abs(after - start) < 0.05, "process_start_time_seconds \(start) before, \(after) after")
+        let uptime = supervisor.ctl(["status", "--json"]).out
+        #expect(!uptime.contains("\"uptime_seconds\":0,") && !uptime.contains("\"uptime_seconds\":0.0"), "\(uptime)")
+    }
+
     @Test("a worker killed while the supervisor execs is reaped by the new image, reported once and replaced")
     func workerKilledInTheGap() throws {
         let (supervisor, _) = try start()
