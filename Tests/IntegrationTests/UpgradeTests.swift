@@ -180,6 +180,22 @@ struct UpgradeTests {
         #expect(eventually(timeout: 10) { supervisor.ctl(["status", "--json"]).out.contains("\"ready\":3") })
     }
 
+    @Test("a SIGTERM that arrives during the exec waits, blocked, for the new image, which drains and exits 0")
+    func signalInTheGap() throws {
+        let (supervisor, _) = try start(workers: 2)
+        let workers = supervisor.liveWorkers
+        // The shell that runs in our process for a moment inherits the blocked mask; the signal stays pending.
+        let gap = script(supervisor.directory, "term.sh", """
+            if [ "$1" = start ]; then kill -TERM $$; fi
+            exec \(Paths.hyperglass) "$@"
+            """)
+        _ = supervisor.ctl(["upgrade", gap])
+        #expect(supervisor.waitForExit(timeout: 15) == 0, "\(supervisor.log)")
+        #expect(supervisor.log.contains("upgraded from"), "\(supervisor.log)")
+        #expect(workers.allSatisfy { !ProcFS.isAlive($0) })
+        #expect(supervisor.noWorkerLeft)
+    }
+
     @Test("a binary that cannot take over is refused with the reason, and nothing changes")
     func preflightRefusals() throws {
         let (supervisor, _) = try start(workers: 2)
