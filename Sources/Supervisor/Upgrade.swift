@@ -30,8 +30,15 @@ extension EventLoop {
         } catch {
             return "cannot upgrade: the configuration on disk does not load: \(error)"
         }
+        // The check blocks the loop (typically 10-50 ms): ping systemd's watchdog first, and give the check
+        // at most half its interval, so a hung binary is refused before systemd thinks we hung.
+        var limit = UpgradeCheck.timeout
+        if let watchdog = notifier.watchdog {
+            notifier.send([.watchdog])
+            limit = min(limit, watchdog / 2)
+        }
         let newVersion: String
-        switch UpgradeCheck.preflight(path, startArguments: UpgradeCheck.startArguments) {
+        switch UpgradeCheck.preflight(path, startArguments: UpgradeCheck.startArguments, timeout: limit) {
         case .failure(let error): return error.message
         case .success(let version): newVersion = version
         }

@@ -7,8 +7,8 @@ import SupervisorCore
 /// the state format the running supervisor offers, and does the configuration load? The running side
 /// runs that check on the binary it is asked to exec, and refuses with the check's own words.
 enum UpgradeCheck {
-    /// How long the check may take before the binary counts as hung.
-    static let timeoutMilliseconds: Int32 = 10_000
+    /// How long the check may take before the binary counts as hung (less with a systemd watchdog).
+    static let timeout: Duration = .seconds(5)
 
     /// `hyperglass upgrade-check --state-version N [start's options]`: one line, exit 0 (yes) or 1 (no).
     static func run(_ invocation: Invocation) -> Int32 {
@@ -30,13 +30,14 @@ enum UpgradeCheck {
     }
 
     /// Runs `path upgrade-check` with the options this supervisor was started with; the new version, or why not.
-    static func preflight(_ path: String, startArguments: [String]) -> Result<String, ControlError> {
+    static func preflight(_ path: String, startArguments: [String], timeout: Duration) -> Result<String, ControlError> {
+        let milliseconds = Int32(clamping: timeout.nanoseconds / 1_000_000)
         let arguments = [path, "upgrade-check", "--state-version", String(UpgradeState.version)] + startArguments
         var output = [CChar](repeating: 0, count: 4096)
         var status: Int32 = 0
         var timedOut: Int32 = 0
         let started = withCStrings(arguments) { argv in
-            hg_run_check(path, argv, timeoutMilliseconds, &output, output.count, &status, &timedOut)
+            hg_run_check(path, argv, milliseconds, &output, output.count, &status, &timedOut)
         }
         guard started == 0 else {
             return .failure(ControlError("cannot upgrade: cannot run \(path) to check it: \(SystemError(operation: "fork", errno: errno))"))
@@ -44,7 +45,7 @@ enum UpgradeCheck {
         let said = String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             .split(separator: "\n").suffix(3).joined(separator: "; ")
         if timedOut != 0 {
-            return .failure(ControlError("cannot upgrade: \(path) upgrade-check did not answer within \(timeoutMilliseconds / 1000) s; nothing changed"))
+            return .failure(ControlError("cannot upgrade: \(path) upgrade-check did not answer within \(timeout.spoken); nothing changed"))
         }
         let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
         let words = said.split(separator: " ")
