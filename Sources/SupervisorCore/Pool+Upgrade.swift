@@ -7,13 +7,17 @@ public struct PoolSnapshot: Equatable, Sendable {
     public var slots: [Slot]
     public var workers: [WorkerProcess]
     public var counters: PoolCounters
+    /// The highest generation of each slot removed by a scale-down, so a slot added again never reuses one.
+    public var retiredGenerations: [Int: Int] = [:]
 
-    public init(release: Int, rollSerial: Int, slots: [Slot], workers: [WorkerProcess], counters: PoolCounters) {
+    public init(release: Int, rollSerial: Int, slots: [Slot], workers: [WorkerProcess], counters: PoolCounters,
+                retiredGenerations: [Int: Int] = [:]) {
         self.release = release
         self.rollSerial = rollSerial
         self.slots = slots
         self.workers = workers
         self.counters = counters
+        self.retiredGenerations = retiredGenerations
     }
 }
 
@@ -37,7 +41,7 @@ extension Pool {
     /// The pool as a value to hand over (valid only when `upgradeRefusal` is nil).
     public var snapshot: PoolSnapshot {
         PoolSnapshot(release: release, rollSerial: rollSerial, slots: slots,
-                     workers: workers.values.sorted { $0.slot < $1.slot }, counters: counters)
+                     workers: workers.values.sorted { $0.slot < $1.slot }, counters: counters, retiredGenerations: retiredGenerations)
     }
 
     /// The pool the new image continues with: the same slots, workers, counts and counters, under `policy`
@@ -52,6 +56,7 @@ extension Pool {
         releases = Releases(restored: snapshot.release, settings: policy.settings)
         rollSerial = snapshot.rollSerial
         counters = snapshot.counters
+        retiredGenerations = snapshot.retiredGenerations
         // The operator's pinned count holds across the upgrade, as it would across a reload.
         if let pinned, var scaler = self.autoscaler {
             scaler.pin(pinned, current: snapshot.slots.count, at: now)

@@ -52,6 +52,7 @@ struct StateReader {
     private var rollSerial = 0
     private var pinned: Int?
     private var slots: [Slot] = []
+    private var retired: [Int: Int] = [:]
     private var workers: [WorkerProcess] = []
     private var listeners: [CarriedListener] = []
     private var control: CarriedControl?
@@ -118,6 +119,7 @@ struct StateReader {
             guard slot.id == slots.count else { throw .malformed(line: number, "slot \(slot.id) out of order (expected \(slots.count))") }
             slot.pid = try fields.optional("pid")
             slot.generation = try fields.required("generation")
+            slot.askedGeneration = try fields.optional("asked") ?? slot.generation
             slot.restartAt = try fields.instant("restartAt")
             slot.failures = try fields.optional("failures") ?? 0
             slot.restarts = try fields.optional("restarts") ?? 0
@@ -127,6 +129,8 @@ struct StateReader {
             }
             slot.lastFailure = fields.values["lastFailure"]
             slots.append(slot)
+        case "retired":
+            retired[try fields.required("slot")] = try fields.required("generation")
         case "worker":
             var worker = WorkerProcess(pid: try fields.required("pid"), slot: try fields.required("slot"), generation: try fields.required("generation"),
                                        release: try fields.required("release"), startedAt: try fields.instant("startedAt") ?? Instant(nanoseconds: 0))
@@ -193,7 +197,8 @@ struct StateReader {
                                 rollSeconds: carried("rollSeconds", counters.rollSeconds),
                                 probeSeconds: carried("probeSeconds", counters.probeSeconds), probeFailures: probeFailures)
         var state = UpgradeState(fromVersion: from.version, handoverAt: from.handover,
-                                 pool: PoolSnapshot(release: release, rollSerial: rollSerial, slots: slots, workers: workers, counters: counters),
+                                 pool: PoolSnapshot(release: release, rollSerial: rollSerial, slots: slots, workers: workers, counters: counters,
+                                                   retiredGenerations: retired),
                                  control: control, workerSocketDirectory: directory.path, workerSocketsStarted: directory.started)
         state.formatVersion = version
         state.startedAt = from.started

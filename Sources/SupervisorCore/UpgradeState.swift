@@ -145,9 +145,12 @@ extension UpgradeState {
         record("pool", [("release", String(pool.release)), ("rollSerial", String(pool.rollSerial)), ("pinned", pinned.map(String.init))])
         for slot in pool.slots {
             record("slot", [("id", String(slot.id)), ("pid", slot.pid.map { String($0) }), ("generation", String(slot.generation)),
-                            ("release", String(slot.release)), ("restartAt", slot.restartAt.map { String($0.nanoseconds) }),
+                            ("asked", String(slot.askedGeneration)), ("release", String(slot.release)), ("restartAt", slot.restartAt.map { String($0.nanoseconds) }),
                             ("failures", String(slot.failures)), ("restarts", String(slot.restarts)),
                             ("lastExit", slot.lastExit.map(StateText.exit)), ("lastFailure", slot.lastFailure)])
+        }
+        for (slot, generation) in pool.retiredGenerations.sorted(by: { $0.key < $1.key }) {
+            record("retired", [("slot", String(slot)), ("generation", String(generation))])
         }
         for worker in pool.workers {
             record("worker", [("pid", String(worker.pid)), ("slot", String(worker.slot)), ("generation", String(worker.generation)),

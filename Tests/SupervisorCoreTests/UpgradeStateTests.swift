@@ -10,6 +10,11 @@ struct UpgradeStateTests {
         var driver = PoolDriver(desired: 3, policy: Self.notify)
         driver.start()
         driver.readyAll()
+        // A slot scaled away and back: its retired generation must survive too.
+        driver.send(.requested(.workers(.to(4)), by: .client(1)))
+        driver.readyAll()
+        driver.send(.requested(.workers(.to(3)), by: .client(1)))
+        for pid in driver.pool.workers.values.filter({ $0.slot == 3 }).map(\.pid) { driver.send(.exited(pid: pid, status: .exited(0))) }
         driver.exit(slot: 1)
         driver.exit(slot: 1)
         driver.advance(by: .seconds(1))
@@ -44,7 +49,9 @@ struct UpgradeStateTests {
         #expect(decoded == original)
         #expect(decoded.pool.slots[1].failures == 2)
         #expect(decoded.pool.slots[1].lastExit == .exited(1))
-        #expect(decoded.pool.counters.spawns == 5)
+        #expect(decoded.pool.counters.spawns == 6)
+        #expect(decoded.pool.retiredGenerations == [3: 1])
+        #expect(decoded.pool.slots.map(\.askedGeneration) == driver.pool.slots.map(\.askedGeneration))
         #expect(decoded.pool.workers.allSatisfy { $0.readyAt != nil })
     }
 
