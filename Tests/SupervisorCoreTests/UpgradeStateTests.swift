@@ -69,6 +69,24 @@ struct UpgradeStateTests {
         #expect(decoded.carriedFDs == original.carriedFDs)
     }
 
+    @Test("every stored field of the pool, its slots and workers is either carried or knowingly rebuilt (a new field fails here: add it to UpgradeState)")
+    func everyFieldIsAccountedFor() {
+        let driver = settledPool()
+        func labels(_ value: Any) -> [String] { Mirror(reflecting: value).children.compactMap(\.label) }
+        // Carried in the state, or rebuilt by Pool(restoring:) from the policy and the clock (schedules, caches).
+        #expect(labels(driver.pool.slots[0]) == ["id", "pid", "generation", "askedGeneration", "release", "successor", "restartAt",
+                                                  "failures", "restarts", "lastExit", "lastFailure"])
+        #expect(labels(driver.pool.workers.values.first!) == ["pid", "slot", "generation", "release", "startedAt", "readyAt", "killAt", "killed",
+                                                               "killReason", "killCause", "status", "health", "readiness"])
+        let pool = labels(driver.pool)
+        let known: Set<String> = ["policy", "slots", "workers", "phase", "scalingFrom", "autoscaler", "memoryCeiling", "loadSampleInFlight",
+                                  "releases", "roll", "lastRoll", "rollSerial", "random", "nextWatchdogPing", "nextMemoryCheck",
+                                  "lastReadyAt", "watchdogWithholding", "lastStatus", "counters", "timedRoll", "allReadyLogged",
+                                  "retiredGenerations"]
+        #expect(pool.count >= 20)
+        #expect(Set(pool).subtracting(known).isEmpty, "new Pool fields: \(Set(pool).subtracting(known)); carry them in UpgradeState or rebuild them in Pool(restoring:)")
+    }
+
     @Test("a state newer than this build reads is refused with what to do instead")
     func refusesNewerFormat() {
         let driver = settledPool()
