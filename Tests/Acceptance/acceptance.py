@@ -483,7 +483,8 @@ def test_upgrade_in_place_keeps_pid_and_workers():
     and workers, NRestarts 0, 0 failed requests; a binary that is not a hyperglass is refused and changes nothing."""
     start_service()
     binary = "/usr/local/bin/hyperglass-supervisor"
-    copy = "/usr/local/lib/hyperglass-acceptance/hyperglass-supervisor-b"
+    # Beside the installed one: the default worker command is the bundled worker beside the binary.
+    copy = "/usr/local/bin/hyperglass-supervisor-b"
     guest(f"cp {binary} {copy}")
     pid, workers = show("MainPID")["MainPID"], worker_pids(ctl_status())
     restarts = show("NRestarts")["NRestarts"]
