@@ -9,9 +9,12 @@ public struct PoolSnapshot: Equatable, Sendable {
     public var counters: PoolCounters
     /// The highest generation of each slot removed by a scale-down, so a slot added again never reuses one.
     public var retiredGenerations: [Int: Int] = [:]
+    /// How the last roll ended: `status` keeps showing a failed reload after an upgrade.
+    public var lastRoll: RollOutcome? = nil
 
     public init(release: Int, rollSerial: Int, slots: [Slot], workers: [WorkerProcess], counters: PoolCounters,
-                retiredGenerations: [Int: Int] = [:]) {
+                retiredGenerations: [Int: Int] = [:], lastRoll: RollOutcome? = nil) {
+        self.lastRoll = lastRoll
         self.release = release
         self.rollSerial = rollSerial
         self.slots = slots
@@ -41,7 +44,8 @@ extension Pool {
     /// The pool as a value to hand over (valid only when `upgradeRefusal` is nil).
     public var snapshot: PoolSnapshot {
         PoolSnapshot(release: release, rollSerial: rollSerial, slots: slots,
-                     workers: workers.values.sorted { $0.slot < $1.slot }, counters: counters, retiredGenerations: retiredGenerations)
+                     workers: workers.values.sorted { $0.slot < $1.slot }, counters: counters, retiredGenerations: retiredGenerations,
+                     lastRoll: lastRoll)
     }
 
     /// The pool the new image continues with: the same slots, workers, counts and counters, under `policy`
@@ -57,6 +61,7 @@ extension Pool {
         rollSerial = snapshot.rollSerial
         counters = snapshot.counters
         retiredGenerations = snapshot.retiredGenerations
+        lastRoll = snapshot.lastRoll
         // The operator's pinned count holds across the upgrade, as it would across a reload.
         if let pinned, var scaler = self.autoscaler {
             scaler.pin(pinned, current: snapshot.slots.count, at: now)

@@ -53,6 +53,7 @@ struct StateReader {
     private var pinned: Int?
     private var slots: [Slot] = []
     private var retired: [Int: Int] = [:]
+    private var lastRoll: RollOutcome?
     private var workers: [WorkerProcess] = []
     private var listeners: [CarriedListener] = []
     private var control: CarriedControl?
@@ -129,6 +130,11 @@ struct StateReader {
             }
             slot.lastFailure = fields.values["lastFailure"]
             slots.append(slot)
+        case "lastRoll":
+            let text = try fields.string("kind")
+            guard let kind = Roll.Kind(rawValue: text) else { throw .malformed(line: number, "unknown roll kind '\(text)'") }
+            lastRoll = RollOutcome(id: try fields.required("id"), kind: kind, succeeded: try fields.required("succeeded"),
+                                   summary: try fields.string("summary"), note: fields.values["note"])
         case "retired":
             retired[try fields.required("slot")] = try fields.required("generation")
         case "worker":
@@ -198,7 +204,7 @@ struct StateReader {
                                 probeSeconds: carried("probeSeconds", counters.probeSeconds), probeFailures: probeFailures)
         var state = UpgradeState(fromVersion: from.version, handoverAt: from.handover,
                                  pool: PoolSnapshot(release: release, rollSerial: rollSerial, slots: slots, workers: workers, counters: counters,
-                                                   retiredGenerations: retired),
+                                                   retiredGenerations: retired, lastRoll: lastRoll),
                                  control: control, workerSocketDirectory: directory.path, workerSocketsStarted: directory.started)
         state.formatVersion = version
         state.startedAt = from.started

@@ -149,6 +149,10 @@ extension UpgradeState {
                             ("failures", String(slot.failures)), ("restarts", String(slot.restarts)),
                             ("lastExit", slot.lastExit.map(StateText.exit)), ("lastFailure", slot.lastFailure)])
         }
+        if let roll = pool.lastRoll {
+            record("lastRoll", [("id", String(roll.id)), ("kind", roll.kind.rawValue), ("succeeded", String(roll.succeeded)),
+                                ("summary", roll.summary), ("note", roll.note)])
+        }
         for (slot, generation) in pool.retiredGenerations.sorted(by: { $0.key < $1.key }) {
             record("retired", [("slot", String(slot)), ("generation", String(generation))])
         }

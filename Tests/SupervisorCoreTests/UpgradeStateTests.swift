@@ -15,6 +15,8 @@ struct UpgradeStateTests {
         driver.readyAll()
         driver.send(.requested(.workers(.to(3)), by: .client(1)))
         for pid in driver.pool.workers.values.filter({ $0.slot == 3 }).map(\.pid) { driver.send(.exited(pid: pid, status: .exited(0))) }
+        // A failed reload: status shows it until the next roll, across an upgrade too.
+        driver.send(.configurationRejected(reason: "supervisor.conf:2: workers: 'many' is not a count", for: .client(1)))
         driver.exit(slot: 1)
         driver.exit(slot: 1)
         driver.advance(by: .seconds(1))
@@ -51,6 +53,7 @@ struct UpgradeStateTests {
         #expect(decoded.pool.slots[1].lastExit == .exited(1))
         #expect(decoded.pool.counters.spawns == 6)
         #expect(decoded.pool.retiredGenerations == [3: 1])
+        #expect(decoded.pool.lastRoll?.succeeded == false && decoded.pool.lastRoll?.summary.contains("'many'") == true)
         #expect(decoded.pool.slots.map(\.askedGeneration) == driver.pool.slots.map(\.askedGeneration))
         #expect(decoded.pool.workers.allSatisfy { $0.readyAt != nil })
     }
@@ -122,6 +125,7 @@ struct UpgradeStateTests {
         #expect(pool.slots.map(\.pid) == driver.pool.slots.map(\.pid))
         #expect(pool.slots.map(\.generation) == driver.pool.slots.map(\.generation))
         #expect(pool.release == driver.pool.release)
+        #expect(pool.lastRoll == driver.pool.lastRoll && pool.lastRoll != nil)
         // Slot 1 failed twice: its third failure waits 2 s, as it would have in the old image.
         let pid = try #require(pool.slots[1].pid)
         let actions = pool.handle(.exited(pid: pid, status: .exited(1)), at: later)
