@@ -1,3 +1,5 @@
+import ControlProtocol
+
 /// The pool's policy: what to do when something happens. Pure: no fds, no syscalls, no clock.
 /// The shell feeds every event through `handle(_:at:)`, performs the returned actions in order,
 /// and arms one timer for `nextDeadline`.

@@ -1,4 +1,5 @@
 import Testing
+import ControlProtocol
 @testable import SupervisorCore
 
 @Suite("Upgrade state: the pool handed from one image to the next", .timeLimit(.minutes(1)))
