@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: deps test-deps build run test release clean install uninstall uninstall-old-examples acceptance test-hyperglass
+.PHONY: deps test-deps build run test release clean install uninstall uninstall-old-examples acceptance test-upgrade test-hyperglass
 
 # What a fresh machine lacks to build: nothing beyond Swift. systemd's protocols (sd_notify, the journal's
 # native protocol) are spoken directly, without libsystemd (0.9 MiB of resident memory with its chain).
@@ -172,6 +172,12 @@ test-hyperglass: build
 # It builds the release binaries itself (into SCRATCH) and installs them with `make install DESTDIR=…`.
 acceptance:
 	python3 Tests/Acceptance/acceptance.py --scratch-path $(SCRATCH)
+
+# In-place upgrades under systemd 252 (TESTBED_NAME=hyperglass-upgrade unless set): 20 alternating upgrades
+# under HTTP load with open WebSockets and a ping loop, a SIGKILL during a handover (with and without the
+# socket unit), and the package's postinst. Uses the debug binaries (the testbed binds the toolchain).
+test-upgrade: build
+	python3 Tests/Upgrade/upgrade_systemd.py --bin $(CURDIR)/.build/debug
 
 # ---- chaos: random SIGKILL/SIGSTOP of workers and SIGSTOP of the supervisor under HTTP load ----------
 # Tests/Chaos/chaos.py against the debug build (BIN_DIR= for others): prints the figures (faults by kind,

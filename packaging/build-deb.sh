@@ -101,7 +101,7 @@ shlibs=$(cd "$work" && dpkg-shlibdeps -O $(for p in $programs; do echo "$bindir/
 depends="$shlibs, init-system-helpers (>= 1.54~)"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 maintainer_scripts() {
-    sed -e "s|@PACKAGE@|$DEB_PACKAGE|g" -e "s|@SERVICE@|$service|g" -e "s|@SOCKET@|$socket|g" \
+    sed -e "s|@PACKAGE@|$DEB_PACKAGE|g" -e "s|@SERVICE@|$service|g" -e "s|@SOCKET@|$socket|g" -e "s|@BINDIR@|$DEB_PREFIX/bin|g" \
         -e "s|@DOCDIR@|$DEB_DOCDIR|g" -e "s|@CONFDIRS@|$confdirs|g" -e "s|@CONFDIR@|$confdir|g" \
         -e "s|@OLDCONFDIR@|$DEB_OLDCONFDIR|g" -e "s|@MOVED_BEFORE@|$DEB_MOVED_BEFORE|g" -e "s|@MOVED_CONFFILES@|$moved|g" "$1"
 }

@@ -22,6 +22,10 @@ let usage = """
                                new one ready before its predecessor drains; --wait returns when the roll
                                finished (exit 0) or failed and was rolled back (exit 1)
       restart ID|all [--wait]  replace one worker, or all of them one at a time, the same graceful way
+      upgrade [--wait] [PATH]  replace the supervisor's program in place with the binary at PATH (default:
+                               the installed one): same pid, same workers. PATH is checked first and the
+                               upgrade refused, with the reason, if it cannot take over; --wait returns
+                               once the new program has taken over (exit 0) or the upgrade failed (exit 1)
       ping                     check that the supervisor answers
       health [--ready-share SHARE]
                                for orchestrators' exec probes and HEALTHCHECK: exit 0 while at least
@@ -92,7 +96,7 @@ while index < arguments.count {
     }
 }
 
-guard let command = words.first else { usageError("missing command (status, health, workers, reload, restart, ping, version, metrics, events)") }
+guard let command = words.first else { usageError("missing command (status, health, workers, reload, restart, upgrade, ping, version, metrics, events)") }
 if readyShare != nil && command != "health" { usageError("--ready-share goes with 'health'") }
 let request: ControlRequest
 switch (command, words.count) {
@@ -115,16 +119,21 @@ case ("restart", 2):
     }
     request = .restart(target, wait: wait)
 case ("restart", 1): usageError("restart needs a worker id or 'all'")
-case ("status", _), ("health", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _), ("metrics", _), ("events", _):
+case ("upgrade", 1): request = .upgrade(path: nil, wait: wait)
+case ("upgrade", 2):
+    guard words[1].hasPrefix("/") else { usageError("upgrade needs an absolute path, not '\(words[1])'") }
+    request = .upgrade(path: words[1], wait: wait)
+case ("upgrade", _),
+     ("status", _), ("health", _), ("ping", _), ("version", _), ("workers", _), ("reload", _), ("restart", _), ("metrics", _), ("events", _):
     usageError("too many arguments for '\(command)'")
 default:
-    usageError("unknown command '\(command)' (status, health, workers, reload, restart, ping, version, metrics, events)")
+    usageError("unknown command '\(command)' (status, health, workers, reload, restart, upgrade, ping, version, metrics, events)")
 }
 if watch && command != "status" { usageError("--watch goes with 'status'") }
 if json && (request != .status || command == "health") { usageError("--json goes with 'status'") }
 switch request {
-case .setWorkers, .reload, .restart: break
-default: if wait { usageError("--wait goes with 'workers N', 'reload' and 'restart'") }
+case .setWorkers, .reload, .restart, .upgrade: break
+default: if wait { usageError("--wait goes with 'workers N', 'reload', 'restart' and 'upgrade'") }
 }
 
 var environment: [String: String] = [:]
@@ -164,7 +173,7 @@ case .metrics: print(reply["text"]?.string ?? "", terminator: "")
 case .events: break
 case .version: print("hyperglass \(reply["version"]?.string ?? "?") (control protocol \(reply["protocol"]?.int ?? 0))")
 case .getWorkers: print(reply["desired"]?.int ?? 0)
-case .reload, .restart:
+case .reload, .restart, .upgrade:
     print(reply["summary"]?.string ?? "started")
     if let note = reply["note"]?.string { stderrLine("hyperglassctl: note: \(note)") }
 case .resumeAutoscaling:

@@ -30,6 +30,9 @@ public enum ControlRequest: Equatable, Sendable {
     case events
     /// `workers auto`: end a pinned count and let the autoscaler decide again.
     case resumeAutoscaling
+    /// Replace the supervisor's program in place with the binary at `path` (default: the installed one),
+    /// keeping its pid and workers; with `wait` the reply comes from the new program once it took over.
+    case upgrade(path: String?, wait: Bool)
 
     public static let protocolVersion = 1
 
@@ -37,7 +40,7 @@ public enum ControlRequest: Equatable, Sendable {
     public var isReadOnly: Bool {
         switch self {
         case .ping, .version, .status, .getWorkers, .metrics, .events: return true
-        case .setWorkers, .reload, .restart, .resumeAutoscaling: return false
+        case .setWorkers, .reload, .restart, .resumeAutoscaling, .upgrade: return false
         }
     }
 
@@ -50,6 +53,8 @@ public enum ControlRequest: Equatable, Sendable {
         case let .reload(wait): return (.reload, wait)
         case let .restart(.all, wait): return (.restart(slots: nil), wait)
         case let .restart(.worker(id), wait): return (.restart(slots: [id]), wait)
+        // The new program answers a waiting client itself: the core's reply is a refusal, or none at all.
+        case let .upgrade(path, wait): return (.upgrade(path: path, wait: wait), false)
         }
     }
 
@@ -73,6 +78,10 @@ public enum ControlRequest: Equatable, Sendable {
             members += [("cmd", .string("workers")), ("set", .string("auto"))]
         case let .reload(wait):
             members.append(("cmd", .string("reload")))
+            if wait { members.append(("wait", .bool(true))) }
+        case let .upgrade(path, wait):
+            members.append(("cmd", .string("upgrade")))
+            if let path { members.append(("path", .string(path))) }
             if wait { members.append(("wait", .bool(true))) }
         case let .restart(target, wait):
             members.append(("cmd", .string("restart")))
@@ -114,6 +123,9 @@ public enum ControlRequest: Equatable, Sendable {
                 self = .getWorkers
             }
         case "reload": self = .reload(wait: json["wait"]?.bool ?? false)
+        case "upgrade":
+            if let path = json["path"], path.string == nil { throw ControlError("\"path\" must be a string") }
+            self = .upgrade(path: json["path"]?.string, wait: json["wait"]?.bool ?? false)
         case "restart":
             let wait = json["wait"]?.bool ?? false
             if json["worker"]?.string == "all" {
@@ -124,7 +136,7 @@ public enum ControlRequest: Equatable, Sendable {
                 throw ControlError("\"worker\" must be a worker id (0, 1, ...) or \"all\"")
             }
         default:
-            throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart, metrics, events)")
+            throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart, upgrade, metrics, events)")
         }
     }
 }
@@ -143,6 +155,9 @@ public enum Intent: Equatable, Sendable {
     case reload
     /// `restart ID|all`: replace these slots' workers (nil: every slot), one roll step at a time.
     case restart(slots: [Int]?)
+    /// `upgrade [--wait] [PATH]`: replace the supervisor's program in place (the shell checks and execs it
+    /// when the core says `execUpgrade`); with `wait` the new program answers.
+    case upgrade(path: String?, wait: Bool)
 
     /// The verb in a refusal: "cannot reload: ...".
     public var verb: String {
@@ -151,6 +166,7 @@ public enum Intent: Equatable, Sendable {
         case .autoscale: "resume autoscaling"
         case .reload: "reload"
         case .restart: "restart"
+        case .upgrade: "upgrade"
         }
     }
 }

@@ -2,13 +2,15 @@ import SupervisorCore
 
 /// What the command line asked for. Parsing is pure so tests can feed it argv.
 struct Invocation: Equatable {
-    enum Subcommand: String { case start, checkConfig = "check-config", version, help }
+    enum Subcommand: String { case start, checkConfig = "check-config", upgradeCheck = "upgrade-check", version, help }
 
     var subcommand: Subcommand
     var configPath: String? = nil
     var flags: [(key: String, value: String)] = []
     /// The worker command after `--`.
     var command: [String]? = nil
+    /// `upgrade-check --state-version N`: the state format the running supervisor offers.
+    var stateVersion: Int? = nil
 
     static func == (a: Invocation, b: Invocation) -> Bool {
         a.subcommand == b.subcommand && a.configPath == b.configPath && a.command == b.command
@@ -50,6 +52,14 @@ enum Arguments {
             }
             let keyName = name.replacingOccurrences(of: "-", with: "_")
             let isBoolean = keyName == "debug"
+            if subcommand == .upgradeCheck && name == "state-version" {
+                guard let text = value ?? (index < argv.count ? argv[index] : nil), let number = Int(text) else {
+                    throw UsageError(description: "--state-version needs a whole number")
+                }
+                if value == nil { index += 1 }
+                invocation.stateVersion = number
+                continue
+            }
             if name != "config" && ConfigKey.named(keyName) == nil {
                 let known = ["config"] + ConfigKey.all.map(\.name)
                 let hint = Suggestion.closest(to: keyName, among: known).map { "; did you mean '--\($0.replacingOccurrences(of: "_", with: "-"))'?" } ?? ""
@@ -73,6 +83,7 @@ enum Arguments {
         Usage: hyperglass start [--config FILE] [--workers N|auto] [--bind ADDR]... [--graceful-timeout DURATION]
                                 [--debug] [--OPTION VALUE]... [-- COMMAND [ARG...]]
                hyperglass check-config [same options as start]
+               hyperglass upgrade-check --state-version N [same options as start]
                hyperglass version
         """
 
@@ -93,6 +104,10 @@ enum Arguments {
             is run. The running pool is shown and changed with hyperglassctl.
 
             'check-config' validates the configuration and prints the effective values.
+
+            'upgrade-check' answers whether this binary can take over a running supervisor that offers
+            its state in format version N (hyperglassctl upgrade runs it first): it loads the
+            configuration as 'start' would, prints one line and exits 0 (yes) or 1 (no, and why).
 
             Configuration comes from, in rising precedence: FILE (--config, $HYPERGLASS_CONFIG, or
             /etc/hyperglass-supervisor/supervisor.conf, else the old /etc/hyperglass/supervisor.conf,

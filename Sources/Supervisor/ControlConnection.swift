@@ -41,6 +41,8 @@ final class ControlConnection {
     }
 
     var pendingOutput: Int { output.count - sent }
+    /// What arrived and was not taken as a request yet (an upgrade hands it to the new image).
+    var unconsumedInput: [UInt8] { Array(input[consumed...]) }
     var hasCompleteLine: Bool { completeLines > 0 }
     /// Length of the line still being received (after the last newline).
     var unfinishedLength: Int { input.count - tailStart }

@@ -48,13 +48,7 @@ final class ControlServer {
     private var acceptPaused = false
 
     init(path: String, group: String?) throws(SystemError) {
-        var groupID: UInt32? = nil
-        if let group {
-            guard let entry = getgrnam(group) else {
-                throw SystemError(operation: "control_group '\(group)' does not exist; create it or change control_group", errno: ENOENT)
-            }
-            groupID = entry.pointee.gr_gid
-        }
+        let groupID = try ControlServer.groupID(group)
         let slash = path.lastIndex(of: "/")
         directory = try SocketDirectory.open(slash.map { String(path[..<$0]) } ?? ".", createMode: 0o755, purpose: "the control socket")
         name = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -63,6 +57,26 @@ final class ControlServer {
         self.path = path
         self.groupID = groupID
         reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
+    /// After an upgrade: the listening socket the old image bound, whose backlog held the clients that
+    /// connected during the exec. The directory is opened and checked again by path.
+    init(adopting fd: Int32, path: String, group: String?) throws(SystemError) {
+        groupID = try ControlServer.groupID(group)
+        let slash = path.lastIndex(of: "/")
+        directory = try SocketDirectory.open(slash.map { String(path[..<$0]) } ?? ".", createMode: nil, purpose: "the control socket")
+        name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        self.fd = fd
+        self.path = path
+        reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
+    private static func groupID(_ group: String?) throws(SystemError) -> UInt32? {
+        guard let group else { return nil }
+        guard let entry = getgrnam(group) else {
+            throw SystemError(operation: "control_group '\(group)' does not exist; create it or change control_group", errno: ENOENT)
+        }
+        return entry.pointee.gr_gid
     }
 
     /// Registers the listening socket with the loop's epoll; clients are registered as `tag | fd`.
@@ -262,6 +276,16 @@ final class ControlServer {
     }
 
     func isOpen(_ fd: Int32) -> Bool { clients[fd] != nil }
+
+    /// After an upgrade: a connection the old image had open, with what it sent and was not answered yet.
+    /// It is admitted again as if just accepted (its peer checked again), then its bytes are taken in.
+    func adoptClient(_ fd: Int32, unread: [UInt8], at now: Instant) -> ControlConnection? {
+        admit(fd, at: now)
+        guard let client = clients[fd] else { return nil }
+        if !unread.isEmpty { unread.withUnsafeBytes { client.received($0, at: now) } }
+        settle(client)
+        return client
+    }
 
     /// Reply bytes not yet taken by the client's socket (for dropping slow `events` followers).
     func pendingOutput(_ fd: Int32) -> Int { clients[fd]?.pendingOutput ?? 0 }

@@ -38,7 +38,7 @@ extension EventLoop {
         case .events: return follow(from: fd)
         case .getWorkers:
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
-        case .setWorkers, .resumeAutoscaling, .reload, .restart: preconditionFailure("decided by the core above")
+        case .setWorkers, .resumeAutoscaling, .reload, .restart, .upgrade: preconditionFailure("decided by the core above")
         }
     }
 

@@ -29,13 +29,14 @@ final class EventLoop {
     /// Whether the listeners are in the epoll set (for autoscaling's first-connection watch).
     var listenersWatched = false
     let notifier: SystemdNotifier
-    private let workerSockets: WorkerSockets
+    let workerSockets: WorkerSockets
     let log: Log
     let epoll: Int32
     private let signals: Int32
     private let timer: Int32
     let control: ControlServer
-    let startedAt = Sys.now
+    /// When the supervisor started; an upgrade's new image takes the old one's (Takeover.swift).
+    var startedAt = Sys.now
     /// Requests whose reply comes later: `workers N --wait` once the pool has N workers,
     /// `reload --wait` and `restart --wait` once the roll with this id has ended.
     enum Awaited { case count(Int), roll(Int) }
@@ -45,7 +46,7 @@ final class EventLoop {
     private var armedDeadline: Instant? = nil
     /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
     let http: HTTPEndpoint?
-    let collector: MetricsCollector
+    var collector: MetricsCollector
     /// Control clients following `hyperglassctl events`, by fd and by connection (an fd is reused once closed).
     var followers: [Int32: ObjectIdentifier] = [:]
     private var exitCode: Int32? = nil
@@ -101,9 +102,15 @@ final class EventLoop {
         if pool.autoscaler != nil { watchListenersForLoad() }
     }
 
-    /// Runs until the pool says exit; returns the exit code.
-    func run() -> Int32 {
-        dispatch(.started)
+    /// Runs until the pool says exit; returns the exit code. `resuming` a handed-over pool (Takeover.swift)
+    /// starts nothing: exits from the exec gap are reaped first, then restarts due are made.
+    func run(resuming: Bool = false) -> Int32 {
+        if resuming {
+            reapChildren()
+            dispatch(.deadlineReached)
+        } else {
+            dispatch(.started)
+        }
         var events = [hg_event](repeating: hg_event(), count: 16)
         while exitCode == nil {
             startQueuedSpawns()
@@ -203,7 +210,7 @@ final class EventLoop {
     /// SIGCHLD coalesces, so one signal may stand for many exits: reap until none is left.
     /// A worker's process group is killed just before its leader is reaped: until then the zombie pins
     /// both the pid and the group id, so the signal cannot reach a stranger that reused them.
-    private func reapChildren() {
+    func reapChildren() {
         for _ in 0..<4096 {
             let exited = hg_peek_exited()
             if exited <= 0 { return }
@@ -280,6 +287,10 @@ final class EventLoop {
             }
             return .configurationRead(plan, autoscaler: Autoscaler(settings: plan.settings, onlineCPUs: Sys.onlineCPUs()),
                                       memoryCeiling: LoadSampler.memoryCeiling(maxMemory: plan.settings.health.maxMemory), for: requester)
+        case let .execUpgrade(path, wait, requester):
+            guard case .client(let fd) = requester else { preconditionFailure("only a control client asks for an upgrade") }
+            // Returns only when the upgrade could not be done (Upgrade.swift).
+            return .upgradeFailed(reason: upgrade(to: path, wait: wait, requester: fd), for: requester)
         case let .sampleLoad(workers, starting):
             return .loadSampled(loadSampler.sample(listeners: listeners.map(\.fd), workers: workers, starting: starting, at: Sys.now))
         case .watchForLoad:

@@ -6,8 +6,9 @@ import SystemCalls
 /// each process's memory and CPU time (/proc/PID/stat, one read per process) and each TCP listener's
 /// accept queue (TCP_INFO on a listening socket: `tcpi_unacked` is the queue, `tcpi_sacked` its limit).
 final class MetricsCollector {
-    /// When the supervisor started, in seconds since the epoch (read once, at start).
-    let startTimeSeconds: Double
+    /// When the supervisor started, in seconds since the epoch (read once, at start; an upgrade's new
+    /// program moves it back to the first start, Takeover.swift).
+    var startTimeSeconds: Double
     let listeners: [Listener]
 
     init(listeners: [Listener]) {

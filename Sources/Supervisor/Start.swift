@@ -6,6 +6,8 @@ import SupervisorCore
 /// `hyperglass start`: set up sockets and the pool, then hand over to the event loop.
 enum Start {
     static func run(_ invocation: Invocation) -> Int32 {
+        // Exec'd by `hyperglassctl upgrade`: take over the running pool instead (Takeover.swift).
+        if let handedOver = Takeover.pendingState() { return Takeover.run(invocation, handedOver) }
         let environment = Sys.environmentDictionary()
         // First: raise the soft open-file limit; then a count the limits cannot hold is capped, said so.
         let limits = ProcessLimits.measure()

@@ -41,6 +41,25 @@ final class WorkerSockets {
         StaleWorkerDirectories.lock(directory)
     }
 
+    /// After an upgrade: the private directory the old image made, reopened by path and checked again
+    /// (0700, ours), and the count of workers started so new socket names do not collide with carried ones.
+    init(adopting path: String, in runtime: SocketDirectory, started: Int) throws(SystemError) {
+        parent = runtime
+        directory = try SocketDirectory.open(path, createMode: nil, purpose: "the workers' sockets")
+        self.started = started
+    }
+
+    /// What an upgrade hands over: each live worker's notify fd and socket names, and the start count.
+    var carried: (started: Int, workers: [(pid: Int32, notifyFD: Int32, notifyName: String, healthName: String?)]) {
+        (started, byNotifyFD.map { fd, owned in (owned.pid, fd, owned.sockets.notifyName, owned.sockets.healthName) }.sorted { $0.pid < $1.pid })
+    }
+
+    /// After an upgrade: a carried worker's notify socket is watched again under its pid.
+    func adopt(pid: Int32, notifyFD: Int32, notifyName: String, healthName: String?) {
+        adopt(Prepared(notifyFD: notifyFD, notifyName: notifyName, healthFD: nil, healthName: healthName,
+                       notifyAddress: directory.path(of: notifyName)), pid: pid)
+    }
+
     /// Counts every worker started: a slot removed and added again restarts its generations at 1 while
     /// the old worker may still be draining with its sockets, so names carry this too.
     private var started = 0

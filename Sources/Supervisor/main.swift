@@ -35,6 +35,8 @@ case .checkConfig:
     } catch {
         fail("\(error)", code: 78)
     }
+case .upgradeCheck:
+    exit(UpgradeCheck.run(invocation))
 case .start:
     exit(Start.run(invocation))
 }

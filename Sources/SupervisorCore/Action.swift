@@ -22,6 +22,9 @@ public enum Action: Equatable, Sendable {
     /// Read and validate the configuration again (the files and flags `start` read); report
     /// `configurationRead` or `configurationRejected` for `requester`.
     case readConfiguration(for: Requester)
+    /// Check the binary at `path` (nil: the installed one) and exec it in this process with the pool's state
+    /// (Supervisor/Upgrade.swift); report `upgradeFailed` when it cannot be done. On success nothing follows here.
+    case execUpgrade(path: String?, wait: Bool, for: Requester)
     /// Measure the listeners' accept queues and these workers' CPU (`starting`: workers asked for, not
     /// exec'd yet); report `loadSampled`.
     case sampleLoad(workers: [Int32], starting: Int)

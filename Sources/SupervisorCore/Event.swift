@@ -31,6 +31,8 @@ public enum Event: Equatable, Sendable {
     case configurationRead(ReloadPlan, autoscaler: Autoscaler?, memoryCeiling: Int?, for: Requester)
     /// A `readConfiguration` action found the configuration invalid: nothing changes.
     case configurationRejected(reason: String, for: Requester)
+    /// An `execUpgrade` action was refused by the preflight, or its execve failed: nothing changed.
+    case upgradeFailed(reason: String, for: Requester)
     /// A connection arrived on a listener watched for load (autoscaling, `watchForLoad`).
     case loadArrived
     /// A `sampleLoad` action measured the accept queues and the workers' CPU.

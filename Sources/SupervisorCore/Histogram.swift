@@ -14,6 +14,14 @@ public struct Histogram: Equatable, Sendable {
         counts = Array(repeating: 0, count: bounds.count + 1)
     }
 
+    /// A histogram carried across an upgrade (UpgradeState.swift); `counts` has one entry more than `bounds`.
+    init(bounds: [Double], counts: [UInt64], sum: Double, count: UInt64) {
+        self.init(bounds: bounds)
+        self.counts = counts
+        self.sum = sum
+        self.count = count
+    }
+
     public mutating func observe(_ value: Double) {
         let index = bounds.firstIndex { value <= $0 } ?? bounds.count
         counts[index] += 1

@@ -36,6 +36,8 @@ extension Pool {
             if let roll { return Self.busy(.restart, roll) }
         case .reload:
             if let roll { return Self.busy(.reload, roll) }
+        case .upgrade:
+            if let refusal = upgradeRefusal { return refusal }
         }
         return nil
     }
@@ -64,6 +66,9 @@ extension Pool {
         case .restart(let ids):
             let actions = beginRoll(.restart, release: release, slots: ids ?? slots.map(\.id), at: now)
             return actions + answer(requester, rollReply())
+        case let .upgrade(path, wait):
+            // Checking the binary and the exec are the shell's part; it reports `upgradeFailed` if it cannot.
+            return [.execUpgrade(path: path, wait: wait, for: requester)]
         }
     }
 

@@ -97,6 +97,8 @@ public struct Pool: Sendable {
             actions += configurationRead(plan, autoscaler: scaler, memoryCeiling: ceiling, for: requester, at: now)
         case let .configurationRejected(reason, requester):
             actions += configurationRejected(reason, for: requester, at: now)
+        case let .upgradeFailed(reason, requester):
+            actions += [.log(.warning, "upgrade: \(reason)")] + answer(requester, .refused(reason))
         case .loadArrived:
             actions += loadArrived(at: now)
         case let .loadSampled(sample):

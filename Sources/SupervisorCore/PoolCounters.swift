@@ -21,6 +21,18 @@ public struct PoolCounters: Equatable, Sendable {
 
     public init() {}
 
+    /// The counters an upgraded supervisor carries on from (UpgradeState.swift).
+    init(failures: [FailureReason: UInt64], restarts: [FailureReason: UInt64], spawns: UInt64, rolls: [RollOutcomeKey: UInt64],
+         rollSeconds: Histogram, probeSeconds: Histogram, probeFailures: UInt64) {
+        self.failures = failures
+        self.restarts = restarts
+        self.spawns = spawns
+        self.rolls = rolls
+        self.rollSeconds = rollSeconds
+        self.probeSeconds = probeSeconds
+        self.probeFailures = probeFailures
+    }
+
     /// Counts one `handle` call: the event that came in and the actions that went out.
     mutating func record(_ event: Event, _ actions: [Action]) {
         if case let .probed(_, result) = event {
@@ -48,7 +60,7 @@ public struct PoolCounters: Equatable, Sendable {
             rolls[RollOutcomeKey(kind: kind, succeeded: succeeded), default: 0] += 1
             if let duration = report.duration { rollSeconds.observe(duration.seconds) }
         // A kill or a failed probe is counted by what follows it: the exit, or the unhealthy verdict.
-        case .ready, .crashLoop, .rollStarted, .scaled, .stopping, .killed, .probeFailed: break
+        case .ready, .crashLoop, .rollStarted, .scaled, .stopping, .killed, .probeFailed, .upgraded: break
         }
     }
 }

@@ -15,6 +15,8 @@ public struct PoolEvent: Equatable, Sendable {
         case rollStarted = "roll-started"
         case rollEnded = "roll-ended"
         case scaled, stopping
+        /// The supervisor's program was replaced in place (`hyperglassctl upgrade`): same pid, same workers.
+        case upgraded
     }
 
     public var kind: Kind

@@ -14,6 +14,13 @@ public struct Releases: Equatable, Sendable {
         highest = 1
     }
 
+    /// After an upgrade: the release in effect keeps its number, with the configuration the new image loaded.
+    init(restored number: Int, settings: Settings) {
+        self.settings = [number: settings]
+        current = number
+        highest = number
+    }
+
     /// The number the next reload's release gets.
     public var next: Int { highest + 1 }
 

@@ -13,6 +13,8 @@ public enum SystemdNotice: Equatable, Sendable {
     case status(String)
     /// WATCHDOG=1.
     case watchdog
+    /// MAINPID=: the service's main process, after an in-place upgrade (the same pid, now running the new program).
+    case mainPID(Int32)
 
     /// The assignment, "KEY=VALUE" lines.
     public var assignment: String {
@@ -23,6 +25,7 @@ public enum SystemdNotice: Equatable, Sendable {
         case .extendTimeout(let duration): "EXTEND_TIMEOUT_USEC=\(Self.microseconds(duration.nanoseconds))"
         case .status(let text): "STATUS=\(text)"
         case .watchdog: "WATCHDOG=1"
+        case .mainPID(let pid): "MAINPID=\(pid)"
         }
     }
 
@@ -30,7 +33,7 @@ public enum SystemdNotice: Equatable, Sendable {
     public var isChatter: Bool {
         switch self {
         case .status, .watchdog: true
-        case .ready, .reloading, .stopping, .extendTimeout: false
+        case .ready, .reloading, .stopping, .extendTimeout, .mainPID: false
         }
     }
 

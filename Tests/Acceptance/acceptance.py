@@ -478,6 +478,46 @@ def test_socket_activation_restart_refuses_nothing():
         guest("systemctl stop hyperglass hyperglass.socket", timeout=90, check_rc=False)
 
 
+def test_upgrade_in_place_keeps_pid_and_workers():
+    """`hyperglassctl upgrade --wait` under load, alternating the installed binary and a copy: the same MainPID
+    and workers, NRestarts 0, 0 failed requests; a binary that is not a hyperglass is refused and changes nothing."""
+    start_service()
+    binary = "/usr/local/bin/hyperglass-supervisor"
+    # Beside the installed one: the default worker command is the bundled worker beside the binary.
+    copy = "/usr/local/bin/hyperglass-supervisor-b"
+    guest(f"cp {binary} {copy}")
+    pid, workers = show("MainPID")["MainPID"], worker_pids(ctl_status())
+    restarts = show("NRestarts")["NRestarts"]
+    stop_file = "/run/hyperglass-acceptance-upgrade-done"
+    load = None
+    try:
+        guest(f"rm -f {stop_file}")
+        load = Background("until-file", URL + "/whoami", stop_file)
+        time.sleep(0.5)
+        took = []
+        for target in (copy, binary, copy, binary):
+            done = guest(f"hyperglassctl upgrade --wait {target}", timeout=60, check_rc=False)
+            check(done.returncode == 0 and "upgraded from" in done.stdout, f"upgrade to {target}: {done.stdout}{done.stderr}")
+            took.append(re.search(r" in (\d+) ms", done.stdout).group(1))
+            check(show("MainPID")["MainPID"] == pid, f"MainPID changed in the upgrade to {target}")
+        refused = guest("printf 'not a program' > /tmp/garbage && chmod +x /tmp/garbage && hyperglassctl upgrade --wait /tmp/garbage",
+                        check_rc=False)
+        check(refused.returncode == 1 and "nothing changed" in refused.stderr, f"a garbage binary was not refused: {refused.stderr}")
+        time.sleep(0.5)
+        guest(f"touch {stop_file}")
+        result = load.result(30)
+        check(worker_pids(ctl_status()) == workers, f"workers changed across the upgrades: {workers} -> {worker_pids(ctl_status())}")
+        check(show("NRestarts")["NRestarts"] == restarts, "the service restarted")
+        check(result["ok"] > 0 and result["failed"] == 0, f"requests failed during the upgrades: {result}")
+        assert_serving()
+        return f"4 upgrades in {'/'.join(took)} ms, MainPID {pid} and workers kept; {result['ok']} requests, 0 failed"
+    finally:
+        guest(f"touch {stop_file}", check_rc=False)
+        if load:
+            load.end()
+        guest(f"rm -f {copy} /tmp/garbage", check_rc=False)
+
+
 def test_stop_drains():
     """`systemctl stop`: WebSocket closed with 1001, in-flight request completes, Result=success, nothing left."""
     start_service()
@@ -537,6 +577,7 @@ TESTS = [
     test_reload_rolls_every_worker_without_failed_requests,
     test_long_reload_outlasts_the_start_timeout,
     test_socket_activation_restart_refuses_nothing,
+    test_upgrade_in_place_keeps_pid_and_workers,
     test_stop_drains,
     test_config_error_fails_without_restart_loop,
 ]

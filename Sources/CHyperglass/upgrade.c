@@ -1,0 +1,147 @@
+// See include/upgrade.h.
+#define _GNU_SOURCE
+#include "upgrade.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out, size_t outlen, int *wait_status, int *timed_out) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+        return -1;
+    }
+    if (pid == 0) {
+        // Only async-signal-safe calls: the supervisor's blocked signals and dispositions are not the check's.
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigemptyset(&dfl.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+        }
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0) dup2(null, 0);
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        execv(path, argv);
+        char message[] = "cannot execute: ";
+        (void)!write(2, message, sizeof message - 1);
+        const char *why = strerror(errno);
+        (void)!write(2, why, strlen(why));
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t used = 0;
+    *timed_out = 0;
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) { *timed_out = 1; break; }
+        struct pollfd p = { .fd = fds[0], .events = POLLIN };
+        int ready = poll(&p, 1, (int)left);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) { *timed_out = ready == 0; break; }
+        char discard[512];
+        char *into = used + 1 < outlen ? out + used : discard;
+        size_t room = used + 1 < outlen ? outlen - 1 - used : sizeof discard;
+        ssize_t n = read(fds[0], into, room);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (into == out + used) used += (size_t)n;
+    }
+    close(fds[0]);
+    if (outlen > 0) out[used < outlen ? used : outlen - 1] = '\0';
+    if (*timed_out) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    *wait_status = status;
+    return 0;
+}
+
+int hg_sealed_memfd(const char *name, const void *data, size_t len) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { int saved = errno; close(fd); errno = saved; return -1; }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int hg_is_write_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) return -1;
+    return (seals & F_SEAL_WRITE) && (seals & F_SEAL_SHRINK) ? 1 : 0;
+}
+
+int hg_clear_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+}
+
+int hg_thread_count(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(dir);
+    return count;
+}
+
+uint64_t hg_process_start_time(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buffer[1024];
+    ssize_t n = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buffer[n] = '\0';
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    char *p = strrchr(buffer, ')');
+    if (!p) return 0;
+    int field = 2;
+    for (; *p && field < 22; p++) {
+        if (*p == ' ') field++;
+    }
+    unsigned long long start = 0;
+    if (sscanf(p, "%llu", &start) != 1) return 0;
+    return start;
+}

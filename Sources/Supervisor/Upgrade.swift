@@ -1,0 +1,103 @@
+import CHyperglass
+import ControlProtocol
+import Glibc
+import SupervisorCore
+
+/// The handover of `hyperglassctl upgrade`: the running image writes the pool's state into a sealed memfd
+/// and execs the new binary in its own process, so systemd keeps its main pid and every worker keeps its
+/// parent (PR_SET_PDEATHSIG fires when the forking *thread* ends, and a single-threaded execve keeps it).
+/// The core admits the request (`Pool.refusal(of: .upgrade)`: not while starting, rolling, draining or
+/// stopping) and asks for `execUpgrade`; only the checks here may still refuse, and once execve is
+/// called it either replaces us or fails and we carry on. The new image's side is Takeover.swift.
+extension EventLoop {
+    /// The environment variable naming the memfd that holds the state, for the new image.
+    static let stateFDVariable = "HYPERGLASS_UPGRADE_STATE_FD"
+
+    /// Checks, hands over and execs; returns only when it could not, with why (the core answers the client).
+    /// On success the reply is the new image's to give (`--wait`), or was sent just before the exec.
+    func upgrade(to requested: String?, wait: Bool, requester fd: Int32) -> String {
+        guard spawns.queued.isEmpty, spawns.inFlight.isEmpty else { return "cannot upgrade now: a worker is starting; try again in a moment" }
+        guard let path = requested ?? UpgradeCheck.installedPath() else {
+            return "cannot upgrade: cannot tell where the installed hyperglass is; name it: hyperglassctl upgrade /usr/bin/hyperglass"
+        }
+        guard path.hasPrefix("/") else { return "cannot upgrade: '\(path)' is not an absolute path" }
+        // The new image loads the configuration from disk and takes it as the one the workers run.
+        do {
+            let onDisk = try Configuration.load(reloader.invocation, environment: reloader.environment).settings
+            if onDisk != pool.releases.inEffect {
+                return "cannot upgrade: the configuration on disk differs from the one the workers run; 'hyperglassctl reload' first, then upgrade"
+            }
+        } catch {
+            return "cannot upgrade: the configuration on disk does not load: \(error)"
+        }
+        // The check blocks the loop (typically 10-50 ms): ping systemd's watchdog first, and give the check
+        // at most half its interval, so a hung binary is refused before systemd thinks we hung.
+        var limit = UpgradeCheck.timeout
+        if let watchdog = notifier.watchdog {
+            notifier.send([.watchdog])
+            limit = min(limit, watchdog / 2)
+        }
+        let newVersion: String
+        switch UpgradeCheck.preflight(path, startArguments: UpgradeCheck.startArguments, timeout: limit) {
+        case .failure(let error): return error.message
+        case .success(let version): newVersion = version
+        }
+        let threads = hg_thread_count()
+        guard threads == 1 else {
+            // execve would end the other threads, and children forked by them would get their PDEATHSIG.
+            return "cannot upgrade: \(threads) threads run in the supervisor, not 1; restart the service instead"
+        }
+        return handOver(to: path, newVersion: newVersion, waiter: wait ? fd : nil, requester: fd)
+    }
+
+    private func handOver(to path: String, newVersion: String, waiter: Int32?, requester: Int32) -> String {
+        let handoverAt = Sys.now
+        let carried = workerSockets.carried
+        var state = UpgradeState(fromVersion: version, handoverAt: handoverAt, pool: pool.snapshot,
+                                 control: CarriedControl(fd: control.fd, path: control.path),
+                                 workerSocketDirectory: workerSockets.directory.path, workerSocketsStarted: carried.started)
+        state.startedAt = self.startedAt
+        state.pinned = pool.autoscaler?.pinned
+        state.listeners = listeners.map { CarriedListener(fd: $0.fd, address: $0.address, ownedPath: $0.ownedPath) }
+        state.workerSockets = carried.workers.map {
+            CarriedWorkerSockets(pid: $0.pid, startTime: hg_process_start_time($0.pid), notifyFD: $0.notifyFD,
+                                 notifyName: $0.notifyName, healthName: $0.healthName)
+        }
+        state.waiterFD = waiter
+        // Every other open connection goes along, with what it sent: a request made around the exec is
+        // answered by the new image. (One with a half-written reply or a pending --wait is closed instead.)
+        state.clients = control.clients.values.sorted { $0.fd < $1.fd }.compactMap { client in
+            let follower = followers[client.fd] == ObjectIdentifier(client)
+            guard client.fd != requester, client.pendingOutput == 0, !client.closeAfterFlush, client.awaitUntil == nil || follower else { return nil }
+            return CarriedClient(fd: client.fd, follower: follower, unread: client.unconsumedInput)
+        }
+        let text = state.encoded()
+        let memfd = text.withCString { hg_sealed_memfd("hyperglass-state", $0, strlen($0)) }
+        guard memfd >= 0 else { return "cannot upgrade: \(SystemError(operation: "memfd_create for the state", errno: errno))" }
+        if waiter == nil {
+            control.reply(to: requester, ControlReply.success([("summary", .string("upgrading in place to hyperglass \(newVersion) (\(path))"))]),
+                          close: true, at: Sys.now)
+        }
+        log(.notice, "upgrading in place to hyperglass \(newVersion) (\(path)): \(state.pool.workers.count) workers carried over")
+        // systemd hears the reload start; MONOTONIC_USEC lets a newer systemd tell this reload from a later one.
+        notifier.send([.reloading(at: Sys.now), .status("upgrading in place to hyperglass \(newVersion)")])
+        let fds = state.carriedFDs + [memfd]
+        for fd in fds { _ = hg_clear_cloexec(fd) }
+        let environment = Sys.environment().filter { !$0.hasPrefix(EventLoop.stateFDVariable + "=") } + ["\(EventLoop.stateFDVariable)=\(memfd)"]
+        let arguments = [path] + CommandLine.arguments.dropFirst()
+        // Blocked signals stay blocked across execve (the new image's signalfd reads what is pending);
+        // SIGPIPE stays ignored; nothing else has a handler.
+        let failure = withCStrings(arguments) { argv in
+            withCStrings(environment) { envp in
+                execve(path, argv, envp)
+                return errno
+            }
+        }
+        // Still here: nothing was replaced. Carry on exactly as before.
+        for fd in fds where fd != memfd { _ = hg_set_cloexec(fd) }
+        Sys.close(memfd)
+        let reason = "upgrade failed: cannot execute \(path): \(SystemError(operation: "execve", errno: failure)); carrying on as hyperglass \(version)"
+        notifier.send([.ready, .status(reason)])
+        return reason
+    }
+}
