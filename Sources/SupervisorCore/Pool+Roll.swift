@@ -126,18 +126,16 @@ extension Pool {
         }
         if var current = roll, current.active.contains(id) {
             let target = current.kind == .restart ? successor.release : current.release
+            current.active.remove(id)
             if successor.release != target {
-                // It replaced an unhealthy worker on the old release: the slot still needs its roll successor.
-                let generation = slots[id].generation + 1
-                slots[id].generation = generation
-                slots[id].successor = Successor(generation: generation, release: target)
-                actions.append(.spawn(slot: id, generation: generation, release: target))
+                // It replaced an unhealthy worker on the old release: the slot still needs its roll successor,
+                // first in line, when max_surge lets it start.
+                current.queue.insert(id, at: 0)
             } else {
-                current.active.remove(id)
                 current.done += 1
-                roll = current
-                actions += advanceRoll(at: now)
             }
+            roll = current
+            actions += advanceRoll(at: now)
         }
         return actions
     }
