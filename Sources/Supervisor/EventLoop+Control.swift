@@ -38,17 +38,17 @@ extension EventLoop {
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
         case let .setWorkers(change, wait): return decide(.workers(change), from: fd, wait: wait)
         case .resumeAutoscaling: return decide(.autoscale, from: fd, wait: false)
-        case let .reload(wait): return decide(.reload, from: fd, wait: wait)
-        case let .restart(target, wait):
+        case let .reload(wait, progress): return decide(.reload, from: fd, wait: wait, progress: progress)
+        case let .restart(target, wait, progress):
             switch target {
-            case .all: return decide(.restart(slots: nil), from: fd, wait: wait)
-            case .worker(let id): return decide(.restart(slots: [id]), from: fd, wait: wait)
+            case .all: return decide(.restart(slots: nil), from: fd, wait: wait, progress: progress)
+            case .worker(let id): return decide(.restart(slots: [id]), from: fd, wait: wait, progress: progress)
             }
         }
     }
 
     /// Hands the intent to the core and turns its reply into JSON (or a wait for the outcome).
-    private func decide(_ intent: Intent, from fd: Int32, wait: Bool) -> JSON? {
+    private func decide(_ intent: Intent, from fd: Int32, wait: Bool, progress: Bool = false) -> JSON? {
         dispatch(.requested(intent, by: .client(fd)))
         guard let reply = replies.removeValue(forKey: fd) else {
             preconditionFailure("the core answers every intent it is given")
@@ -62,7 +62,7 @@ extension EventLoop {
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired))),
                                          ("autoscaling", .string(summary))])
         case let .rollStarted(id, summary, note):
-            if wait { return replyLater(.roll(id), by: fd) }
+            if wait { return replyLater(.roll(id, progress: progress), by: fd) }
             return ControlReply.success([("summary", .string(summary))] + (note.map { [("note", .string($0))] } ?? []))
         case .rollEnded(let outcome): return rollReply(outcome)
         }
@@ -71,8 +71,33 @@ extension EventLoop {
     private func replyLater(_ awaited: Awaited, by fd: Int32) -> JSON? {
         control.markAwaiting(fd, until: Sys.now + ControlServer.waitTimeout)
         waiters.append((fd, awaited))
+        // The roll as it stands now, so the client shows something at once; later steps follow in answerWaiters.
+        if case .roll(let id, true) = awaited, let progress = pool.rollProgress, progress.id == id {
+            shownProgress = progress
+            control.reply(to: fd, Self.progressLine(progress), at: Sys.now)
+        }
         answerWaiters()
         return nil
+    }
+
+    /// One step of a roll for a `--wait` client: no "ok", so the client knows the reply is still to come.
+    static func progressLine(_ progress: RollProgress) -> JSON {
+        .object([("progress", .object([("kind", .string(progress.kind.rawValue)), ("total", .number(Double(progress.total))),
+                                        ("done", .number(Double(progress.done))), ("starting", .number(Double(progress.starting))),
+                                        ("settling", .number(Double(progress.settling))), ("failed", .number(Double(progress.failed)))])),
+                 ("summary", .string(progress.summary))])
+    }
+
+    /// Sends the roll's new step to the clients that asked to follow it.
+    private func sendProgress() {
+        let progress = pool.rollProgress
+        guard progress != shownProgress else { return }
+        shownProgress = progress
+        guard let progress else { return }
+        for waiter in waiters {
+            guard case .roll(let id, true) = waiter.awaited, id == progress.id else { continue }
+            control.reply(to: waiter.fd, Self.progressLine(progress), at: Sys.now)
+        }
     }
 
     private func rollReply(_ outcome: RollOutcome) -> JSON {
@@ -82,6 +107,7 @@ extension EventLoop {
 
     func answerWaiters() {
         guard !waiters.isEmpty else { return }
+        sendProgress()
         waiters.removeAll { waiter in
             guard control.isOpen(waiter.fd) else { return true }
             guard let reply = reply(awaiting: waiter.awaited) else { return false }
@@ -92,7 +118,7 @@ extension EventLoop {
 
     /// The deferred reply, once there is one.
     private func reply(awaiting awaited: Awaited) -> JSON? {
-        if case .roll(let id) = awaited, let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
+        if case .roll(let id, _) = awaited, let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
         if case .stopping = pool.phase { return ControlReply.failure("the supervisor is stopping") }
         switch awaited {
         case .roll: return nil

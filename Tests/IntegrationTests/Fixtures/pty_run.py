@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""Runs a command on a pseudo-terminal and copies what it wrote there, byte for byte, to stdout.
+
+For `hyperglassctl reload --wait`, whose progress is one live line on a terminal: the test reads the
+raw bytes (carriage returns and erase-line sequences included). Exits with the command's status.
+"""
+import os, pty, sys
+
+chunks = []
+
+
+def read(fd):
+    data = os.read(fd, 65536)
+    chunks.append(data)
+    return data
+
+
+status = pty.spawn(sys.argv[1:], read)
+sys.stdout.buffer.write(b"".join(chunks))
+sys.stdout.flush()
+sys.exit(os.waitstatus_to_exitcode(status))
