@@ -10,13 +10,13 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q libsystemd-dev pkg-config || { apt-get update -q && apt-get install -y -q libsystemd-dev pkg-config; }; }
 
-# And to test: Python's websockets (an independent WebSocket client), uvicorn and gunicorn (third-party
-# workers), and Prometheus (promtool checks /metrics; a real server scrapes it). Debian's own python3
+# And to test: Python's websockets (an independent WebSocket client), uvicorn (with uvloop, for the
+# `--loop uvloop` readiness test) and gunicorn (third-party workers), and Prometheus (promtool checks /metrics; a real server scrapes it). Debian's own python3
 # refuses pip installs (PEP 668), hence the fallbacks.
 test-deps: deps
-	@python3 -c 'import websockets, uvicorn, gunicorn' 2>/dev/null || { \
+	@python3 -c 'import websockets, uvicorn, uvloop, gunicorn' 2>/dev/null || { \
 	  python3 -m pip --version >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip; }; \
-	  python3 -m pip install -q websockets uvicorn gunicorn 2>/dev/null || python3 -m pip install -q --break-system-packages websockets uvicorn gunicorn; }
+	  python3 -m pip install -q websockets uvicorn uvloop gunicorn 2>/dev/null || python3 -m pip install -q --break-system-packages websockets uvicorn uvloop gunicorn; }
 	@# promtool and a Prometheus server for the metrics tests (Debian's prometheus package); they skip without it.
 	@command -v promtool >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q --no-install-recommends prometheus || { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; } || \

@@ -45,6 +45,26 @@ public enum ControlRequest: Equatable, Sendable {
         }
     }
 
+    /// What the request asks the pool to do, and whether the reply waits for it; nil for the read-only ones.
+    public var intent: (Intent, wait: Bool)? {
+        switch self {
+        case .ping, .version, .status, .getWorkers, .metrics, .events: return nil
+        case let .setWorkers(change, wait): return (.workers(change), wait)
+        case .resumeAutoscaling: return (.autoscale, false)
+        case let .reload(wait, _): return (.reload, wait)
+        case let .restart(.all, wait, _): return (.restart(slots: nil), wait)
+        case let .restart(.worker(id), wait, _): return (.restart(slots: [id]), wait)
+        }
+    }
+
+    /// Whether a waiting client asked for a line at each step of the roll before the reply.
+    public var followsProgress: Bool {
+        switch self {
+        case let .reload(wait, progress), let .restart(_, wait, progress): return wait && progress
+        default: return false
+        }
+    }
+
     public var json: JSON {
         var members: [(String, JSON)] = [("v", .number(Double(ControlRequest.protocolVersion)))]
         switch self {
@@ -120,6 +140,32 @@ public enum ControlRequest: Equatable, Sendable {
             }
         default:
             throw ControlError("unknown command '\(command)' (ping, version, status, workers, reload, restart, metrics, events)")
+        }
+    }
+}
+
+/// What a request asks of the pool, by `hyperglassctl` or by a signal that stands for one (SIGHUP, SIGTTIN,
+/// SIGTTOU). The supervisor's core alone decides whether it may happen now (`Pool.refusal(of:at:)`) and
+/// answers with a `Reply`, so a request means the same thing whichever way it arrives. A new command that
+/// changes the pool is a case here and in `ControlRequest`, its words in hyperglassctl, and its decision in
+/// the core's `Pool+Intents.swift`.
+public enum Intent: Equatable, Sendable {
+    /// `workers N|+N|-N`, SIGTTIN (+1), SIGTTOU (-1): the operator's count, which pins autoscaling.
+    case workers(WorkerCountChange)
+    /// `workers auto`: autoscaling decides the count again.
+    case autoscale
+    /// `reload`, SIGHUP: re-read the configuration (the shell reads it when the core says `readConfiguration`).
+    case reload
+    /// `restart ID|all`: replace these slots' workers (nil: every slot), one roll step at a time.
+    case restart(slots: [Int]?)
+
+    /// The verb in a refusal: "cannot reload: ...".
+    public var verb: String {
+        switch self {
+        case .workers: "change the worker count"
+        case .autoscale: "resume autoscaling"
+        case .reload: "reload"
+        case .restart: "restart"
         }
     }
 }

@@ -89,7 +89,7 @@ enum Arguments {
             checks, and drains them on SIGTERM or SIGINT (a second signal kills at once). SIGHUP
             re-reads the configuration and replaces the workers one at a time, each new one ready
             before the old one drains (rolling back if it does not get ready). SIGTTIN/SIGTTOU
-            add/remove a worker. Without a COMMAND the bundled hyperglass-worker beside this binary
+            add/remove a worker. SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored. Without a COMMAND the bundled hyperglass-worker beside this binary
             is run. The running pool is shown and changed with hyperglassctl.
 
             'check-config' validates the configuration and prints the effective values.

@@ -25,6 +25,8 @@ extension EventLoop {
         guard request.isReadOnly || control.role(of: fd) == .admin else {
             return ControlReply.failure("permission denied: members of control_group may only read status")
         }
+        // Every request that changes the pool is the core's to decide.
+        if let (intent, wait) = request.intent { return decide(intent, from: fd, wait: wait, progress: request.followsProgress) }
         switch request {
         case .ping: return ControlReply.success([("pong", .bool(true))])
         case .version: return ControlReply.success([("version", .string(version)), ("protocol", .number(Double(ControlRequest.protocolVersion)))])
@@ -36,14 +38,7 @@ extension EventLoop {
         case .events: return follow(from: fd)
         case .getWorkers:
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
-        case let .setWorkers(change, wait): return decide(.workers(change), from: fd, wait: wait)
-        case .resumeAutoscaling: return decide(.autoscale, from: fd, wait: false)
-        case let .reload(wait, progress): return decide(.reload, from: fd, wait: wait, progress: progress)
-        case let .restart(target, wait, progress):
-            switch target {
-            case .all: return decide(.restart(slots: nil), from: fd, wait: wait, progress: progress)
-            case .worker(let id): return decide(.restart(slots: [id]), from: fd, wait: wait, progress: progress)
-            }
+        case .setWorkers, .resumeAutoscaling, .reload, .restart: preconditionFailure("decided by the core above")
         }
     }
 

@@ -75,7 +75,7 @@ extension EventLoop {
         guard let spawn = spawns.inFlight[fd] else { return }
         let result = hg_spawn_result(fd)
         if result < 0 { return }
-        _ = hg_epoll_del(epoll, fd)
+        Epoll.remove(epoll, fd)
         Sys.close(fd)
         spawns.inFlight.removeValue(forKey: fd)
         spawns.reportFD.removeValue(forKey: spawn.pid)

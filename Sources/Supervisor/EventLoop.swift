@@ -236,8 +236,7 @@ final class EventLoop {
             // Forked on the next loop turns, its exec result an event of its own (EventLoop+Spawn.swift).
             queueSpawn(slot: slot, generation: generation, release: release)
         case let .signal(pid, signal):
-            // Only a child not yet reaped: its pid and group cannot have been reused. (The pool also asks for
-            // SIGKILL right after an exit; the group was killed then, before the reap, in `reapChildren`.)
+            // Only a child not yet reaped: its pid and group cannot have been reused.
             guard unreaped.contains(pid) else { break }
             Sys.signalGroup(pid, signal.rawValue)
         case let .probe(pid):

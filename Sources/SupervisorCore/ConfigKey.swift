@@ -63,10 +63,12 @@ public struct ConfigKey: Sendable {
         ConfigKey("lame_duck", "supervisor", accepts: "a duration such as 10s, or 0 for none", render: { [$0.lameDuck == .zero ? "0" : $0.lameDuck.configText] }) {
             s, v throws(ConfigValueError) in s.lameDuck = try ValueParser.duration(v)
         },
-        ConfigKey("control_socket", "supervisor", accepts: "an absolute path", reloadable: false, render: { $0.controlSocket.map { [$0] } ?? [] }) {
+        ConfigKey("control_socket", "supervisor", accepts: "an absolute path", reloadable: false,
+                  unset: "$RUNTIME_DIRECTORY/control.sock, else /run/hyperglass/control.sock (root) or $XDG_RUNTIME_DIR/hyperglass/control.sock", render: { $0.controlSocket.map { [$0] } ?? [] }) {
             s, v throws(ConfigValueError) in s.controlSocket = try ValueParser.absolutePath(v)
         },
-        ConfigKey("control_group", "supervisor", accepts: "a group name", reloadable: false, render: { $0.controlGroup.map { [$0] } ?? [] }) {
+        ConfigKey("control_group", "supervisor", accepts: "a group name", reloadable: false,
+                  unset: "none: only root and the supervisor's own user may use the control socket", render: { $0.controlGroup.map { [$0] } ?? [] }) {
             s, v throws(ConfigValueError) in s.controlGroup = try ValueParser.word(v)
         },
         ConfigKey("metrics_bind", "supervisor", accepts: "HOST:PORT, [IPV6]:PORT or :PORT, or off", reloadable: false,
@@ -97,7 +99,7 @@ public struct ConfigKey: Sendable {
                   render: { $0.command.isEmpty ? [] : [$0.command.map(ValueParser.shellQuoted).joined(separator: " ")] }) {
             s, v throws(ConfigValueError) in s.command = try ValueParser.commandLine(v)
         },
-        ConfigKey("environment", "worker", accepts: "KEY=VALUE", reset: { $0.environment = [] }, render: { $0.environment }) {
+        ConfigKey("environment", "worker", accepts: "KEY=VALUE", unset: "nothing added to the supervisor's own environment", reset: { $0.environment = [] }, render: { $0.environment }) {
             s, v throws(ConfigValueError) in s.environment.append(try ValueParser.environmentEntry(v))
         },
         ConfigKey("readiness", "worker", accepts: "accepting, exec, notify or http", render: { [$0.readiness.rawValue] }) {

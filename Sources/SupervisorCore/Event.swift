@@ -1,3 +1,5 @@
+import ControlProtocol
+
 /// Something that happened, as the shell observed it. Past tense.
 public enum Event: Equatable, Sendable {
     /// The supervisor has its sockets and starts the pool.

@@ -121,7 +121,7 @@ extension Pool {
             // The exec result comes later as an event (`spawned` or `spawnFailed`, which sets it anew):
             // left armed, the restart would fire again, at once, until then.
             slots[id].restartAt = nil
-            return [.spawn(slot: id, generation: slots[id].generation + 1, release: slots[id].release)]
+            return [.spawn(slot: id, generation: newGeneration(for: id), release: slots[id].release)]
         case .workerWatchdog(let pid):
             let interval = workers[pid]?.health.watchdogInterval ?? .zero
             return watchdogFired(pid, reason: "watchdog missed: no WATCHDOG=1 for \(interval.spoken)", at: now)

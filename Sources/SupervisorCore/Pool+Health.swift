@@ -119,7 +119,7 @@ extension Pool {
         guard slots[id].successor == nil else { return [] }
         slots[id].lastFailure = reason
         slots[id].restarts += 1
-        let generation = slots[id].generation + 1
+        let generation = newGeneration(for: id)
         slots[id].generation = generation
         slots[id].successor = Successor(generation: generation, release: slots[id].release)
         return [.report(PoolEvent(.unhealthy, .warning, "worker \(id) (pid \(pid)) is unhealthy: \(reason); starting its replacement",

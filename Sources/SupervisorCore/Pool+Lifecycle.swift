@@ -4,8 +4,9 @@ extension Pool {
         guard let worker = workers.removeValue(forKey: pid) else {
             return [.log(.debug, "reaped pid \(pid) (\(status)), not a worker")]
         }
-        // Whatever the worker left behind in its process group goes with it.
-        var actions: [Action] = [.signal(pid: pid, .kill)]
+        // What the worker left in its process group was killed by the shell just before the reap, while the
+        // zombie still pinned the group id (EventLoop.reapChildren): a signal now could reach a stranger.
+        var actions: [Action] = []
         let current = slots.indices.contains(worker.slot) && slots[worker.slot].pid == pid
         if current { slots[worker.slot].pid = nil; slots[worker.slot].lastExit = status }
 
@@ -71,7 +72,7 @@ extension Pool {
         slots[slot].restarts += 1
         if delay == .zero {
             actions.append(.report(PoolEvent(.restart, .notice, "restarting worker \(slot) now", slot: slot, reason: cause)))
-            actions.append(.spawn(slot: slot, generation: slots[slot].generation + 1, release: slots[slot].release))
+            actions.append(.spawn(slot: slot, generation: newGeneration(for: slot), release: slots[slot].release))
         } else {
             slots[slot].restartAt = now + delay
             actions.append(.report(PoolEvent(.restart, .notice, "restarting worker \(slot) in \(delay.spoken)", slot: slot, reason: cause)))
@@ -87,13 +88,16 @@ extension Pool {
         if count > desired {
             for id in desired..<count {
                 slots.append(Slot(id: id, release: release))
-                actions.append(.spawn(slot: id, generation: 1, release: release))
+                // A start of the removed slot may still be answered: the new one's numbers come after its.
+                slots[id].askedGeneration = retiredGenerations[id] ?? 0
+                actions.append(.spawn(slot: id, generation: newGeneration(for: id), release: release))
             }
         } else {
             for slot in slots[count...].reversed() {
                 if let pid = slot.pid { actions += stop(pid, at: now) }
                 if let pid = slot.successor?.pid { actions += stop(pid, at: now) }
             }
+            for slot in slots[count...] { retiredGenerations[slot.id] = max(slot.generation, slot.askedGeneration) }
             slots.removeSubrange(count...)
             actions += forgetRemovedSlots(at: now)
         }
@@ -111,12 +115,13 @@ extension Pool {
     mutating func beginStop(exitCode: Int32, reason: String, at now: Instant) -> [Action] {
         phase = .stopping(exitCode: exitCode)
         for index in slots.indices { slots[index].restartAt = nil }
-        if let roll { endRoll(roll, succeeded: false, summary: "\(roll.kind) interrupted: the supervisor is stopping") }
+        let interrupted = roll
         var actions: [Action] = [
             .report(PoolEvent(.stopping, .notice, "\(reason): draining \(workers.count) workers (graceful timeout \(policy.gracefulTimeout.spoken))")),
             .notifySystemd([.stopping, .extendTimeout(policy.gracefulTimeout + .seconds(5))]),
         ]
         for pid in workers.keys.sorted() { actions += stop(pid, at: now) }
+        if let interrupted { actions.append(endRoll(interrupted, succeeded: false, summary: "\(interrupted.kind) interrupted: the supervisor is stopping", at: now)) }
         if workers.isEmpty {
             phase = .exited
             actions.append(.exit(code: exitCode))

@@ -25,7 +25,8 @@ extension Pool {
         rollSerial += 1
         let outcome = RollOutcome(id: rollSerial, kind: .reload, succeeded: false, summary: "reload refused, nothing changed: \(reason)")
         lastRoll = outcome
-        return [.log(.error, outcome.summary)]
+        // A failed reload that took no time: counted and reported like any other.
+        return [.report(PoolEvent(.rollEnded, .error, outcome.summary, roll: .reload, succeeded: false, duration: .zero))]
     }
 
     mutating func beginRoll(_ kind: Roll.Kind, release target: Int, slots ids: [Int], note: String? = nil, at now: Instant) -> [Action] {
@@ -55,7 +56,7 @@ extension Pool {
             // A slot already replacing an unhealthy worker finishes that first; `promote` then goes on with the roll.
             if slots[id].successor != nil { continue }
             let target = current.kind == .restart ? slots[id].release : current.release
-            let generation = slots[id].generation + 1
+            let generation = newGeneration(for: id)
             slots[id].generation = generation
             slots[id].successor = Successor(generation: generation, release: target)
             // A slot waiting out a backoff gets its successor now instead.
@@ -75,21 +76,22 @@ extension Pool {
         if current.queue.isEmpty, current.active.isEmpty {
             let elapsed = (now - current.startedAt).spoken
             switch current.kind {
-            case .rollback: endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version")
-            case .reload: endRoll(current, succeeded: true, summary: "reload complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)")
-            case .restart: endRoll(current, succeeded: true, summary: "restart complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)")
+            case .rollback: actions.append(endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version", at: now))
+            case .reload: actions.append(endRoll(current, succeeded: true, summary: "reload complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)", at: now))
+            case .restart: actions.append(endRoll(current, succeeded: true, summary: "restart complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)", at: now))
             }
-            let outcome = lastRoll!
-            actions.append(.log(outcome.succeeded ? .notice : .error, outcome.summary))
             if current.kind != .restart { actions.append(.notifySystemd([.ready])) }
         }
         return actions
     }
 
-    mutating func endRoll(_ finished: Roll, succeeded: Bool, summary: String) {
+    /// Ends `finished` (status and `--wait` read `lastRoll`) and returns its `roll-ended` report, timed from
+    /// its start (a rollback continues its reload's clock): every way a roll ends reports once.
+    mutating func endRoll(_ finished: Roll, succeeded: Bool, summary: String, at now: Instant) -> Action {
         roll = nil
-        lastRoll = RollOutcome(id: finished.id, kind: finished.kind == .rollback ? .reload : finished.kind, succeeded: succeeded,
-                               summary: summary, note: finished.note)
+        let kind: Roll.Kind = finished.kind == .rollback ? .reload : finished.kind
+        lastRoll = RollOutcome(id: finished.id, kind: kind, succeeded: succeeded, summary: summary, note: finished.note)
+        return .report(PoolEvent(.rollEnded, succeeded ? .notice : .error, summary, roll: kind, succeeded: succeeded, duration: now - finished.startedAt))
     }
 
     mutating func successorSpawned(slot id: Int, pid: Int32, at now: Instant) -> [Action] {
@@ -173,23 +175,23 @@ extension Pool {
             }
             let moved = slots.filter { $0.release == current.release }.map(\.id)
             roll = nil
-            actions.append(.log(.error, message + (moved.isEmpty ? "" : "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")")))
             if moved.isEmpty {
-                endRoll(current, succeeded: false, summary: message)
+                actions.append(endRoll(current, succeeded: false, summary: message, at: now))
                 actions.append(.notifySystemd([.ready]))
             } else {
-                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved, at: now, failure: message, failed: current.failed)
+                actions.append(.log(.error, message + "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")"))
+                // The rollback keeps the reload's id and clock: one outcome, timed from the reload's start.
+                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved,
+                            at: current.startedAt, failure: message, failed: current.failed)
                 roll?.note = current.note
                 actions += advanceRoll(at: now)
             }
         case .restart:
             let message = "restart stopped at \(position): the new worker \(reason); the previous one keeps serving"
-            endRoll(current, succeeded: false, summary: message)
-            actions.append(.log(.error, message))
+            actions.append(endRoll(current, succeeded: false, summary: message, at: now))
         case .rollback:
             let message = (current.failure ?? "reload failed") + "; rolling back \(position) failed too: \(reason)"
-            endRoll(current, succeeded: false, summary: message)
-            actions.append(.log(.error, message))
+            actions.append(endRoll(current, succeeded: false, summary: message, at: now))
             actions.append(.notifySystemd([.ready]))
         }
         return actions

@@ -1,3 +1,5 @@
+import ControlProtocol
+
 /// The pool's policy: what to do when something happens. Pure: no fds, no syscalls, no clock.
 /// The shell feeds every event through `handle(_:at:)`, performs the returned actions in order,
 /// and arms one timer for `nextDeadline`.
@@ -24,6 +26,8 @@ public struct Pool: Sendable {
     public internal(set) var roll: Roll? = nil
     public internal(set) var lastRoll: RollOutcome? = nil
     var rollSerial = 0
+    /// The last generation each removed slot asked for, so a slot added again never reuses one (Pool+Spawning.swift).
+    var retiredGenerations: [Int: Int] = [:]
     var random: SplitMix64
     var nextWatchdogPing: Instant? = nil
     var nextMemoryCheck: Instant? = nil
@@ -31,10 +35,8 @@ public struct Pool: Sendable {
     var lastReadyAt: Instant? = nil
     var watchdogWithholding = false
     var lastStatus = ""
-    /// What happened since the start, for `/metrics`; kept across reloads (Pool+Reports.swift).
+    /// What happened since the start, for `/metrics`; kept across reloads (PoolCounters.swift).
     public internal(set) var counters = PoolCounters()
-    /// The roll being timed: its id survives a rollback, so a failed reload counts once, start to end.
-    var timedRoll: (id: Int, startedAt: Instant)? = nil
     var allReadyLogged = false
 
     public init(desired: Int, policy: PoolPolicy, seed: UInt64 = 0x5EED, autoscaler: Autoscaler? = nil, memoryCeiling: Int? = nil) {
@@ -58,23 +60,23 @@ public struct Pool: Sendable {
     public mutating func handle(_ event: Event, at now: Instant) -> [Action] {
         var actions: [Action] = []
         defer { counters.record(event, actions) }
-        let outcomeBefore = lastRoll
         switch event {
         case .started:
             if let interval = policy.systemdWatchdogInterval { nextWatchdogPing = now + interval }
             if policy.health.maxMemory != nil { nextMemoryCheck = now + policy.health.memoryCheckInterval }
             lastReadyAt = now
-            actions += slots.map { .spawn(slot: $0.id, generation: $0.generation + 1, release: $0.release) }
+            for id in slots.indices { actions.append(.spawn(slot: id, generation: newGeneration(for: id), release: slots[id].release)) }
         case let .spawned(slot, generation, pid):
             actions += workerSpawned(slot: slot, generation: generation, pid: pid, at: now)
         case let .spawnFailed(slot, generation, reason):
-            if slots.indices.contains(slot), slots[slot].successor?.generation == generation {
+            if slots.indices.contains(slot), let successor = slots[slot].successor, successor.generation == generation, successor.pid == nil {
                 actions.append(.report(PoolEvent(.spawnFailed, .error, "worker \(slot)'s successor could not start: \(reason)",
                                                  slot: slot, generation: generation, reason: .failedStart)))
                 actions += successorFailed(slot, reason: "could not start: \(reason)", cause: .failedStart, at: now)
                 break
             }
-            guard slots.indices.contains(slot), slots[slot].generation < generation else { break }
+            // A start superseded while it was under way (its slot has a worker again, or a newer start) changes nothing.
+            guard slots.indices.contains(slot), slots[slot].pid == nil, slots[slot].generation < generation else { break }
             slots[slot].generation = generation
             actions.append(.report(PoolEvent(.spawnFailed, .error, "worker \(slot) could not start: \(reason)",
                                              slot: slot, generation: generation, reason: .failedStart)))
@@ -113,7 +115,6 @@ public struct Pool: Sendable {
         actions += poolReadiness()
         if readyCount > 0 { lastReadyAt = now }
         actions += statusUpdate(at: now)
-        actions = rollReports(actions, outcomeBefore: outcomeBefore, at: now)
         return actions
     }
 
@@ -129,6 +130,11 @@ public struct Pool: Sendable {
             return successorSpawned(slot: slot, pid: pid, at: now)
         }
         guard slots.indices.contains(slot), slots[slot].pid == nil, slots[slot].generation < generation else {
+            if slots.indices.contains(slot), generation <= slots[slot].askedGeneration {
+                // Its start was superseded while under way (a roll's successor or another start took the slot).
+                return [.log(.info, "worker \(slot) generation \(generation) started (pid \(pid)) after another took its place; stopping it"),
+                        .signal(pid: pid, .kill)]
+            }
             // Nothing in the shell can produce this; a stray worker is killed rather than left unsupervised.
             return [.log(.error, "internal: unexpected worker \(slot) generation \(generation) (pid \(pid)); killing it"),
                     .signal(pid: pid, .kill)]

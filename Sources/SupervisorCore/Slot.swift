@@ -4,6 +4,9 @@ public struct Slot: Equatable, Sendable {
     /// The slot's current worker, if one is running.
     public internal(set) var pid: Int32? = nil
     public internal(set) var generation = 0
+    /// The highest generation a spawn was asked for (`Pool.newGeneration`): a start whose answer comes late
+    /// keeps its number, which no later start of this slot reuses.
+    var askedGeneration = 0
     /// The configuration release its worker runs, and a restart would run.
     public internal(set) var release: Int
     /// During a roll: the next generation, starting beside the current worker until it is ready.

@@ -72,7 +72,10 @@ struct ConfigTextTests {
         let text = settings.configurationText(header: "# test")
         #expect(text.contains("#health_path =    # no HTTP probes\n"))
         #expect(text.contains("#health_grace =    # ready_timeout\n"))
-        #expect(!text.contains("control_socket"))
+        // Every key appears, set or not (control_socket, control_group and environment were missing when unset).
+        for name in ["control_socket", "control_group", "environment", "metrics_bind"] {
+            #expect(text.contains("\n#\(name) =    # "), "\(name) is missing from:\n\(text)")
+        }
         #expect(try parse(text) == settings)
     }
 

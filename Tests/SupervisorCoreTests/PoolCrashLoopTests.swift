@@ -109,9 +109,14 @@ struct PoolCrashLoopTests {
     func spawnFailureAfterTerminate() {
         var driver = PoolDriver(desired: 2)
         driver.start()
+        // Slot 1's restart is asked for just before the stop, and its failure is heard after it.
+        driver.spawnsAnsweredLater = true
+        driver.exit(slot: 1)
+        driver.advance(by: .seconds(2))
+        #expect(driver.waitingSpawns.count == 1)
         driver.send(.signalReceived(.terminate))
-        // As if slot 1's restart had been asked for just before the stop and failed after it.
-        let late = driver.send(.spawnFailed(slot: 1, generation: 2, reason: "fork: out of memory"))
+        driver.spawnOutcome = { _, _ in "fork: out of memory" }
+        let late = driver.answerSpawn(at: 0)
         #expect(late.spawnedSlots.isEmpty)
         #expect(late.logs(atLeast: .error) == ["worker 1 could not start: fork: out of memory"])
         #expect(driver.pool.slots[1].restartAt == nil)

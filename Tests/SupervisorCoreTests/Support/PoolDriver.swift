@@ -35,6 +35,12 @@ struct PoolDriver {
     @discardableResult
     mutating func start() -> [Action] { send(.started) }
 
+    /// Whether a `.spawn` waits in `waitingSpawns` until `answerSpawn` instead of being answered at once: the
+    /// real loop forks on a later turn and learns the exec result later still, with other events between.
+    var spawnsAnsweredLater = false
+    /// Spawns asked for and not answered yet (`spawnsAnsweredLater`), oldest first.
+    private(set) var waitingSpawns: [(slot: Int, generation: Int)] = []
+
     /// Feeds one event and performs what the pool asks; returns every action of this dispatch.
     @discardableResult
     mutating func send(_ event: Event) -> [Action] {
@@ -42,19 +48,25 @@ struct PoolDriver {
         var index = 0
         while index < pending.count {
             if case let .spawn(slot, generation, _) = pending[index] {
-                let followUp: Event
-                if let reason = spawnOutcome(slot, generation) {
-                    followUp = .spawnFailed(slot: slot, generation: generation, reason: reason)
-                } else {
-                    followUp = .spawned(slot: slot, generation: generation, pid: nextPid)
-                    nextPid += 1
-                }
-                pending += handle(followUp)
+                if spawnsAnsweredLater { waitingSpawns.append((slot, generation)) } else { pending += handle(spawnAnswer(slot: slot, generation: generation)) }
             }
             index += 1
         }
         history += pending
         return pending
+    }
+
+    /// Answers the waiting spawn at `index` (exec'd, or failed as `spawnOutcome` says).
+    @discardableResult
+    mutating func answerSpawn(at index: Int) -> [Action] {
+        let (slot, generation) = waitingSpawns.remove(at: index)
+        return send(spawnAnswer(slot: slot, generation: generation))
+    }
+
+    private mutating func spawnAnswer(slot: Int, generation: Int) -> Event {
+        if let reason = spawnOutcome(slot, generation) { return .spawnFailed(slot: slot, generation: generation, reason: reason) }
+        defer { nextPid += 1 }
+        return .spawned(slot: slot, generation: generation, pid: nextPid)
     }
 
     private mutating func handle(_ event: Event) -> [Action] {

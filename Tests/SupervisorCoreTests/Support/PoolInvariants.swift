@@ -46,12 +46,17 @@ final class PoolInvariants {
     }
 
     /// Checks the pool between two events, once every spawn has been answered.
-    func checkSettled(_ pool: Pool) {
+    /// `waiting`: spawns asked for whose result the shell has not reported yet (slot, generation).
+    func checkSettled(_ pool: Pool, waiting: [(slot: Int, generation: Int)] = []) {
         guard pool.phase == .starting || pool.phase == .running else { return }
         for slot in pool.slots {
-            // No slot is forgotten: it has a worker, a successor starting, or a restart on the clock.
-            if slot.pid == nil, slot.restartAt == nil, slot.successor == nil { add("slot \(slot.id) has neither a worker, a successor nor a restart due") }
-            if let successor = slot.successor, successor.pid == nil { add("slot \(slot.id)'s successor generation \(successor.generation) was never spawned") }
+            let spawning = waiting.contains { $0.slot == slot.id && $0.generation > slot.generation }
+            // No slot is forgotten: it has a worker, a successor starting, a start under way or a restart on the clock.
+            if slot.pid == nil, slot.restartAt == nil, slot.successor == nil, !spawning { add("slot \(slot.id) has neither a worker, a successor nor a restart due") }
+            if let successor = slot.successor, successor.pid == nil,
+               !waiting.contains(where: { $0.slot == slot.id && $0.generation == successor.generation }) {
+                add("slot \(slot.id)'s successor generation \(successor.generation) was never spawned")
+            }
         }
     }
 
@@ -80,7 +85,9 @@ final class PoolInvariants {
                     if successor.pid != nil || slot.generation != generation || successor.release != release {
                         add("successor spawn of slot \(id) generation \(generation) release \(release) does not match \(slot) after \(event)")
                     }
-                } else if slot.pid != nil || slot.successor != nil || generation != slot.generation + 1 || release != slot.release {
+                } else if slot.pid != nil || slot.successor != nil || generation <= slot.generation || generation != slot.askedGeneration
+                            || release != slot.release {
+                    // A start takes the slot's newest number (`newGeneration`): never one a start still under way has.
                     add("restart spawn of slot \(id) generation \(generation) release \(release) does not match \(slot) after \(event)")
                 }
             case .exit:
@@ -215,9 +222,10 @@ final class PoolInvariants {
                         add("slot \(slot.id)'s new worker \(pid) survived the failed reload, on \(event)")
                     }
                 }
-                // The old workers are untouched: none that was serving is signalled by the failure itself.
+                // The old workers are untouched: none that was serving is signalled by the failure itself (one still
+                // starting may meet the ready_timeout of the settings restored).
                 for (pid, signal) in actions.compactMap({ a -> (Int32, Signal)? in if case let .signal(p, s) = a { (p, s) } else { nil } }) {
-                    guard let worker = before.workers[pid], worker.release != was.release, worker.health.verdict == nil, !worker.isStopping,
+                    guard let worker = before.workers[pid], worker.release != was.release, worker.health.verdict == nil, worker.isReady,
                           before.slots.contains(where: { $0.pid == pid }) else { continue }
                     if case .exited(pid, _) = event { continue }
                     add("the failed reload sent \(signal) to old worker \(pid), on \(event)")
