@@ -119,7 +119,8 @@ struct ParallelRollTests {
     func progressPipedAndOnTerminal() throws {
         let directory = Paths.temporaryDirectory()
         let config = AcceptingReadinessTests.config(in: directory, workers: 8, extra: "min_ready = 1s\n")
-        let supervisor = try SupervisorProcess(["--config", config], worker: nil, directory: directory)
+        let recorder = try NotifyRecorder(directory: directory)
+        let supervisor = try SupervisorProcess(["--config", config], worker: nil, environment: ["NOTIFY_SOCKET": recorder.socketPath], directory: directory)
         #expect(eventually(timeout: 20) { AcceptingReadinessTests.readyCount(supervisor) == 8 }, "\(supervisor.log)")
 
         let piped = supervisor.ctl(["reload", "--wait"])
@@ -132,6 +133,10 @@ struct ParallelRollTests {
         #expect(Set(steps).count == steps.count, "one line per step, none repeated: \(lines)")
         #expect(steps.contains { !$0.hasPrefix("rolling: 0/8 new") }, "slots taking over shown: \(lines)")
         #expect(steps.contains { !$0.contains(" 0 settling") }, "settling shown: \(lines)")
+        // `systemctl reload` (and `systemctl status`) see the same line through STATUS=.
+        let statuses = recorder.messages.filter { $0.hasPrefix("STATUS=rolling: ") }
+        #expect(statuses.contains("STATUS=rolling: 0/8 new, 2 starting, 0 settling, 0 failed; 8/8 workers ready"), "\(recorder.messages)")
+        #expect(Set(statuses).count > 4, "STATUS= follows the roll: \(statuses)")
 
         let terminal = runProgram("/usr/bin/env", ["python3", Paths.fixtures + "/pty_run.py", Paths.products + "/hyperglassctl",
                                                    "--socket", supervisor.controlSocket, "reload", "--wait"])
