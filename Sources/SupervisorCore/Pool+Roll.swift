@@ -50,7 +50,7 @@ extension Pool {
         guard var current = roll else { return [] }
         var actions: [Action] = []
         let surge = policy.maxSurge.resolved(for: desired)
-        while current.active.count { !isSettling($0) } < surge, !current.queue.isEmpty {
+        while current.active.count(where: countsAgainstSurge) < surge, !current.queue.isEmpty {
             let id = current.queue.removeFirst()
             current.active.insert(id)
             // A slot already replacing an unhealthy worker finishes that first; `promote` then goes on with the roll.
@@ -196,6 +196,10 @@ extension Pool {
         }
         return actions
     }
+
+    /// Whether slot `id`'s successor takes one of `max_surge`'s places: until it is ready, and with `exec`
+    /// readiness until it settled too (exec'd is not serving: N new workers would start, and import, at once).
+    func countsAgainstSurge(_ id: Int) -> Bool { !isSettling(id) || policy.readiness == .exec }
 
     /// Whether slot `id`'s successor is ready and only waiting out `min_ready`.
     func isSettling(_ id: Int) -> Bool {

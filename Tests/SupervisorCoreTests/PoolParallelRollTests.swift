@@ -108,6 +108,17 @@ struct PoolParallelRollTests {
         #expect(driver.lastStatus?.contains("1 failed") == true)
     }
 
+    @Test("with exec readiness a settling successor still counts against max_surge: exec'd is not serving")
+    func execSettlingCounts() {
+        let policy = PoolPolicy.with { $0.readiness = .exec; $0.minReady = .seconds(3) }
+        var driver = PoolDriver(desired: 8, policy: policy)
+        driver.start()
+        driver.advance(by: .seconds(1))
+        let begin = driver.send(.reloadRequested(release: 2, policy: policy))
+        #expect(begin.spawnedSlots == [0, 1], "25 % of 8, though both are 'ready' as soon as they exec")
+        #expect(driver.advance(by: .seconds(3)).spawnedSlots == [2, 3])
+    }
+
     @Test("each batch of starts extends systemd's timeout by ready_timeout + min_ready + 5 s, the bound of the roll's end after its last start")
     func extendTimeoutPerBatch() {
         var policy = Self.settling

@@ -207,7 +207,7 @@ final class PoolInvariants {
         // A roll starts a new worker only while fewer than max_surge are starting (a settling one that is
         // then killed counts again until its exit ends the roll, but starts nothing).
         if live, let roll = pool.roll, actions.contains(where: { if case .spawn(let id, _, _) = $0 { roll.active.contains(id) } else { false } }) {
-            let starting = roll.active.count { !pool.isSettling($0) }
+            let starting = roll.active.count(where: pool.countsAgainstSurge)
             let surge = pool.policy.maxSurge.resolved(for: pool.desired)
             let dying = roll.active.count { id in pool.slots[id].successor?.pid.flatMap { pool.workers[$0] }?.isStopping == true }
             if starting - dying > surge { add("\(starting) new workers starting at once, max_surge is \(surge), after \(event)") }
