@@ -64,7 +64,8 @@ struct AcceptingReadinessTests {
     @Test("under the default readiness each real server is ready once it accepts, not before, with the evidence in status",
           arguments: servers)
     func readyWhenAccepting(server: Server) throws {
-        guard server.needs else { print("skipped \(server): its Python packages are missing (make test-deps)"); return }
+        // A case that cannot run here is reported skipped (cancelled), never passed.
+        guard server.needs else { try Test.cancel("\(server.name): its Python packages are missing (make test-deps)") }
         let directory = Paths.temporaryDirectory()
         let config = Self.config(in: directory, workers: 1)
         var arguments = ["--config", config]
