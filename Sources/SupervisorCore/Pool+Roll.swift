@@ -153,10 +153,13 @@ extension Pool {
         guard var current = roll, current.active.remove(id) != nil else { return actions }
         current.failed += 1
         let position = "worker \(id) (\(current.done + 1)/\(current.total))"
-        // Every other new worker of the roll goes too: starting ones serve nothing yet, and settling ones
-        // serve beside their predecessors, which were never asked to stop, so capacity stays whole.
+        // Every other new worker of the roll goes too; their predecessors were never asked to stop, so capacity
+        // stays whole. One still starting serves nothing yet and is killed; a settling one serves already and
+        // drains like any old worker, so the requests it holds are answered.
         for other in current.active.sorted() {
-            if let pid = slots[other].successor?.pid { actions += kill(pid, reason: "\(current.kind) stopped") }
+            if let pid = slots[other].successor?.pid {
+                actions += isSettling(other) ? stop(pid, at: now) : kill(pid, reason: "\(current.kind) stopped")
+            }
             slots[other].successor = nil
             if slots[other].pid == nil, slots[other].restartAt == nil { actions += slotFailed(other, reason: "\(current.kind) stopped", cause: cause, at: now) }
         }
