@@ -6,16 +6,6 @@ raw bytes (carriage returns and erase-line sequences included). Exits with the c
 """
 import os, pty, sys
 
-chunks = []
-
-
-def read(fd):
-    data = os.read(fd, 65536)
-    chunks.append(data)
-    return data
-
-
-status = pty.spawn(sys.argv[1:], read)
-sys.stdout.buffer.write(b"".join(chunks))
-sys.stdout.flush()
+# pty.spawn copies everything the command writes on the terminal to our stdout as it comes.
+status = pty.spawn(sys.argv[1:])
 sys.exit(os.waitstatus_to_exitcode(status))
