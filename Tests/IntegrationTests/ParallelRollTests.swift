@@ -149,6 +149,7 @@ struct ParallelRollTests {
         let live = screen[..<end.lowerBound]
         #expect(live.components(separatedBy: "\r\u{1B}[K").count > 4, "the line is rewritten at each step: \(screen.debugDescription)")
         #expect(!live.contains("\n"), "no new line until the end: \(screen.debugDescription)")
+        #expect(screen.components(separatedBy: "reload complete").count == 2, "the outcome once: \(screen.debugDescription)")
         #expect(live.contains("rolling: 0/8 new, 2 starting"), "\(screen.debugDescription)")
     }
 }
