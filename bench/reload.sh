@@ -7,7 +7,12 @@
 #           (b) hyperglass + `uvicorn --fd 3` serving config/examples/asgi_app.py (as config/uvicorn.conf:
 #               READY=1 from the app's lifespan, readiness notify), `hyperglassctl reload --wait`;
 #           (c) gunicorn from PyPI, `-k uvicorn.workers.UvicornWorker -w 8`, the same ASGI app,
-#               reloaded with SIGHUP (gunicorn's own reload).
+#               reloaded with SIGHUP (gunicorn's own reload);
+#           (d) hyperglass + `uvicorn --fd 3` with the defaults (readiness accepting, min_ready 3s,
+#               max_surge 25%), `hyperglassctl reload --wait`;
+#           (e) hyperglass + the bundled hyperglass-worker with the defaults, `hyperglassctl reload --wait`.
+#         For (d) and (e) it also prints the new workers' start-up (ready after start, from the log) and
+#         the issue-23 bound 2 × (start-up + min_ready), with the slowest start-up seen.
 # How:    Tests/IntegrationTests/Fixtures/load_client.py runs against
 #         the pool the whole time: RATE (default 300) requests/s each on a new connection, plus
 #         KEEPALIVE (default 4) kept-alive connections sending requests back to back. After 2 s of
@@ -19,7 +24,7 @@
 #         is complete when all 8 original worker pids have been replaced, as seen in /proc.
 # Target: (issue 6) 0 failed requests on new connections during `reload --wait`; 0 keep-alive resets
 #         with hyperglass-worker; report the roll time beside gunicorn's HUP under the same load.
-# Usage:  bench/reload.sh [a] [b] [c]     (default: all three; env: BIN, WORKERS=8, RATE=300,
+# Usage:  bench/reload.sh [a] [b] [c] [d] [e]  (default: a b c; env: BIN, WORKERS=8, RATE=300,
 #                                          KEEPALIVE=4, ROLLS=3, PORT_A=18431, PORT_B=18432, PORT_C=18433)
 source "$(dirname "$0")/lib.sh"
 
@@ -30,6 +35,8 @@ ROLLS=${ROLLS:-3}
 PORT_A=${PORT_A:-18431}
 PORT_B=${PORT_B:-18432}
 PORT_C=${PORT_C:-18433}
+PORT_D=${PORT_D:-18434}
+PORT_E=${PORT_E:-18435}
 SETUPS=("$@")
 # The programs themselves, not pyenv's shims (which exec them, but start slower).
 UVICORN=$( (pyenv which uvicorn || command -v uvicorn) 2>/dev/null | head -1)
@@ -98,11 +105,25 @@ run_rolls() {  # run_rolls PARENT_PID OUTFILE TRIGGER...: ROLLS rolls under the 
 echo "# reload: $(date -u +%FT%TZ), $(nproc) CPUs, $(uname -r), $WORKERS workers, load $RATE new-connection req/s + $KEEPALIVE kept-alive connections, $ROLLS rolls per setup, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# python $(python3 -c 'import sys; print(sys.version.split()[0])'), uvicorn $(python3 -c 'import uvicorn; print(uvicorn.__version__)' 2>/dev/null || echo missing), gunicorn $(python3 -c 'import gunicorn; print(gunicorn.__version__)' 2>/dev/null || echo missing)"
 
+startups() {  # startups LOG: the new workers' start-up ("ready (pid N, 1.2s after start)"), after the first WORKERS
+    python3 - "$1" "$WORKERS" <<'PY'
+import re, statistics, sys
+seconds = []
+for m in re.finditer(r"ready \(pid \d+, ([0-9.]+)(ms|s) after start\)", open(sys.argv[1]).read()):
+    seconds.append(float(m.group(1)) / (1000 if m.group(2) == "ms" else 1))
+new = seconds[int(sys.argv[2]):]
+if new:
+    print(f"   new workers' start-up: median {statistics.median(new):.2f} s, slowest {max(new):.2f} s; "
+          f"bound 2 x (start-up + min_ready 3 s) = {2 * (statistics.median(new) + 3):.2f} s (median), {2 * (max(new) + 3):.2f} s (slowest)")
+PY
+}
+
+READINESS_FLAGS=(--readiness notify)
 hyperglass_setup() {  # hyperglass_setup LABEL PORT [-- COMMAND...]
     local label=$1 port=$2; shift 2
     local sock=$WORK/$port.sock
     "$BIN/hyperglass" start --workers "$WORKERS" --bind "127.0.0.1:$port" --control-socket "$sock" \
-        --readiness notify --ready-timeout 60s --graceful-timeout 30s "$@" >"$WORK/hyperglass-$port.log" 2>&1 &
+        "${READINESS_FLAGS[@]}" --ready-timeout 60s --graceful-timeout 30s "$@" >"$WORK/hyperglass-$port.log" 2>&1 &
     local hpid=$!; track "$hpid"
     if ! wait_until 60 pool_ready "$sock" "$WORKERS"; then
         echo "$label: $WORKERS workers not ready within 60 s" >&2; tail -20 "$WORK/hyperglass-$port.log" >&2; stop_pid "$hpid"; return 1
@@ -111,6 +132,7 @@ hyperglass_setup() {  # hyperglass_setup LABEL PORT [-- COMMAND...]
     run_rolls "$hpid" "$WORK/rolls-$port" "$BIN/hyperglassctl" --socket "$sock" reload --wait
     stop_load
     summarize "$label" "$WORK/rolls-$port" "$LOAD_RESULT"
+    (( ${#READINESS_FLAGS[@]} )) || startups "$WORK/hyperglass-$port.log"
     stop_pid "$hpid"
 }
 
@@ -123,6 +145,18 @@ for setup in "${SETUPS[@]}"; do
         hyperglass_setup "(b) hyperglass + uvicorn --fd 3 asgi_app (readiness notify), hyperglassctl reload --wait" "$PORT_B" \
             --environment PYTHONUNBUFFERED=1 -- \
             "$UVICORN" --fd 3 --lifespan on --timeout-graceful-shutdown 25 --no-access-log --app-dir "$EXAMPLES" asgi_app:app
+        ;;
+    d)
+        READINESS_FLAGS=()
+        hyperglass_setup "(d) hyperglass + uvicorn --fd 3 asgi_app, defaults (accepting, min_ready 3s, max_surge 25%), hyperglassctl reload --wait" "$PORT_D" \
+            --environment PYTHONUNBUFFERED=1 -- \
+            "$UVICORN" --fd 3 --lifespan on --timeout-graceful-shutdown 25 --no-access-log --app-dir "$EXAMPLES" asgi_app:app
+        READINESS_FLAGS=(--readiness notify)
+        ;;
+    e)
+        READINESS_FLAGS=()
+        hyperglass_setup "(e) hyperglass + hyperglass-worker, defaults (accepting, min_ready 3s, max_surge 25%), hyperglassctl reload --wait" "$PORT_E"
+        READINESS_FLAGS=(--readiness notify)
         ;;
     c)
         extra=()

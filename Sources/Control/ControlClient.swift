@@ -11,7 +11,10 @@ struct ClientError: Error, CustomStringConvertible {
 
 /// One request, one reply, over the supervisor's control socket.
 enum ControlClient {
-    static func send(_ request: ControlRequest, to path: String, timeoutSeconds: Int) throws(ClientError) -> JSON {
+    /// Sends `request` and returns its reply. Lines before it that carry a roll's `progress` (asked for
+    /// with `progress`) go to `onProgress` as they arrive.
+    static func send(_ request: ControlRequest, to path: String, timeoutSeconds: Int,
+                     onProgress: ((JSON) -> Void)? = nil) throws(ClientError) -> JSON {
         let fd = hg_connect_unix(path)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
@@ -28,7 +31,16 @@ enum ControlClient {
         let sendError = sendAll(Array((request.json.serialized + "\n").utf8), to: fd)
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        reading: while !received.contains(0x0A) {
+        reading: while true {
+            while let newline = received.firstIndex(of: 0x0A) {
+                let text = String(decoding: received[..<newline], as: UTF8.self)
+                if let onProgress, let line = try? JSON.parse(text), line["ok"] == nil, line["progress"] != nil {
+                    received.removeSubrange(...newline)
+                    onProgress(line)
+                    continue
+                }
+                break reading
+            }
             switch buffer.withUnsafeMutableBytes({ Sys.receive(fd, $0) }) {
             case .bytes(let n): received += buffer[0..<n]
             case .wouldBlock:

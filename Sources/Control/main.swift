@@ -18,10 +18,12 @@ let usage = """
       workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it;
                                with autoscaling (workers = auto:MIN-MAX) this pins the count
       workers auto             let autoscaling decide the count again
-      reload [--wait]          re-read the configuration and replace every worker, one at a time, each
-                               new one ready before its predecessor drains; --wait returns when the roll
-                               finished (exit 0) or failed and was rolled back (exit 1)
-      restart ID|all [--wait]  replace one worker, or all of them one at a time, the same graceful way
+      reload [--wait]          re-read the configuration and replace every worker, max_surge starting at
+                               once, each new one ready for min_ready before its predecessor drains;
+                               --wait shows the roll advancing (a live line on a terminal, a line per
+                               step otherwise) and returns when it finished (exit 0) or failed and was
+                               rolled back (exit 1)
+      restart ID|all [--wait]  replace one worker, or all of them, the same graceful way
       upgrade [--wait] [PATH]  replace the supervisor's program in place with the binary at PATH (default:
                                the installed one): same pid, same workers. PATH is checked first and the
                                upgrade refused, with the reason, if it cannot take over; --wait returns
@@ -112,12 +114,12 @@ case ("workers", 2):
         usageError("'\(words[1])' is not a worker count; use N, +N or -N (e.g. 'workers 16', 'workers +1')")
     }
     request = .setWorkers(change, wait: wait)
-case ("reload", 1): request = .reload(wait: wait)
+case ("reload", 1): request = .reload(wait: wait, progress: wait)
 case ("restart", 2):
     guard let target = RestartTarget(argument: words[1]) else {
         usageError("'\(words[1])' is not a worker; use a worker id from 'hyperglassctl status' or 'all'")
     }
-    request = .restart(target, wait: wait)
+    request = .restart(target, wait: wait, progress: wait)
 case ("restart", 1): usageError("restart needs a worker id or 'all'")
 case ("upgrade", 1): request = .upgrade(path: nil, wait: wait)
 case ("upgrade", 2):
@@ -150,9 +152,12 @@ if request == .events {
     }
 }
 let reply: JSON
+var progress = RollProgressView()
 do {
-    reply = try ControlClient.send(request, to: path, timeoutSeconds: wait ? 900 : 10)
+    reply = try ControlClient.send(request, to: path, timeoutSeconds: wait ? 900 : 10, onProgress: { progress.show($0) })
+    progress.finish()
 } catch {
+    progress.finish()
     stderrLine("hyperglassctl: \(error)")
     // A probe reads "no supervisor" as unhealthy, not as a usage problem.
     exit(command == "health" ? 1 : error.exitCode)

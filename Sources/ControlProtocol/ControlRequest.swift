@@ -6,6 +6,9 @@
 ///     ← {"ok":false,"error":"16 is above max_workers (8)"}
 ///     → {"v":1,"cmd":"reload","wait":true}
 ///     ← {"ok":true,"summary":"reload complete: 8 workers replaced in 3.1s"}
+///     → {"v":1,"cmd":"reload","wait":true,"progress":true}
+///     ← {"progress":{"kind":"reload","total":8,"done":0,"starting":2,"settling":0,"failed":0},"summary":"rolling: 0/8 new, 2 starting, 0 settling, 0 failed"}
+///       ... one such line each time the roll moves (no "ok": not the reply yet), then the reply as above.
 ///     → {"v":1,"cmd":"restart","worker":3}      (or "worker":"all")
 ///     → {"v":1,"cmd":"metrics"}
 ///     ← {"ok":true,"text":"# HELP hyperglass_build_info ...\n..."}   (the Prometheus text exposition)
@@ -20,10 +23,11 @@ public enum ControlRequest: Equatable, Sendable {
     case getWorkers
     /// `workers N`, `workers +N`, `workers -N`; with `wait` the reply comes once the pool has reached the count.
     case setWorkers(WorkerCountChange, wait: Bool)
-    /// Re-read the configuration and roll every worker onto it; with `wait` the reply comes when the roll ended.
-    case reload(wait: Bool)
-    /// Replace one worker (by slot id) or all of them, one roll step at a time.
-    case restart(RestartTarget, wait: Bool)
+    /// Re-read the configuration and roll every worker onto it; with `wait` the reply comes when the roll ended,
+    /// and with `progress` too a line each time the roll moves before it.
+    case reload(wait: Bool, progress: Bool = false)
+    /// Replace one worker (by slot id) or all of them, `max_surge` at a time; `wait` and `progress` as for reload.
+    case restart(RestartTarget, wait: Bool, progress: Bool = false)
     /// The Prometheus text exposition of the pool, as `/metrics` on `metrics_bind` serves it.
     case metrics
     /// Follow the pool's events: after the first reply the connection carries one JSON line per event.
@@ -50,11 +54,19 @@ public enum ControlRequest: Equatable, Sendable {
         case .ping, .version, .status, .getWorkers, .metrics, .events: return nil
         case let .setWorkers(change, wait): return (.workers(change), wait)
         case .resumeAutoscaling: return (.autoscale, false)
-        case let .reload(wait): return (.reload, wait)
-        case let .restart(.all, wait): return (.restart(slots: nil), wait)
-        case let .restart(.worker(id), wait): return (.restart(slots: [id]), wait)
+        case let .reload(wait, _): return (.reload, wait)
+        case let .restart(.all, wait, _): return (.restart(slots: nil), wait)
+        case let .restart(.worker(id), wait, _): return (.restart(slots: [id]), wait)
         // The new program answers a waiting client itself: the core's reply is a refusal, or none at all.
         case let .upgrade(path, wait): return (.upgrade(path: path, wait: wait), false)
+        }
+    }
+
+    /// Whether a waiting client asked for a line at each step of the roll before the reply.
+    public var followsProgress: Bool {
+        switch self {
+        case let .reload(wait, progress), let .restart(_, wait, progress): return wait && progress
+        default: return false
         }
     }
 
@@ -76,20 +88,22 @@ public enum ControlRequest: Equatable, Sendable {
             if wait { members.append(("wait", .bool(true))) }
         case .resumeAutoscaling:
             members += [("cmd", .string("workers")), ("set", .string("auto"))]
-        case let .reload(wait):
+        case let .reload(wait, progress):
             members.append(("cmd", .string("reload")))
             if wait { members.append(("wait", .bool(true))) }
+            if progress { members.append(("progress", .bool(true))) }
         case let .upgrade(path, wait):
             members.append(("cmd", .string("upgrade")))
             if let path { members.append(("path", .string(path))) }
             if wait { members.append(("wait", .bool(true))) }
-        case let .restart(target, wait):
+        case let .restart(target, wait, progress):
             members.append(("cmd", .string("restart")))
             switch target {
             case .all: members.append(("worker", .string("all")))
             case .worker(let id): members.append(("worker", .number(Double(id))))
             }
             if wait { members.append(("wait", .bool(true))) }
+            if progress { members.append(("progress", .bool(true))) }
         }
         return .object(members)
     }
@@ -122,16 +136,17 @@ public enum ControlRequest: Equatable, Sendable {
             } else {
                 self = .getWorkers
             }
-        case "reload": self = .reload(wait: json["wait"]?.bool ?? false)
+        case "reload": self = .reload(wait: json["wait"]?.bool ?? false, progress: json["progress"]?.bool ?? false)
         case "upgrade":
             if let path = json["path"], path.string == nil { throw ControlError("\"path\" must be a string") }
             self = .upgrade(path: json["path"]?.string, wait: json["wait"]?.bool ?? false)
         case "restart":
             let wait = json["wait"]?.bool ?? false
+            let progress = json["progress"]?.bool ?? false
             if json["worker"]?.string == "all" {
-                self = .restart(.all, wait: wait)
+                self = .restart(.all, wait: wait, progress: progress)
             } else if let id = json["worker"]?.int, id >= 0 {
-                self = .restart(.worker(id), wait: wait)
+                self = .restart(.worker(id), wait: wait, progress: progress)
             } else {
                 throw ControlError("\"worker\" must be a worker id (0, 1, ...) or \"all\"")
             }

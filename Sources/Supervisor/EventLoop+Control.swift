@@ -26,7 +26,7 @@ extension EventLoop {
             return ControlReply.failure("permission denied: members of control_group may only read status")
         }
         // Every request that changes the pool is the core's to decide.
-        if let (intent, wait) = request.intent { return decide(intent, from: fd, wait: wait) }
+        if let (intent, wait) = request.intent { return decide(intent, from: fd, wait: wait, progress: request.followsProgress) }
         switch request {
         case .ping: return ControlReply.success([("pong", .bool(true))])
         case .version: return ControlReply.success([("version", .string(version)), ("protocol", .number(Double(ControlRequest.protocolVersion)))])
@@ -43,7 +43,7 @@ extension EventLoop {
     }
 
     /// Hands the intent to the core and turns its reply into JSON (or a wait for the outcome).
-    private func decide(_ intent: Intent, from fd: Int32, wait: Bool) -> JSON? {
+    private func decide(_ intent: Intent, from fd: Int32, wait: Bool, progress: Bool = false) -> JSON? {
         dispatch(.requested(intent, by: .client(fd)))
         guard let reply = replies.removeValue(forKey: fd) else {
             preconditionFailure("the core answers every intent it is given")
@@ -57,7 +57,7 @@ extension EventLoop {
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired))),
                                          ("autoscaling", .string(summary))])
         case let .rollStarted(id, summary, note):
-            if wait { return replyLater(.roll(id), by: fd) }
+            if wait { return replyLater(.roll(id, progress: progress), by: fd) }
             return ControlReply.success([("summary", .string(summary))] + (note.map { [("note", .string($0))] } ?? []))
         case .rollEnded(let outcome): return rollReply(outcome)
         }
@@ -66,8 +66,33 @@ extension EventLoop {
     private func replyLater(_ awaited: Awaited, by fd: Int32) -> JSON? {
         control.markAwaiting(fd, until: Sys.now + ControlServer.waitTimeout)
         waiters.append((fd, awaited))
+        // The roll as it stands now, so the client shows something at once; later steps follow in answerWaiters.
+        if case .roll(let id, true) = awaited, let progress = pool.rollProgress, progress.id == id {
+            shownProgress = progress
+            control.reply(to: fd, Self.progressLine(progress), at: Sys.now)
+        }
         answerWaiters()
         return nil
+    }
+
+    /// One step of a roll for a `--wait` client: no "ok", so the client knows the reply is still to come.
+    static func progressLine(_ progress: RollProgress) -> JSON {
+        .object([("progress", .object([("kind", .string(progress.kind.rawValue)), ("total", .number(Double(progress.total))),
+                                        ("done", .number(Double(progress.done))), ("starting", .number(Double(progress.starting))),
+                                        ("settling", .number(Double(progress.settling))), ("failed", .number(Double(progress.failed)))])),
+                 ("summary", .string(progress.summary))])
+    }
+
+    /// Sends the roll's new step to the clients that asked to follow it.
+    private func sendProgress() {
+        let progress = pool.rollProgress
+        guard progress != shownProgress else { return }
+        shownProgress = progress
+        guard let progress else { return }
+        for waiter in waiters {
+            guard case .roll(let id, true) = waiter.awaited, id == progress.id else { continue }
+            control.reply(to: waiter.fd, Self.progressLine(progress), at: Sys.now)
+        }
     }
 
     private func rollReply(_ outcome: RollOutcome) -> JSON {
@@ -77,6 +102,7 @@ extension EventLoop {
 
     func answerWaiters() {
         guard !waiters.isEmpty else { return }
+        sendProgress()
         waiters.removeAll { waiter in
             guard control.isOpen(waiter.fd) else { return true }
             guard let reply = reply(awaiting: waiter.awaited) else { return false }
@@ -87,7 +113,7 @@ extension EventLoop {
 
     /// The deferred reply, once there is one.
     private func reply(awaiting awaited: Awaited) -> JSON? {
-        if case .roll(let id) = awaited, let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
+        if case .roll(let id, _) = awaited, let outcome = pool.lastRoll, outcome.id == id { return rollReply(outcome) }
         if case .stopping = pool.phase { return ControlReply.failure("the supervisor is stopping") }
         switch awaited {
         case .roll: return nil

@@ -39,8 +39,11 @@ final class EventLoop {
     var startedAt = Sys.now
     /// Requests whose reply comes later: `workers N --wait` once the pool has N workers,
     /// `reload --wait` and `restart --wait` once the roll with this id has ended.
-    enum Awaited { case count(Int), roll(Int) }
+    /// What a `--wait` client waits for: a count, or a roll's end (with `progress`, each step of it too).
+    enum Awaited { case count(Int), roll(Int, progress: Bool) }
     var waiters: [(fd: Int32, awaited: Awaited)] = []
+    /// The roll progress last sent to `--wait` clients, so each step is sent once.
+    var shownProgress: RollProgress? = nil
     /// The core's replies to control clients in this dispatch, by connection (EventLoop+Control.swift).
     var replies: [Int32: Reply] = [:]
     private var armedDeadline: Instant? = nil

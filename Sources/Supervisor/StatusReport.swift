@@ -17,9 +17,10 @@ enum StatusReport {
             ("release", .number(Double(pool.release))),
             ("readiness", .string(pool.policy.readiness.rawValue)),
             ("min_ready_seconds", .number(seconds(pool.policy.minReady))),
-            ("roll", pool.roll.map { roll in
+            ("roll", pool.rollProgress.map { roll in
                 .object([("kind", .string(roll.kind.rawValue)), ("done", .number(Double(roll.done))), ("total", .number(Double(roll.total))),
-                         ("to_go", .number(Double(roll.total - roll.done)))])
+                         ("to_go", .number(Double(roll.total - roll.done))), ("starting", .number(Double(roll.starting))),
+                         ("settling", .number(Double(roll.settling))), ("failed", .number(Double(roll.failed)))])
             } ?? .null),
             ("last_roll", pool.lastRoll.map { outcome in
                 .object([("kind", .string(outcome.kind.rawValue)), ("ok", .bool(outcome.succeeded)), ("summary", .string(outcome.summary))])

@@ -111,8 +111,8 @@ public struct ConfigKey: Sendable {
         ConfigKey("min_ready", "worker", accepts: "a duration such as 3s, or 0 for none", render: { [$0.minReady.configText] }) {
             s, v throws(ConfigValueError) in s.minReady = try ValueParser.duration(v)
         },
-        ConfigKey("max_surge", "worker", accepts: "a number from 1 to 1024", render: { ["\($0.maxSurge)"] }) {
-            s, v throws(ConfigValueError) in s.maxSurge = try ValueParser.integer(v, in: 1...1024)
+        ConfigKey("max_surge", "worker", accepts: "a number from 1 to 1024, or a share of the workers such as 25%", render: { [$0.maxSurge.configText] }) {
+            s, v throws(ConfigValueError) in s.maxSurge = try ValueParser.maxSurge(v)
         },
         ConfigKey("watchdog", "worker", accepts: "a duration such as 30s, or 0 for none", render: { [$0.health.workerWatchdog?.configText ?? "0"] }) {
             s, v throws(ConfigValueError) in

@@ -37,16 +37,20 @@ extension Pool {
         release = target
         roll = Roll(id: rollSerial, kind: kind, release: target, fallback: previous, slots: ids, at: now)
         roll?.note = note
-        var actions: [Action] = [.report(PoolEvent(.rollStarted, .notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, \(policy.maxSurge) at a time", roll: kind))]
+        let surge = policy.maxSurge.resolved(for: desired)
+        var actions: [Action] = [.report(PoolEvent(.rollStarted, .notice, "\(kind == .reload ? "reload" : "restart") of \(ids.count) worker\(ids.count == 1 ? "" : "s") begins, up to \(surge) starting at once", roll: kind))]
         if kind == .reload { actions.append(.notifySystemd([.reloading(at: now)])) }
         return actions + advanceRoll(at: now)
     }
 
-    /// Starts successors until `max_surge` are in flight; ends the roll when every slot is done.
+    /// Starts successors until `max_surge` are starting; ends the roll when every slot is done. A successor
+    /// that is ready and settling serves already and no longer counts, so the next start overlaps its
+    /// `min_ready`: a roll takes about workers / max_surge × start-up + min_ready, not workers × both.
     mutating func advanceRoll(at now: Instant) -> [Action] {
         guard var current = roll else { return [] }
         var actions: [Action] = []
-        while current.active.count < policy.maxSurge, !current.queue.isEmpty {
+        let surge = policy.maxSurge.resolved(for: desired)
+        while current.active.count(where: countsAgainstSurge) < surge, !current.queue.isEmpty {
             let id = current.queue.removeFirst()
             current.active.insert(id)
             // A slot already replacing an unhealthy worker finishes that first; `promote` then goes on with the roll.
@@ -59,10 +63,11 @@ extension Pool {
             slots[id].restartAt = nil
             actions.append(.spawn(slot: id, generation: generation, release: target))
         }
-        // systemd times a reload out at TimeoutStartSec= (90 s by default), and a roll of many workers, each
-        // settling for min_ready, takes longer than that. Each step is bounded by ready_timeout + min_ready:
-        // while steps keep coming, systemd hears that much more time is needed, so it never fails a roll that
-        // is progressing (a stuck step still fails at ready_timeout, which ends the roll).
+        // systemd times a reload out at TimeoutStartSec= (90 s by default), and a roll of many workers can take
+        // longer than that. Every new worker is ready or failed within ready_timeout of its start, and settled
+        // min_ready later; the steps overlap, so the roll ends at most that long after its last start. Each
+        // batch of starts tells systemd that much more time is needed: a roll that keeps progressing is never
+        // failed, and a stuck one still fails at ready_timeout, which ends the roll.
         if current.kind != .restart, actions.contains(where: { if case .spawn = $0 { true } else { false } }) {
             let step = policy.readyTimeout + policy.minReady + .seconds(5)
             actions.append(.notifySystemd([.extendTimeout(step)]))
@@ -107,7 +112,9 @@ extension Pool {
         guard let successor = slots[id].successor, let pid = successor.pid else { return [] }
         // A successor that is ready stays ready for min_ready first (the settle deadline promotes it then).
         if mustSettle(id, at: now) {
+            // Settling, it no longer counts against max_surge: the next successor starts now.
             return [.log(.info, "worker \(id): generation \(successor.generation) (pid \(pid)) ready; settling for \(policy.minReady.spoken) (min_ready) before it takes over")]
+                + advanceRoll(at: now)
         }
         let previous = slots[id].pid
         slots[id].pid = pid
@@ -121,18 +128,16 @@ extension Pool {
         }
         if var current = roll, current.active.contains(id) {
             let target = current.kind == .restart ? successor.release : current.release
+            current.active.remove(id)
             if successor.release != target {
-                // It replaced an unhealthy worker on the old release: the slot still needs its roll successor.
-                let generation = newGeneration(for: id)
-                slots[id].generation = generation
-                slots[id].successor = Successor(generation: generation, release: target)
-                actions.append(.spawn(slot: id, generation: generation, release: target))
+                // It replaced an unhealthy worker on the old release: the slot still needs its roll successor,
+                // first in line, when max_surge lets it start.
+                current.queue.insert(id, at: 0)
             } else {
-                current.active.remove(id)
                 current.done += 1
-                roll = current
-                actions += advanceRoll(at: now)
             }
+            roll = current
+            actions += advanceRoll(at: now)
         }
         return actions
     }
@@ -146,10 +151,15 @@ extension Pool {
         // An unhealthy worker whose replacement failed is not kept: it goes the way of any failed worker.
         if let pid = slots[id].pid, let verdict = workers[pid]?.health.verdict { actions += kill(pid, reason: verdict, cause: workers[pid]?.health.verdictCause) }
         guard var current = roll, current.active.remove(id) != nil else { return actions }
+        current.failed += 1
         let position = "worker \(id) (\(current.done + 1)/\(current.total))"
-        // Other successors in flight are not ready, so nothing is lost by killing them.
+        // Every other new worker of the roll goes too; their predecessors were never asked to stop, so capacity
+        // stays whole. One still starting serves nothing yet and is killed; a settling one serves already and
+        // drains like any old worker, so the requests it holds are answered.
         for other in current.active.sorted() {
-            if let pid = slots[other].successor?.pid { actions += kill(pid, reason: "\(current.kind) stopped") }
+            if let pid = slots[other].successor?.pid {
+                actions += isSettling(other) ? stop(pid, at: now) : kill(pid, reason: "\(current.kind) stopped")
+            }
             slots[other].successor = nil
             if slots[other].pid == nil, slots[other].restartAt == nil { actions += slotFailed(other, reason: "\(current.kind) stopped", cause: cause, at: now) }
         }
@@ -174,7 +184,8 @@ extension Pool {
             } else {
                 actions.append(.log(.error, message + "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")"))
                 // The rollback keeps the reload's id and clock: one outcome, timed from the reload's start.
-                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved, at: current.startedAt, failure: message)
+                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved,
+                            at: current.startedAt, failure: message, failed: current.failed)
                 roll?.note = current.note
                 actions += advanceRoll(at: now)
             }
@@ -187,6 +198,24 @@ extension Pool {
             actions.append(.notifySystemd([.ready]))
         }
         return actions
+    }
+
+    /// Whether slot `id`'s successor takes one of `max_surge`'s places: until it is ready, and with `exec`
+    /// readiness until it settled too (exec'd is not serving: N new workers would start, and import, at once).
+    func countsAgainstSurge(_ id: Int) -> Bool { !isSettling(id) || policy.readiness == .exec }
+
+    /// Whether slot `id`'s successor is ready and only waiting out `min_ready`.
+    func isSettling(_ id: Int) -> Bool {
+        guard slots.indices.contains(id), let pid = slots[id].successor?.pid else { return false }
+        return workers[pid]?.isReady ?? false
+    }
+
+    /// Where the roll stands, for `reload --wait` and `STATUS=`; nil when none is running.
+    public var rollProgress: RollProgress? {
+        guard let roll else { return nil }
+        let settling = roll.active.count { isSettling($0) }
+        return RollProgress(id: roll.id, kind: roll.kind, total: roll.total, done: roll.done,
+                            starting: roll.active.count - settling, settling: settling, failed: roll.failed)
     }
 
     /// Scaling down removed slots: they leave the roll, counted neither done nor failed.

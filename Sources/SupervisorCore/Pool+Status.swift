@@ -40,7 +40,8 @@ extension Pool {
             var text = "\(readyCount)/\(desired) workers ready"
             if let from = scalingFrom { text = "scaling \(from) → \(desired): " + text }
             if let note = scalingNote { text += "; " + note }
-            if let roll { text = "\(roll.gerund): \(roll.done)/\(roll.total) workers replaced; " + text }
+            // The same line `reload --wait` shows, so `systemctl status` follows a roll as it advances.
+            if let progress = rollProgress { text = progress.summary + "; " + text }
             else if let lastRoll, !lastRoll.succeeded { text += "; " + lastRoll.summary }
             if let looping = crashLoopingSlots.first {
                 text += "; crash loop in worker \(looping.id) (\(looping.failures) failures in a row, last: \(looping.lastFailure ?? "unknown"))"

@@ -1,5 +1,6 @@
-/// A rolling replacement of workers, `max_surge` slots at a time: each slot's successor starts beside
-/// the current worker, and only once it is ready is the old one drained. Ready capacity never drops.
+/// A rolling replacement of workers: up to `max_surge` successors start at once beside the current workers,
+/// and only once one has been ready for `min_ready` is its predecessor drained. Ready capacity never drops.
+/// A successor that is ready and settling no longer counts against `max_surge`: the next start overlaps it.
 public struct Roll: Equatable, Sendable {
     public enum Kind: String, Sendable {
         /// To a new configuration release (SIGHUP, `hyperglassctl reload`).
@@ -21,15 +22,18 @@ public struct Roll: Equatable, Sendable {
     public let startedAt: Instant
     /// Slots still to replace, in order.
     public internal(set) var queue: [Int]
-    /// Slots whose successor is starting.
+    /// Slots whose successor is starting or settling.
     public internal(set) var active: Set<Int> = []
     public internal(set) var done = 0
+    /// New workers of this roll that failed before they settled: 0 while it goes well; a rollback
+    /// carries its reload's count. (In the upgrade state with the other fields.)
+    public internal(set) var failed = 0
     /// Why a rollback is happening: the failure its reload ends with.
     public internal(set) var failure: String? = nil
     /// What the reload could not apply (settings only a restart changes), for its replies.
     public internal(set) var note: String? = nil
 
-    init(id: Int, kind: Kind, release: Int, fallback: Int, slots: [Int], at now: Instant, failure: String? = nil) {
+    init(id: Int, kind: Kind, release: Int, fallback: Int, slots: [Int], at now: Instant, failure: String? = nil, failed: Int = 0) {
         self.id = id
         self.kind = kind
         self.release = release
@@ -38,14 +42,28 @@ public struct Roll: Equatable, Sendable {
         self.queue = slots
         self.startedAt = now
         self.failure = failure
+        self.failed = failed
     }
+}
 
-    var gerund: String {
-        switch kind {
-        case .reload: "reloading"
-        case .restart: "restarting"
-        case .rollback: "rolling back"
-        }
+/// Where a roll stands, as `hyperglassctl reload --wait` and `STATUS=` show it (like `kubectl rollout status`):
+/// "rolling: 9/16 new, 2 starting, 2 settling, 0 failed".
+public struct RollProgress: Equatable, Sendable {
+    public let id: Int
+    public let kind: Roll.Kind
+    public let total: Int
+    /// Slots whose new worker took over.
+    public let done: Int
+    /// New workers started and not ready yet.
+    public let starting: Int
+    /// New workers ready and waiting out `min_ready` before they take over.
+    public let settling: Int
+    public let failed: Int
+
+    public var summary: String {
+        let verb = kind == .rollback ? "rolling back" : "rolling"
+        let noun = kind == .rollback ? "restored" : "new"
+        return "\(verb): \(done)/\(total) \(noun), \(starting) starting, \(settling) settling, \(failed) failed"
     }
 }
 

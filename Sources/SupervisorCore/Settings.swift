@@ -90,8 +90,9 @@ public struct Settings: Equatable, Sendable {
     public var backoff = BackoffPolicy()
     /// Consecutive failures of one slot that make a crash loop.
     public var crashLoopThreshold: Int = 5
-    /// Successors started at once during a rolling restart.
-    public var maxSurge: Int = 1
+    /// New workers starting at once during a roll (Kubernetes' maxSurge, 25 % by default); one that is
+    /// ready and settling no longer counts, so the next start overlaps its `min_ready`.
+    public var maxSurge: MaxSurge = .standard
     public var health = HealthPolicy()
     /// Autoscaling: quiet time before the pool shrinks (then a step every third of it).
     public var scaleDownDelay: Duration = .seconds(30)

@@ -436,18 +436,22 @@ def test_reload_rolls_every_worker_without_failed_requests():
 
 
 def test_long_reload_outlasts_the_start_timeout():
-    """systemd times reloads out at TimeoutStartSec=. A roll of 4 workers that each settle for min_ready (3 s)
-    takes ~12 s; with TimeoutStartSec=4s the reload still succeeds, because each roll step sends
-    EXTEND_TIMEOUT_USEC (before: the reload job failed at 4 s while the roll went on)."""
-    guest("printf '[supervisor]\\nworkers = %d\\n[worker]\\nmin_ready = 3s\\n' > /etc/hyperglass-supervisor/acceptance.conf" % WORKERS)
+    """systemd times reloads out at TimeoutStartSec=. A roll whose new workers settle for min_ready (6 s here;
+    they settle side by side, max_surge 25 %) takes over 6 s; with TimeoutStartSec=4s the reload still
+    succeeds, because each batch of starts sends EXTEND_TIMEOUT_USEC (before: the reload job failed at 4 s
+    while the roll went on). ExecReload's `reload --wait` writes a line per step to the journal."""
+    guest("printf '[supervisor]\\nworkers = %d\\n[worker]\\nmin_ready = 6s\\n' > /etc/hyperglass-supervisor/acceptance.conf" % WORKERS)
     write_dropin("slow-reload", "Environment=HYPERGLASS_CONFIG=/etc/hyperglass-supervisor/acceptance.conf\nTimeoutStartSec=4s")
     try:
         guest("systemctl restart hyperglass", timeout=90)
         old = worker_pids(ctl_status())
+        cursor = journal_cursor()
         started = time.monotonic()
         result = guest("systemctl reload hyperglass", timeout=120, check_rc=False)
         took = time.monotonic() - started
         check(result.returncode == 0, f"systemctl reload failed after {took:.1f}s: {result.stderr}\n{journal()[-2000:]}")
+        steps = re.findall(r"hyperglassctl\[\d+\]: (rolling: .*)", journal(cursor))
+        check(len(steps) >= 3 and steps[0].startswith(f"rolling: 0/{WORKERS} new"), f"no roll progress in the journal: {steps}")
         check(took > 4, f"the roll took only {took:.1f}s: the test does not outlast TimeoutStartSec=4s")
         new = worker_pids(ctl_status())
         check(len(new) == WORKERS and not set(old.values()) & set(new.values()), f"not every worker replaced: {old} -> {new}")

@@ -17,7 +17,7 @@ struct PoolPropertyTests {
         policy.crashLoop = random.nextUnit() < 0.5 ? .keepTrying : .exit
         policy.crashLoopThreshold = 1 + Int(random.nextUnit() * 5)
         policy.maxWorkers = 6
-        policy.maxSurge = 1 + Int(random.nextUnit() * 3)
+        policy.maxSurge = .count(1 + Int(random.nextUnit() * 3))
         policy.systemdWatchdogInterval = systemdWatchdog
         // readiness = http needs a probe path (the loader refuses it otherwise).
         if policy.readiness == .http || random.nextUnit() < 0.4 {

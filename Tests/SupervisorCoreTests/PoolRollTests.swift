@@ -45,7 +45,7 @@ struct PoolRollTests {
         #expect(begin.contains(.spawn(slot: 0, generation: 2, release: 2)))
         #expect(begin.spawnedSlots == [0])
         #expect(begin.pids(sent: .terminate).isEmpty)
-        #expect(driver.lastStatus == "reloading: 0/3 workers replaced; 3/3 workers ready")
+        #expect(driver.lastStatus == "rolling: 0/3 new, 1 starting, 0 settling, 0 failed; 3/3 workers ready")
 
         for slot in 0..<3 {
             let successor = driver.pool.slots[slot].successor!.pid!
@@ -77,7 +77,7 @@ struct PoolRollTests {
     @Test("max_surge starts that many successors at once")
     func maxSurge() {
         var policy = Self.notify
-        policy.maxSurge = 2
+        policy.maxSurge = .count(2)
         var driver = Self.running(4, policy: policy)
         let begin = driver.send(.reloadRequested(release: 2, policy: policy))
         #expect(begin.spawnedSlots == [0, 1])
@@ -116,7 +116,7 @@ struct PoolRollTests {
         let failed = driver.send(.exited(pid: second, status: .signaled(11)))
         #expect(failed.contains(.spawn(slot: 0, generation: 3, release: 1)))
         #expect(driver.pool.roll?.kind == .rollback)
-        #expect(driver.lastStatus == "rolling back: 0/1 workers replaced; 3/3 workers ready")
+        #expect(driver.lastStatus == "rolling back: 0/1 restored, 1 starting, 0 settling, 1 failed; 3/3 workers ready")
         let restored = driver.pool.slots[0].successor!.pid!
         let done = driver.send(.notified(pid: restored, message: NotifyMessage(ready: true)))
         #expect(done.pids(sent: .terminate) == [first])
@@ -239,7 +239,7 @@ struct PoolRollTests {
 
     @Test("a reload failure that sets off crash_loop = exit stops the pool: no rollback and no restart while stopping")
     func reloadFailureIntoCrashLoopExit() {
-        let policy = PoolPolicy.with { $0.readiness = .notify; $0.maxSurge = 3; $0.crashLoop = .exit; $0.crashLoopThreshold = 1 }
+        let policy = PoolPolicy.with { $0.readiness = .notify; $0.maxSurge = .count(3); $0.crashLoop = .exit; $0.crashLoopThreshold = 1 }
         var driver = Self.running(4, policy: policy)
         driver.send(.reloadRequested(release: 2, policy: policy))
         driver.send(.notified(pid: driver.pool.slots[0].successor!.pid!, message: NotifyMessage(ready: true)))

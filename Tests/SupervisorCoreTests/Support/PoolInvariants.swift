@@ -18,6 +18,8 @@ final class PoolInvariants {
     /// The last WATCHDOG=1 upwards, and whether the pool was hopeless (ping legitimately withheld) since.
     private var lastPingAt: Instant
     private var hopelessSincePing = false
+    /// A reload that failed and is rolling back: its id and the release it tried, whose workers must all go.
+    private var failedReload: (id: Int, release: Int)? = nil
 
     init(_ pool: Pool, at now: Instant) {
         before = pool
@@ -179,6 +181,7 @@ final class PoolInvariants {
                 if roll.kind == .reload, !actions.systemdNotices.contains(where: { if case .reloading = $0 { true } else { false } }) { add("a reload began without RELOADING=1") }
             }
         }
+        checkParallelRoll(event, actions, before, pool)
         guard let ended = before.roll, pool.roll?.id != ended.id else { return }
         guard let outcome = pool.lastRoll, outcome.id == ended.id else {
             return add("roll \(ended.id) ended but lastRoll is \(String(describing: pool.lastRoll)), on \(event)")
@@ -191,6 +194,50 @@ final class PoolInvariants {
                 let running = slot.pid.flatMap { pool.workers[$0]?.release }
                 if slot.release != ended.release || (running != nil && running != ended.release) {
                     add("reload to release \(ended.release) succeeded, but slot \(slot.id) runs release \(running.map(String.init) ?? "-") (slot release \(slot.release)), on \(event)")
+                }
+            }
+        }
+    }
+
+    /// Parallel rolls: never more than `max_surge` new workers starting at once; a reload that fails kills
+    /// every new worker not yet taken over and touches no old one; once its rollback completes, no worker of
+    /// the failed release is left.
+    private func checkParallelRoll(_ event: Event, _ actions: [Action], _ before: Pool, _ pool: Pool) {
+        let live = pool.phase == .starting || pool.phase == .running
+        // A roll starts a new worker only while fewer than max_surge are starting (a settling one that is
+        // then killed counts again until its exit ends the roll, but starts nothing).
+        if live, let roll = pool.roll, actions.contains(where: { if case .spawn(let id, _, _) = $0 { roll.active.contains(id) } else { false } }) {
+            let starting = roll.active.count(where: pool.countsAgainstSurge)
+            let surge = pool.policy.maxSurge.resolved(for: pool.desired)
+            let dying = roll.active.count { id in pool.slots[id].successor?.pid.flatMap { pool.workers[$0] }?.isStopping == true }
+            if starting - dying > surge { add("\(starting) new workers starting at once, max_surge is \(surge), after \(event)") }
+        }
+        if let was = before.roll, was.kind == .reload, pool.roll?.kind != .reload, pool.lastRoll?.id == was.id || pool.roll?.id == was.id,
+           pool.lastRoll?.succeeded != true || pool.roll?.kind == .rollback {
+            if live {
+                failedReload = (was.id, was.release)
+                // (A slot outside the roll replacing an unhealthy worker keeps that replacement: the rollback takes it.)
+                for slot in pool.slots where was.active.contains(slot.id) {
+                    if let successor = slot.successor, successor.release == was.release, let pid = successor.pid, pool.workers[pid].map({ !$0.isStopping }) == true {
+                        add("slot \(slot.id)'s new worker \(pid) survived the failed reload, on \(event)")
+                    }
+                }
+                // The old workers are untouched: none that was serving is signalled by the failure itself (one still
+                // starting may meet the ready_timeout of the settings restored).
+                for (pid, signal) in actions.compactMap({ a -> (Int32, Signal)? in if case let .signal(p, s) = a { (p, s) } else { nil } }) {
+                    guard let worker = before.workers[pid], worker.release != was.release, worker.health.verdict == nil, worker.isReady,
+                          before.slots.contains(where: { $0.pid == pid }) else { continue }
+                    if case .exited(pid, _) = event { continue }
+                    add("the failed reload sent \(signal) to old worker \(pid), on \(event)")
+                }
+            }
+        }
+        if let failed = failedReload, pool.roll?.id != failed.id {
+            failedReload = nil
+            // A rollback that failed too says so; one that completed left nothing of the failed release running.
+            if live, let outcome = pool.lastRoll, outcome.id == failed.id, !outcome.summary.contains("failed too") {
+                for worker in pool.workers.values where worker.release == failed.release && !worker.isStopping && !worker.killed {
+                    add("worker \(worker.pid) of the failed release \(failed.release) outlived its rollback, after \(event)")
                 }
             }
         }
