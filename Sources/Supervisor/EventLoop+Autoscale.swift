@@ -15,7 +15,7 @@ extension EventLoop {
     /// pinned count; `workers = auto:MIN-MAX` added or removed turns autoscaling on or off.
     func reconfigureAutoscaling(_ settings: Settings) {
         memoryCeiling = LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory)
-        guard var fresh = Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()) else {
+        guard var fresh = Autoscaler(settings: settings, onlineCPUs: CgroupLimits.cpuBudget().cpus) else {
             if autoscaler != nil { log(.notice, "autoscaling off: workers is no longer auto:MIN-MAX") }
             autoscaler = nil
             pool.scalingNote = nil

@@ -15,7 +15,9 @@ enum Start {
         }
         let settings = loaded.settings
         let log = Log(verbose: settings.debug)
-        let desired = settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: settings.debug)
+        // The CPUs we may use (affinity, cgroup quotas), not those online: gunicorn issue 2028.
+        let cpus = CgroupLimits.cpuBudget().cpus
+        let desired = settings.workers.resolve(onlineCPUs: cpus, debug: settings.debug)
         guard desired <= settings.maxWorkers else {
             fail("workers: \(desired) (auto) exceed max_workers (\(settings.maxWorkers)); set workers or raise max_workers", code: 78)
         }
@@ -32,7 +34,7 @@ enum Start {
                                             group: settings.controlGroup)
             let workerSockets = try WorkerSockets(in: control.directory)
             let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
-            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs())
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: cpus)
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
@@ -43,7 +45,7 @@ enum Start {
             log(.info, "control socket at \(control.path)")
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,
                                      workerSockets: workerSockets, control: control, log: log,
-                                     autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
+                                     autoscaler: Autoscaler(settings: settings, onlineCPUs: cpus),
                                      memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), http: http)
             return loop.run()
         } catch {
