@@ -120,6 +120,10 @@ final class EventLoop {
                     }
                     continue
                 }
+                if event.data & EventLoop.treeTag != 0 {
+                    treeChanged(Int32(truncatingIfNeeded: event.data))
+                    continue
+                }
                 if event.data & EventLoop.spawnTag != 0 {
                     spawnReported(Int32(truncatingIfNeeded: event.data))
                     continue
@@ -156,6 +160,7 @@ final class EventLoop {
                     // Likewise, exits that came before the deadline count first: a successor that died within min_ready
                     // must fail the roll even when the loop wakes late and finds both at once.
                     reapChildren()
+                    spawner.trees.strays.deadlinePassed(at: Sys.now)
                     dispatch(.deadlineReached)
                     loadSampleDue(at: Sys.now)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
@@ -173,6 +178,7 @@ final class EventLoop {
             }
             if exitCode == nil { serveControlRequests() }
         }
+        endAllTrees()
         Listeners.close(listeners)
         workerSockets.removeAll()
         control.close()
@@ -224,7 +230,10 @@ final class EventLoop {
             unreaped.remove(pid)
             let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
             workerSockets.release(pid: pid)
-            guard reapedSpawn(pid) else { continue }
+            spawner.trees.strays.reaped(pid)
+            guard reapedSpawn(pid) else { discardTree(of: pid); continue }
+            // What the worker started ends with it; with a cgroup, its exit counts once the cgroup is empty.
+            if holdExitUntilTreeEnds(pid, exit) { continue }
             dispatch(.exited(pid: pid, status: exit))
         }
     }
@@ -304,7 +313,8 @@ final class EventLoop {
     }
 
     func armTimer() {
-        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline].compactMap { $0 }.min()
+        let deadline = [pool.nextDeadline, control.nextDeadline, prober.nextDeadline, autoscaler?.nextSampleAt, http?.nextDeadline,
+                        spawner.trees.strays.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

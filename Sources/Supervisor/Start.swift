@@ -33,10 +33,14 @@ enum Start {
             let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
                                             group: settings.controlGroup)
             let workerSockets = try WorkerSockets(in: control.directory)
-            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
-            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: cpus)
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
+            let (cgroups, cgroupNote) = WorkerCgroups.setUp()
+            log(cgroups == nil ? .info : .notice, cgroups == nil
+                ? "no cgroup per worker: \(cgroupNote); what workers leave behind is found as our orphans (strays)" : cgroupNote)
+            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment(),
+                                  trees: WorkerTrees(cgroups: cgroups))
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: cpus)
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
             let pool = Pool(desired: desired, policy: policy, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns())
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
