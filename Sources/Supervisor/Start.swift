@@ -26,6 +26,10 @@ enum Start {
         if !settings.prestart.isEmpty, let code = prestart(settings, notifier: notifier, log: log) { return code }
         do {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
+            // Workers get them as systemd would (NonBlocking=no unless `nonblocking`); the supervisor never accepts on them.
+            for listener in listeners where hg_set_nonblocking_to(listener.fd, settings.nonBlocking ? 1 : 0) < 0 {
+                log(.warning, "cannot set \(listener.address) \(settings.nonBlocking ? "non-blocking" : "blocking"): \(String(cString: strerror(errno)))")
+            }
             // Bound before the control socket, so a port in use leaves no socket file behind.
             let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
             if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }

@@ -57,6 +57,10 @@ public struct ConfigKey: Sendable {
                   reset: { $0.bind = [] }, render: { $0.bind.map(\.description) }) {
             s, v throws(ConfigValueError) in s.bind.append(try ValueParser.bindAddress(v))
         },
+        ConfigKey("nonblocking", "supervisor", accepts: "true or false (false: listeners blocking, as systemd's NonBlocking=no)",
+                  reloadable: false, render: { ["\($0.nonBlocking)"] }) {
+            s, v throws(ConfigValueError) in s.nonBlocking = try ValueParser.boolean(v)
+        },
         ConfigKey("graceful_timeout", "supervisor", accepts: "a duration such as 30s, 500ms or 2m", render: { [$0.gracefulTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.gracefulTimeout = try ValueParser.duration(v)
         },

@@ -65,6 +65,9 @@ public struct Settings: Equatable, Sendable {
     public var workers: WorkerCount = .auto
     public var maxWorkers: Int = 1024
     public var bind: [BindAddress] = [.tcp(host: "localhost", port: 8001)]
+    /// Whether workers get their listeners with O_NONBLOCK. No, as systemd hands them (`NonBlocking=no`):
+    /// a plain blocking accept() (Python's socketserver, sd_listen_fds(3)'s example) then works.
+    public var nonBlocking: Bool = false
     public var gracefulTimeout: Duration = .seconds(30)
     /// How long a stop signal leaves the pool serving while reporting not-ready, before the drain; zero: off.
     public var lameDuck: Duration = .zero
