@@ -29,6 +29,14 @@ extension EventLoop {
         return true
     }
 
+    /// A worker's SIGKILL that was the kernel's OOM killer becomes `.oomKilled` (read before its cgroup goes).
+    func namedExit(of pid: Int32, _ exit: ExitStatus) -> ExitStatus {
+        guard exit == .signaled(SIGKILL) else { return exit }
+        let trees = spawner.trees
+        let cgroup = trees.cgroups.flatMap { $0.controllers.contains("memory") ? $0.directory(of: pid) : nil }
+        return trees.oom.wasOomKilled(pid, cgroup: cgroup) ? .oomKilled : exit
+    }
+
     /// A cgroup being emptied changed: once empty, the worker's exit reaches the pool.
     func treeChanged(_ fd: Int32) {
         let trees = spawner.trees

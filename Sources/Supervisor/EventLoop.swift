@@ -228,7 +228,7 @@ final class EventLoop {
             let pid = hg_reap(exited, &status)
             if pid <= 0 { continue }
             unreaped.remove(pid)
-            let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+            let exit = namedExit(of: pid, hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status)))
             workerSockets.release(pid: pid)
             spawner.trees.strays.reaped(pid)
             guard reapedSpawn(pid) else { discardTree(of: pid); continue }

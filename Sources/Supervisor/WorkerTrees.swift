@@ -9,5 +9,7 @@ final class WorkerTrees {
     /// Worker exits held until the worker's cgroup is empty, by the fd of its `cgroup.events`.
     var ending: [Int32: (pid: Int32, status: ExitStatus, directory: String)] = [:]
 
+    let oom = OomWatch()
+
     init(cgroups: WorkerCgroups?) { self.cgroups = cgroups }
 }
