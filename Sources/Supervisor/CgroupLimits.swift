@@ -59,6 +59,17 @@ enum CgroupLimits {
         return files.compactMap { (try? Sys.readFile($0, limit: 64)).flatMap(MemoryLimit.parse) }.min()
     }
 
+    /// Why a per-worker `memory_max` cannot be enforced, nil when it can: the workers' cgroups
+    /// (`cgroups`, as set up) or, for check-config, the supervisor's own cgroup must offer the v2 memory controller.
+    static func memoryMaxUnenforceable(_ cgroups: WorkerCgroups?) -> String? {
+        if let cgroups { return cgroups.controllers.contains("memory") ? nil : "the v2 hierarchy offers no memory controller to \(cgroups.base) (a hybrid machine's v2 has none; under systemd use Delegate=yes)" }
+        guard let mount = unifiedMount(), let path = membership().unified else { return "no cgroup v2 hierarchy is mounted" }
+        let own = mount + (path == "/" ? "" : path)
+        guard access(own, W_OK) == 0 else { return "the supervisor's v2 cgroup \(own) is not writable (under systemd use Delegate=yes)" }
+        let offered = ((try? Sys.readFile(own + "/cgroup.controllers", limit: 1024)) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
+        return offered.contains("memory") ? nil : "the v2 hierarchy offers no memory controller at \(own) (a hybrid machine's v2 has none)"
+    }
+
     /// The CPUs `workers = auto` counts: online, affinity mask and quotas, the smallest.
     static func cpuBudget() -> CpuBudget {
         let affinity = hg_affinity_cpus()

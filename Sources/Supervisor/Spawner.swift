@@ -96,6 +96,8 @@ struct Spawner {
             throw error
         }
         defer { if let cgroup { close(cgroup.procsFD) } }
+        // Where no memory controller is enabled, start and check-config have said memory_max is not enforced.
+        if let cgroup { _ = trees.cgroups?.limit(cgroup.directory, memoryMax: settings.memoryMax, memoryHigh: settings.health.maxMemory) }
         var error: Int32 = 0
         var reportFD: Int32 = -1
         let pid = withCStrings(command) { argv in

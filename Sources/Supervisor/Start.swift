@@ -42,6 +42,9 @@ enum Start {
             let (cgroups, cgroupNote) = WorkerCgroups.setUp()
             log(cgroups == nil ? .info : .notice, cgroups == nil
                 ? "no cgroup per worker: \(cgroupNote); what workers leave behind is found as our orphans (strays)" : cgroupNote)
+            if let limit = settings.memoryMax, let why = CgroupLimits.memoryMaxUnenforceable(cgroups) {
+                log(.warning, "memory_max = \(ValueParser.sizeText(limit)) cannot be enforced here: \(why); only max_memory's polling applies")
+            }
             let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment(),
                                   trees: WorkerTrees(cgroups: cgroups))
             let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: cpus)

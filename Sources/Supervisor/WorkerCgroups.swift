@@ -72,6 +72,20 @@ final class WorkerCgroups {
         return (directory, fd)
     }
 
+    /// Sets a new worker cgroup's memory limits where the memory controller is enabled: `memory.max`
+    /// (the OOM killer confined to this worker) and `memory.high` (reclaim and throttling above it).
+    /// Returns what could not be set, for the log.
+    func limit(_ directory: String, memoryMax: UInt64?, memoryHigh: UInt64?) -> String? {
+        guard memoryMax != nil || memoryHigh != nil else { return nil }
+        guard controllers.contains("memory") else { return "no memory controller is enabled under \(base)" }
+        for (file, value) in [("memory.max", memoryMax), ("memory.high", memoryHigh)] {
+            if let value, !WorkerCgroups.write("\(value)", to: "\(directory)/\(file)") {
+                return "cannot write \(directory)/\(file): \(String(cString: strerror(errno)))"
+            }
+        }
+        return nil
+    }
+
     func adopt(_ directory: String, pid: Int32) { byPid[pid] = directory }
 
     func directory(of pid: Int32) -> String? { byPid[pid] }

@@ -30,7 +30,9 @@ case .checkConfig:
         let loaded = try Configuration.load(invocation, environment: Sys.environmentDictionary())
         let cpus = CgroupLimits.cpuBudget()
         let workers = loaded.settings.workers.resolve(onlineCPUs: cpus.cpus, debug: loaded.settings.debug)
-        print(Configuration.describe(loaded, resolvedWorkers: workers, why: cpus.explain(workers: workers, debug: loaded.settings.debug)),
+        let unenforced = loaded.settings.memoryMax == nil ? nil : CgroupLimits.memoryMaxUnenforceable(nil)
+        print(Configuration.describe(loaded, resolvedWorkers: workers, why: cpus.explain(workers: workers, debug: loaded.settings.debug),
+                                     more: unenforced.map { ["memory_max": "cannot be enforced here: \($0)"] } ?? [:]),
               terminator: "")
         UnitCheck.warnIfStopTimeoutTooShort(graceful: loaded.settings.gracefulTimeout)
     } catch {

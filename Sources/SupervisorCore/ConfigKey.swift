@@ -129,6 +129,10 @@ public struct ConfigKey: Sendable {
                   render: { [$0.health.maxMemory.map(ValueParser.sizeText) ?? "0"] }) {
             s, v throws(ConfigValueError) in s.health.maxMemory = v == "0" ? nil : try ValueParser.memoryCeiling(v)
         },
+        ConfigKey("memory_max", "worker", accepts: "a size of at least 1M such as 1G, or 0 for none (needs a cgroup v2 memory controller)",
+                  render: { [$0.memoryMax.map(ValueParser.sizeText) ?? "0"] }) {
+            s, v throws(ConfigValueError) in s.memoryMax = v == "0" ? nil : try ValueParser.memoryCeiling(v)
+        },
         ConfigKey("backoff_initial", "restart", accepts: "a duration of at least 10ms such as 1s", render: { [$0.backoff.initial.configText] }) {
             s, v throws(ConfigValueError) in s.backoff.initial = try ValueParser.duration(v, atLeast: BackoffPolicy.shortestInitial)
         },

@@ -82,6 +82,9 @@ public struct Settings: Equatable, Sendable {
     /// The worker command; empty means the bundled hyperglass-worker.
     public var command: [String] = []
     public var environment: [String] = []
+    /// A hard memory limit per worker, children included (its cgroup's v2 `memory.max`): the OOM killer
+    /// then ends that worker only. Needs a writable v2 memory controller; nil: none.
+    public var memoryMax: UInt64? = nil
     /// `accepting` needs nothing from the worker and means serving (docs/readiness.md); `exec` stays a choice.
     public var readiness: Readiness = .accepting
     public var readyTimeout: Duration = .seconds(60)

@@ -35,4 +35,23 @@ struct OomTests {
         supervisor.signal(SIGTERM)
         #expect(supervisor.waitForExit(timeout: 10) == 0, "the supervisor survived and stops cleanly")
     }
+
+    /// The v2 hierarchy offers no memory controller here (a hybrid machine's v2 has only hugetlb).
+    static let noV2Memory: Bool = {
+        let mount = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].first { FileManager.default.fileExists(atPath: $0 + "/cgroup.controllers") }
+        guard let mount, let offered = try? String(contentsOfFile: mount + "/cgroup.controllers", encoding: .utf8) else { return true }
+        return !offered.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains("memory")
+    }()
+
+    @Test("where no v2 memory controller is offered, check-config and start say memory_max cannot be enforced",
+          .enabled(if: noV2Memory, "this machine's v2 hierarchy offers a memory controller"))
+    func memoryMaxUnenforceableIsSaid() throws {
+        let result = runProgram(Paths.hyperglass, ["check-config", "--memory-max", "512M"])
+        #expect(result.status == 0, "\(result.err)")
+        #expect(result.out.contains("memory_max = 512M    # cannot be enforced here: "), "\(result.out)")
+        let supervisor = try SupervisorProcess(["--workers", "1", "--readiness", "exec", "--memory-max", "512M"])
+        #expect(eventually(timeout: 10) { supervisor.log.contains("memory_max = 512M cannot be enforced here: ") }, "\(supervisor.log)")
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+    }
 }

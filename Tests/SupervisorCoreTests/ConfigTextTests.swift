@@ -35,6 +35,7 @@ struct ConfigTextTests {
         watchdog = 150.5ms
         watchdog_signal = SIGQUIT
         max_memory = 1536K
+        memory_max = 1G
         [restart]
         backoff_initial = 250ms
         backoff_max = 7s
