@@ -5,7 +5,8 @@ public enum WorkerCount: Equatable, Sendable, CustomStringConvertible {
     /// `auto:MIN-MAX`: start at MIN, let the autoscaler move the count within the range.
     case range(ClosedRange<Int>)
 
-    /// 2 × online CPUs (hyperthreads counted), exactly 1 in debug mode.
+    /// 2 × `onlineCPUs`, exactly 1 in debug mode. The shell passes the CPUs the supervisor may use
+    /// (`CpuBudget`: online, affinity mask and cgroup quotas, the smallest), not merely those online.
     public func resolve(onlineCPUs: Int, debug: Bool) -> Int {
         switch self {
         case .fixed(let n): return n
