@@ -530,7 +530,10 @@ def test_strays_end_with_their_worker():
         guest("systemctl stop hyperglass hyperglass.socket", timeout=90)
         recorded, living = alive()
         check(living == [], f"helpers left after stop: {living}")
-        bound = guest("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 8001))'", check_rc=False)
+        # SO_REUSEADDR as every server (the supervisor too) binds: earlier tests' connections may linger in
+        # TIME_WAIT on 8001; only a listening socket would still refuse the bind.
+        bound = guest("python3 -c 'import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                      "s.bind((\"127.0.0.1\", 8001))'", check_rc=False)
         check(bound.returncode == 0, f"127.0.0.1:8001 does not bind after stop: {bound.stderr}")
     finally:
         remove_dropin("strays")
