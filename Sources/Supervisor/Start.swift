@@ -24,6 +24,9 @@ enum Start {
         let notifier = SystemdNotifier()
         // Before the sockets are bound: during a long prestart clients are refused, not left waiting.
         if !settings.prestart.isEmpty, let code = prestart(settings, notifier: notifier, log: log) { return code }
+        // What an earlier supervisor, SIGKILLed, left in its cgroup would hold the addresses: end it first.
+        let abandoned = WorkerCgroups.removeAbandoned()
+        if abandoned > 0 { log(.warning, "killed \(abandoned) process\(abandoned == 1 ? "" : "es") left in the cgroups of a supervisor that was killed") }
         do {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
             // Workers get them as systemd would (NonBlocking=no unless `nonblocking`); the supervisor never accepts on them.

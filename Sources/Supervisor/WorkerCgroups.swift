@@ -129,16 +129,45 @@ final class WorkerCgroups {
         if ownsBase { rmdir(base) }
     }
 
-    /// Worker cgroups not in the table (a worker whose end was still awaited when the loop stopped).
-    private func leftovers() -> [String] {
-        guard let dir = opendir(base) else { return [] }
+    /// The `hyperglass-PID` cgroups beside ours of supervisors that are gone (SIGKILLed: no exit ran):
+    /// what their workers left is killed and the cgroups removed, so it cannot hold the addresses we are
+    /// about to bind. Returns how many processes were left there, for the log.
+    static func removeAbandoned() -> Int {
+        guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified else { return 0 }
+        let own = mount + (path == "/" ? "" : path)
+        guard access(own, W_OK) == 0 else { return 0 }
+        var killed = 0
+        for name in entries(of: own) where name.hasPrefix("hyperglass-") {
+            // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to).
+            guard let pid = Int32(name.dropFirst(11)), pid != getpid(), Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
+            let directory = own + "/" + name
+            for worker in entries(of: directory) where worker.hasPrefix("worker-") {
+                killed += ((try? Sys.readFile("\(directory)/\(worker)/cgroup.procs", limit: 1 << 16)) ?? "").split(separator: "\n").count
+                write("1", to: "\(directory)/\(worker)/cgroup.kill")
+                var tries = 0
+                while rmdir("\(directory)/\(worker)") != 0, errno == EBUSY, tries < 100 {
+                    tries += 1
+                    usleep(10_000)
+                }
+            }
+            rmdir(directory)
+        }
+        return killed
+    }
+
+    private static func entries(of path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var result: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix("worker-") { result.append(base + "/" + name) }
+            result.append(withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
         }
         return result
+    }
+
+    /// Worker cgroups not in the table (a worker whose end was still awaited when the loop stopped).
+    private func leftovers() -> [String] {
+        WorkerCgroups.entries(of: base).filter { $0.hasPrefix("worker-") }.map { base + "/" + $0 }
     }
 
     private func members(_ directory: String) -> [Int32] {

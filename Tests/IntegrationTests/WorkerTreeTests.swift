@@ -79,4 +79,24 @@ struct WorkerTreeTests {
         #expect(eventually(timeout: 10) { supervisor.log.contains("no cgroup per worker") }, "\(supervisor.log)")
         restartTenTimesAndStop(supervisor, expectLog: "was left by a worker; sent SIGTERM")
     }
+
+    @Test("after a supervisor is SIGKILLed, the next one on the same address kills what its workers left and starts",
+          .enabled(if: cgroupsWritable, "needs a writable cgroup v2 hierarchy (root on a v2 or hybrid machine)"))
+    func abandonedCgroupsAreEnded() throws {
+        let directory = Paths.temporaryDirectory()
+        let first = try SupervisorProcess(["--workers", "2", "--min-ready", "0", "--", WorkerTreeTests.strayWorker, "--record", directory + "/workers.log"],
+                                          worker: nil, directory: directory)
+        #expect(eventually(timeout: 15) { first.ctl(["status"]).out.contains("2/2 workers ready") }, "\(first.log)")
+        #expect(eventually(timeout: 5) { strays(first).count == 2 })
+        first.signal(SIGKILL)
+        _ = first.waitForExit(timeout: 5)
+        // The workers die by PDEATHSIG; their helpers (own session, SIGTERM ignored) keep the listening socket.
+        #expect(eventually(timeout: 5) { !canBind(port: first.port) && strays(first).allSatisfy(ProcFS.isAlive) })
+        let second = try SupervisorProcess(["--workers", "1", "--readiness", "exec", "--bind", "127.0.0.1:\(first.port)"], worker: [])
+        #expect(eventually(timeout: 10) { second.ctl(["status"]).out.contains("1/1 workers ready") }, "\(second.log)")
+        #expect(second.log.contains("killed 2 processes left in the cgroups of a supervisor that was killed"), "\(second.log)")
+        #expect(strays(first).filter(ProcFS.isAlive).isEmpty)
+        second.signal(SIGTERM)
+        #expect(second.waitForExit(timeout: 10) == 0)
+    }
 }
