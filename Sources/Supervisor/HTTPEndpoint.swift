@@ -93,6 +93,12 @@ final class HTTPEndpoint {
     func acceptAll(from listener: Int32, at now: Instant, respond: (_ method: String, _ path: String, _ query: String) -> Response) -> [Int32] {
         var accepted: [Int32] = []
         for _ in 0..<64 {
+            // Full of connections accepted this very turn: stop taking more until the loop has read what
+            // they sent. Else, under a flood, a probe accepted first in a batch was the oldest silent one
+            // 16 accepts later, evicted before its request (sent right after its connect) was read.
+            if connections.count >= HTTPEndpoint.maxConnections, let oldest = evictionCandidate(), oldest.acceptedAt == now {
+                return stillOpen(accepted)
+            }
             let fd: Int32
             switch Sys.accept(listener) {
             case .success(let client): fd = client
