@@ -52,15 +52,17 @@ def _close_websockets_first(code):
     loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGTERM)
 
-    def close_all():
-        for send in list(_open_websockets):
-            loop.create_task(send({"type": "websocket.close", "code": code, "reason": "server shutting down"}))
+    async def close_all_then_exit(signum, frame):
+        # uvicorn's handler only after our close frames are written: called at once, its shutdown could run
+        # in the same loop turn and close the WebSockets with 1012 first (seen under load).
+        sends = [send({"type": "websocket.close", "code": code, "reason": "server shutting down"}) for send in list(_open_websockets)]
+        await asyncio.gather(*sends, return_exceptions=True)
+        if callable(previous):
+            previous(signum, frame)
 
     def on_sigterm(signum, frame):
         # A Python signal handler runs on the main thread, the loop's; call_soon_threadsafe also wakes it.
-        loop.call_soon_threadsafe(close_all)
-        if callable(previous):
-            previous(signum, frame)
+        loop.call_soon_threadsafe(lambda: loop.create_task(close_all_then_exit(signum, frame)))
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
