@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+#include "child.h"
 
 /// Writes the decimal pid after the '=' of a "LISTEN_PID=" buffer (no snprintf: not async-signal-safe).
 static void put_pid(char *entry, pid_t pid) {
@@ -54,15 +55,7 @@ static void become_worker(const char *path, char *const argv[], char *const envp
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(out, errno);
     // The supervisor may have died before PDEATHSIG was armed; then nobody would ever kill us.
     if (getppid() != parent) _exit(127);
-    // The supervisor blocks the signals its signalfd reads; a worker inherits mask and dispositions.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction dfl = { .sa_handler = SIG_DFL };
-    sigemptyset(&dfl.sa_mask);
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
-    }
+    hg_child_reset_signals();
     int moved[64];
     if (nfds > 64) fail(out, EMFILE);
     for (int i = 0; i < nfds; i++) {
@@ -127,4 +120,15 @@ int hg_spawn_result(int report_fd) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
     // A short read cannot happen for 4 bytes on a pipe; treat it, and any read error, as a failed start.
     return n < 0 ? errno : EIO;
+}
+
+void hg_child_reset_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+    }
 }

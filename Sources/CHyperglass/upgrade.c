@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "child.h"
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -32,14 +33,7 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
     }
     if (pid == 0) {
         // Only async-signal-safe calls: the supervisor's blocked signals and dispositions are not the check's.
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        sigemptyset(&dfl.sa_mask);
-        for (int sig = 1; sig < NSIG; sig++) {
-            if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
-        }
+        hg_child_reset_signals();
         int null = open("/dev/null", O_RDONLY);
         if (null >= 0) dup2(null, 0);
         dup2(fds[1], 1);
