@@ -35,6 +35,8 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        // Its own process group, so a timeout ends whatever it started too (a grandchild holding the pipe).
+        setpgid(0, 0);
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         sigemptyset(&dfl.sa_mask);
         for (int sig = 1; sig < NSIG; sig++) {
@@ -72,8 +74,28 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
     }
     close(fds[0]);
     if (outlen > 0) out[used < outlen ? used : outlen - 1] = '\0';
-    if (*timed_out) kill(pid, SIGKILL);
+    // The output ended, but the check may still run (it closed stdout and stderr and hangs): the
+    // deadline holds for the exit too, or the caller's loop would block in waitpid for as long as it lives.
     int status = 0;
+    while (!*timed_out) {
+        pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid) {
+            *wait_status = status;
+            return 0;
+        }
+        if (done < 0 && errno != EINTR) break;
+        if (now_ms() >= deadline) {
+            *timed_out = 1;
+            break;
+        }
+        struct timespec pause = { .tv_sec = 0, .tv_nsec = 2 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+    // Unreaped, the child pins its group's id: the whole group is ended, never a stranger's.
+    if (*timed_out) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+    }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     *wait_status = status;
     return 0;

@@ -1,0 +1,83 @@
+"""Round three: the surfaces that landed with the in-place upgrade, parallel rolls and their progress,
+attacked as a hostile client or an unlucky operator would."""
+import json, os, shutil, signal, tempfile, time
+
+from support import Supervisor, fail, wait_for
+
+
+def _script(directory, name, body):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for this purpose
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _pids_in(path):
+    try:
+        return [int(p) for p in open(path).read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _running(s, timeout=15):
+    """Waits until the supervisor says it is running (the pool ready, no roll): upgrades are admitted then."""
+    state = lambda: (s.request({"v": 1, "cmd": "status"}).get("supervisor") or {}).get("state")
+    if not wait_for(lambda: state() == "running", timeout):
+        fail("the supervisor did not reach 'running'", state=state(), log=s.log_text())
+
+
+def upgrade_check_that_hangs_silently():
+    """`upgrade PATH` where PATH closes its output and hangs, or leaves a child holding the output: the
+    check is refused within its 5 s bound, the loop answers again at once, and nothing it started lives on."""
+    s = Supervisor(workers=1)
+    scratch = tempfile.mkdtemp(prefix="hg-upgrade-check-")
+    pids = os.path.join(scratch, "pids")
+    leftovers = []
+    try:
+        _running(s)
+        cases = {
+            "closes its output and sleeps": _script(scratch, "closer", f"echo $$ >> {pids}\nexec >&- 2>&-\nexec sleep 60\n"),
+            "leaves a child holding its output": _script(scratch, "forker", f"sleep 60 &\necho $! >> {pids}\necho 'hyperglass 9 can take over'\nexit 0\n"),
+        }
+        figures = {}
+        for name, path in cases.items():
+            start = time.monotonic()
+            reply = s.request({"v": 1, "cmd": "upgrade", "path": path}, timeout=20)
+            took = time.monotonic() - start
+            ping_start = time.monotonic()
+            ping = s.request({"cmd": "ping"}, timeout=3)
+            figures[name] = {"reply": reply, "seconds": round(took, 2), "ping_seconds": round(time.monotonic() - ping_start, 3)}
+            if reply.get("ok") is not False or "did not answer" not in reply.get("error", ""):
+                fail(f"an upgrade to a binary that {name} was not refused as hung", **figures)
+            if took > 8:
+                fail(f"an upgrade to a binary that {name} held the control loop for {took:.1f} s (bound 5 s)", **figures)
+            if ping.get("ok") is not True:
+                fail(f"after an upgrade to a binary that {name}, ping was not answered", **figures)
+        leftovers = _pids_in(pids)
+        alive = [pid for pid in leftovers if _alive(pid)]
+        figures["left_running"] = alive
+        if not leftovers or alive:
+            fail("what the refused checks started still runs (or never ran)", **figures)
+        if s.process.poll() is not None or s.request({"cmd": "status"}).get("ok") is not True:
+            fail("the supervisor did not survive", **figures)
+        print(json.dumps(figures))
+    finally:
+        for pid in _pids_in(pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(scratch, ignore_errors=True)
+        s.stop()

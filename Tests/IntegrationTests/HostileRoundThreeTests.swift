@@ -1,0 +1,10 @@
+import Testing
+
+/// Round three: the in-place upgrade, parallel rolls and their progress, attacked (Hostile/round_three.py).
+extension Hostile {
+@Suite(.timeLimit(.minutes(5)))
+struct RoundThree {
+    @Test("an upgrade to a binary that closes its output and hangs, or leaves a child holding it, is refused within 5 s; the loop answers and nothing it started lives on")
+    func upgradeCheckThatHangsSilently() { runHostile("upgrade_check_that_hangs_silently") }
+}
+}
