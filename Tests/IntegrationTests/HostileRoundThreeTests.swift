@@ -6,5 +6,8 @@ extension Hostile {
 struct RoundThree {
     @Test("an upgrade to a binary that closes its output and hangs, or leaves a child holding it, is refused within 5 s; the loop answers and nothing it started lives on")
     func upgradeCheckThatHangsSilently() { runHostile("upgrade_check_that_hangs_silently") }
+
+    @Test("an upgrade to a script saying 'can take over' in garbage, to a yes for another state version, to a directory, or by a read-only member is refused cleanly; pid and workers kept")
+    func upgradeToImpostorBinary() { runHostile("upgrade_to_impostor_binary") }
 }
 }

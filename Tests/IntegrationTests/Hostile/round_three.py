@@ -2,6 +2,7 @@
 attacked as a hostile client or an unlucky operator would."""
 import json, os, shutil, signal, tempfile, time
 
+import support
 from support import Supervisor, fail, wait_for
 
 
@@ -79,5 +80,43 @@ def upgrade_check_that_hangs_silently():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(scratch, ignore_errors=True)
+        s.stop()
+
+
+def upgrade_to_impostor_binary():
+    """`upgrade PATH` where PATH is a script that says "can take over" in garbage (with terminal escapes),
+    a directory, or is asked for by a read-only control_group member: each refused with a reason free of
+    control characters; the supervisor keeps its pid and its workers and answers."""
+    s = Supervisor(workers=2)
+    scratch = tempfile.mkdtemp(prefix="hg-upgrade-impostor-")
+    os.chmod(scratch, 0o755)
+    try:
+        _running(s)
+        workers = sorted(s.children())
+        garbage = _script(scratch, "garbage", "printf 'hyperglass \\033[2J\\r\\nevil can take over x\\n'\nhead -c 100000 /dev/zero | tr '\\0' A\n"
+                          "printf '\\nhyperglass 1\\033]0;pwn\\007 can take over state version 2\\n'\nsleep 0.2\n")
+        wrong_state = _script(scratch, "wrong_state", "echo 'hyperglass 9.9 can take over state version 99'\n")
+        cases = {"garbage saying 'can take over'": ({"v": 1, "cmd": "upgrade", "path": garbage}, None, "refused to take over"),
+                 "a yes for another state version": ({"v": 1, "cmd": "upgrade", "path": wrong_state}, None, "refused to take over"),
+                 "a directory": ({"v": 1, "cmd": "upgrade", "path": scratch}, None, "refused to take over"),
+                 "a read-only member": ({"v": 1, "cmd": "upgrade", "path": wrong_state}, support.READER, "")}
+        figures = {}
+        for name, (message, user, words) in cases.items():
+            reply = s.request(message, timeout=10, as_user=user) or {}
+            figures[name] = reply
+            error = reply.get("error", "")
+            if reply.get("ok") is not False or words not in error or any(ord(c) < 0x20 for c in error):
+                fail(f"an upgrade to {name} was not refused cleanly", **figures)
+            if s.process.poll() is not None or not wait_for(lambda: s.request({"cmd": "ping"}, timeout=1).get("ok") is True, 3):
+                fail(f"after an upgrade to {name} the supervisor is gone", **figures, log=s.log_text())
+        status = s.request({"v": 1, "cmd": "status"})
+        figures["pid"] = (status.get("supervisor") or {}).get("pid")
+        if figures["pid"] != s.pid or sorted(s.children()) != workers:
+            fail("the supervisor's pid or its workers changed", **figures, workers_before=workers, workers_after=sorted(s.children()))
+        if "upgrading in place" in s.log_text():
+            fail("the log says an upgrade was begun", **figures, log=s.log_text())
+        print(json.dumps(figures))
+    finally:
         shutil.rmtree(scratch, ignore_errors=True)
         s.stop()
