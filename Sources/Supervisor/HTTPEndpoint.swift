@@ -97,6 +97,9 @@ final class HTTPEndpoint {
             switch Sys.accept(listener) {
             case .success(let client): fd = client
             case .failure(let error) where error.rawValue == EMFILE || error.rawValue == ENFILE:
+                // accept() says EMFILE before it looks at the queue: with nobody waiting, evicting would
+                // close the connection just taken (a probe whose request is still on its way) for no one.
+                guard Sys.hasPendingConnection(listener) else { return stillOpen(accepted) }
                 // Out of fds: one of our own connections, else the reserve, makes room for this one.
                 if let oldest = evictionCandidate() {
                     drop(oldest)

@@ -9,5 +9,8 @@ struct RoundThree {
 
     @Test("an upgrade to a script saying 'can take over' in garbage, to a yes for another state version, to a directory, or by a read-only member is refused cleanly; pid and workers kept")
     func upgradeToImpostorBinary() { runHostile("upgrade_to_impostor_binary") }
+
+    @Test("at EMFILE, metrics_bind answers a probe whose request comes 300 ms after its connection (it was closed unanswered: the flaky metrics_emfile run)")
+    func metricsProbeAtEMFILESendsLate() { runHostile("metrics_probe_at_emfile_sends_late") }
 }
 }

@@ -120,3 +120,45 @@ def upgrade_to_impostor_binary():
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         s.stop()
+
+
+def metrics_probe_at_emfile_sends_late():
+    """At EMFILE, a probe whose request comes 300 ms after its connection (a loaded kubelet, or the
+    flaky `metrics_emfile` run) is answered: the accept loop must not evict the connection it has just
+    taken for a newcomer that does not exist (accept() says EMFILE even with nothing pending)."""
+    import socket
+    from round_two import _probe
+    port = support.free_port()
+    s = Supervisor(nofile=48, extra=["--metrics-bind", f"127.0.0.1:{port}"])
+    held = []
+    try:
+        if not wait_for(lambda: _probe(port, "/livez")[0] == 200, 10):
+            fail("/livez did not answer at start", log=s.log_text())
+        for _ in range(80):  # control clients until the supervisor is out of fds
+            try:
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.settimeout(1)
+                c.connect(s.control)
+                held.append(c)
+            except OSError:
+                break
+        time.sleep(0.3)
+        results = []
+        for _ in range(5):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=3) as c:
+                    time.sleep(0.3)
+                    c.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.29\r\n\r\n")
+                    data = c.recv(4096)
+                results.append(data.split(b"\r\n")[0].decode(errors="replace") if data else "closed without an answer")
+            except OSError as error:
+                results.append(repr(error))
+        figures = {"control_clients": len(held), "late_probes": results, "fds": len(os.listdir(f"/proc/{s.pid}/fd"))}
+        if any(not r.startswith("HTTP/1.1 200") for r in results):
+            fail("a probe that sent its request 300 ms after connecting was not answered at EMFILE", **figures)
+        print(json.dumps(figures))
+    finally:
+        for c in held:
+            c.close()
+        s.stop()
+
