@@ -194,7 +194,10 @@ extension Pool {
                 actions += advanceRoll(at: now)
             }
         case .restart:
-            let message = "restart stopped at \(position): the new worker \(reason); the previous one keeps serving"
+            // Only a ready worker "keeps serving": a crash-looping slot's successor had no predecessor at all.
+            let kept = slots[id].pid.flatMap { workers[$0] }?.isReady == true
+            let message = "restart stopped at \(position): the new worker \(reason); "
+                + (kept ? "the previous one keeps serving" : "no worker of that slot was serving, and it restarts as after any failure")
             actions.append(endRoll(current, succeeded: false, summary: message, at: now))
         case .rollback:
             let message = (current.failure ?? "reload failed") + "; rolling back \(position) failed too: \(reason)"

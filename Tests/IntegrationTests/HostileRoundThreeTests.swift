@@ -12,5 +12,8 @@ struct RoundThree {
 
     @Test("at EMFILE, metrics_bind answers a probe whose request comes 300 ms after its connection (it was closed unanswered: the flaky metrics_emfile run)")
     func metricsProbeAtEMFILESendsLate() { runHostile("metrics_probe_at_emfile_sends_late") }
+
+    @Test("workers 3 --wait while the workers crash-loop is answered at once with the reason (it waited 15 minutes); restart all --wait does not claim a previous worker keeps serving")
+    func countWaitDuringCrashLoop() { runHostile("count_wait_during_crash_loop") }
 }
 }

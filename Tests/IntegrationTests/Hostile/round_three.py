@@ -162,3 +162,27 @@ def metrics_probe_at_emfile_sends_late():
             c.close()
         s.stop()
 
+
+
+def count_wait_during_crash_loop():
+    """An operator's `workers 3 --wait` while the workers crash-loop gets an answer at once (exit 1, the
+    slot and its last failure), not a 15-minute wait; `restart all --wait` does not claim that a worker
+    which never ran "keeps serving"."""
+    s = Supervisor(workers=2, worker_args=["--exit", "3"])
+    try:
+        state = lambda: (s.request({"v": 1, "cmd": "status"}).get("supervisor") or {}).get("state")
+        if not wait_for(lambda: state() == "crash-looping", 40):
+            fail("the pool did not reach 'crash-looping'", state=state(), log=s.log_text())
+        start = time.monotonic()
+        reply = s.request({"v": 1, "cmd": "workers", "set": 3, "wait": True}, timeout=20)
+        took = time.monotonic() - start
+        figures = {"workers_wait": reply, "seconds": round(took, 2)}
+        if reply.get("ok") is not False or "crash-looping" not in reply.get("error", "") or took > 5:
+            fail("workers 3 --wait during a crash loop was not answered at once with the reason", **figures)
+        restart = s.request({"v": 1, "cmd": "restart", "worker": "all", "wait": True}, timeout=20)
+        figures["restart_wait"] = restart
+        if restart.get("ok") is not False or "keeps serving" in restart.get("error", ""):
+            fail("restart all --wait in a crash loop claimed a previous worker keeps serving", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
