@@ -63,6 +63,16 @@ struct PoolCrashLoopTests {
                 "\(driver.pool.lastRoll?.summary ?? "no outcome")")
     }
 
+    @Test("an upgrade refused in a pool crash-looping from its start says so, not 'try again once it is ready'")
+    func upgradeRefusalNamesCrashLoop() {
+        var driver = PoolDriver(desired: 1, policy: .with { $0.readiness = .notify })
+        driver.start()
+        #expect(driver.pool.upgradeRefusal == "cannot upgrade while the pool is starting; try again once it is ready")
+        for _ in 1...4 { crashAndRestart(&driver) }
+        driver.exit(slot: 0)
+        #expect(driver.pool.upgradeRefusal == "cannot upgrade while the pool is starting: worker 0 is crash-looping (last: exit status 1 before ready); fix the workers, or restart the service to run the new program")
+    }
+
     @Test("a crash-looping slot that comes back ready is no longer reported as looping")
     func loopEndsWhenReady() {
         var driver = PoolDriver()
