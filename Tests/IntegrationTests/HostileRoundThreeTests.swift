@@ -15,5 +15,8 @@ struct RoundThree {
 
     @Test("workers 3 --wait while the workers crash-loop is answered at once with the reason (it waited 15 minutes); restart all --wait does not claim a previous worker keeps serving")
     func countWaitDuringCrashLoop() { runHostile("count_wait_during_crash_loop") }
+
+    @Test("hyperglassctl while a long prestart runs says the control socket opens once prestart has finished")
+    func ctlDuringPrestart() { runHostile("ctl_during_prestart") }
 }
 }

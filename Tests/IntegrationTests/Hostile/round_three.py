@@ -186,3 +186,34 @@ def count_wait_during_crash_loop():
         print(json.dumps(figures))
     finally:
         s.stop()
+
+
+def ctl_during_prestart():
+    """`hyperglassctl status` while a long `prestart` runs: the control socket is not open yet, and the
+    message says why it may be missing instead of only asking whether hyperglass runs."""
+    import subprocess
+    directory = tempfile.mkdtemp(prefix="hg-early-ctl-")
+    os.chmod(directory, 0o755)
+    control = os.path.join(directory, "control.sock")
+    argv = [os.path.join(support.PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{support.free_port()}", "--control-socket", control,
+            "--workers", "1", "--prestart", "/bin/sleep 30", "--", support.TESTWORKER]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        ctl = subprocess.run([os.path.join(support.PRODUCTS, "hyperglassctl"), "--socket", control, "status"],
+                             capture_output=True, text=True, timeout=10)
+        figures = {"exit": ctl.returncode, "stderr": ctl.stderr.strip()}
+        if process.poll() is not None:
+            fail("the supervisor did not keep running its prestart", **figures)
+        if ctl.returncode != 3 or "prestart command" not in ctl.stderr:
+            fail("hyperglassctl during prestart did not say the control socket opens after prestart", **figures)
+        print(json.dumps(figures))
+    finally:
+        for child in support.child_pids(process.pid):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.kill()
+        process.wait(5)
+        shutil.rmtree(directory, ignore_errors=True)
