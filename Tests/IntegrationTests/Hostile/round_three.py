@@ -217,3 +217,55 @@ def ctl_during_prestart():
         process.kill()
         process.wait(5)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def inherited_fds_stay_with_supervisor():
+    """`hyperglass start` run from a script holding a lock file on fd 9 and a pipe on another: neither
+    reaches the workers, the prestart command or the upgrade check (they kept a script's flock held, and
+    a pipe's reader waiting for an EOF, as long as any worker lived)."""
+    import fcntl, subprocess
+    scratch = tempfile.mkdtemp(prefix="hg-inherit-")
+    os.chmod(scratch, 0o755)
+    lock = os.open(os.path.join(scratch, "lock"), os.O_CREAT | os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.dup2(lock, 9)
+    os.close(lock)
+    read_end, write_end = os.pipe()
+    seen = os.path.join(scratch, "seen")
+    checker = _script(scratch, "fds", f"ls -l /proc/$$/fd >> {seen}\necho 'hyperglass 9 can take over state version 2'\n")
+    control = os.path.join(scratch, "control.sock")
+    argv = [os.path.join(support.PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{support.free_port()}", "--control-socket", control,
+            "--workers", "2", "--prestart", checker, "--", support.TESTWORKER]
+    process = subprocess.Popen(argv, pass_fds=(9, write_end), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(9)
+    os.close(write_end)
+    try:
+        if not wait_for(lambda: (support.control_request(control, {"v": 1, "cmd": "status"}, 1).get("supervisor") or {}).get("state") == "running", 15):
+            fail("the supervisor did not reach 'running'")
+        support.control_request(control, {"v": 1, "cmd": "upgrade", "path": checker}, 10)
+        targets = {os.path.join(scratch, "lock"), f"pipe:[{os.fstat(read_end).st_ino}]"}
+        holders = {}
+        for pid in support.child_pids(process.pid):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target in targets:
+                    holders.setdefault(pid, []).append(f"{fd} -> {target}")
+        listed = open(seen).read() if os.path.exists(seen) else ""
+        figures = {"workers": support.child_pids(process.pid), "workers_holding": holders,
+                   "prestart_and_check_holding": [line.split()[-3:] for line in listed.splitlines() if any(t in line for t in targets)]}
+        if holders or figures["prestart_and_check_holding"] or listed.count("total") < 2:
+            fail("an fd the supervisor was started with reached its workers, prestart or upgrade check", **figures)
+        print(json.dumps(figures))
+    finally:
+        for child in support.child_pids(process.pid):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.kill()
+        process.wait(5)
+        os.close(read_end)
+        shutil.rmtree(scratch, ignore_errors=True)
