@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "chyperglass.h"
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -10,11 +9,9 @@
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -221,24 +218,6 @@ int hg_set_nonblocking(int fd) {
 int hg_set_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFD);
     return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-}
-
-int hg_set_cloexec_from(int first) {
-#ifdef SYS_close_range
-    // CLOSE_RANGE_CLOEXEC (Linux 5.11): one call, whatever the fd limit.
-    if (syscall(SYS_close_range, (unsigned)first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
-#endif
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir) return -1;
-    int own = dirfd(dir);
-    struct dirent *entry;
-    while ((entry = readdir(dir))) {
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-        int fd = atoi(entry->d_name);
-        if (fd >= first && fd != own) hg_set_cloexec(fd);
-    }
-    closedir(dir);
-    return 0;
 }
 
 ssize_t hg_notify_recv(int fd, char *buf, size_t len, int32_t *pid) {

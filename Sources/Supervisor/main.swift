@@ -38,9 +38,5 @@ case .checkConfig:
 case .upgradeCheck:
     exit(UpgradeCheck.run(invocation))
 case .start:
-    // An fd inherited from whoever started us (a script's flock on fd 9, a pipe, a CI runner's) would pass on
-    // to every worker, prestart and upgrade check, and live as long as they do; systemd passes none, a shell
-    // may. LISTEN_FDS are marked too and handed over explicitly; an upgrade's carried fds are adopted by number.
-    _ = hg_set_cloexec_from(3)
     exit(Start.run(invocation))
 }

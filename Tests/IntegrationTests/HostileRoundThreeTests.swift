@@ -18,8 +18,5 @@ struct RoundThree {
 
     @Test("hyperglassctl while a long prestart runs says the control socket opens once prestart has finished")
     func ctlDuringPrestart() { runHostile("ctl_during_prestart") }
-
-    @Test("fds the supervisor was started with (a script's flock on fd 9, a pipe) reach neither its workers, nor prestart, nor the upgrade check")
-    func inheritedFDsStayWithSupervisor() { runHostile("inherited_fds_stay_with_supervisor") }
 }
 }

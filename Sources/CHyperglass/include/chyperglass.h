@@ -79,9 +79,6 @@ int hg_socket_type(int fd);
 int hg_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 int hg_set_nonblocking(int fd);
 int hg_set_cloexec(int fd);
-/// Marks every fd from `first` up close-on-exec (close_range, else /proc/self/fd): what the process was
-/// started with beyond stdio is not for the programs it runs.
-int hg_set_cloexec_from(int first);
 
 // MARK: sd_notify
 /// Receives one datagram; *pid gets the sender's pid (0 if unknown). Returns the length, 0 if none.
