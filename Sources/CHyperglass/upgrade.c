@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,9 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
         if (null >= 0) dup2(null, 0);
         dup2(fds[1], 1);
         dup2(fds[1], 2);
+        // Nothing else of ours (or of whoever started us, without close-on-exec) reaches the check: in
+        // this child only, so the supervisor's own inherited fds still live across its own exec.
+        syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
         execv(path, argv);
         char message[] = "cannot execute: ";
         (void)!write(2, message, sizeof message - 1);

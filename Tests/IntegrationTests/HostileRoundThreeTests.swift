@@ -18,5 +18,8 @@ struct RoundThree {
 
     @Test("hyperglassctl while a long prestart runs says the control socket opens once prestart has finished")
     func ctlDuringPrestart() { runHostile("ctl_during_prestart") }
+
+    @Test("the upgrade check gets no fd but stdio (a lock and a pipe the supervisor was started with reached it); the supervisor keeps both across a real upgrade")
+    func upgradeCheckGetsNoStrayFDs() { runHostile("upgrade_check_gets_no_stray_fds") }
 }
 }

@@ -217,3 +217,61 @@ def ctl_during_prestart():
         process.kill()
         process.wait(5)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def upgrade_check_gets_no_stray_fds():
+    """`hyperglass start` run holding a lock file on fd 9 and a pipe: the upgrade check sees neither (it
+    got both, and any fd of the supervisor without close-on-exec); the supervisor itself keeps both across
+    a real upgrade, so a parent that watches the pipe to know the supervisor lives is not fooled."""
+    import fcntl, subprocess
+    scratch = tempfile.mkdtemp(prefix="hg-inherit-")
+    os.chmod(scratch, 0o755)
+    lock = os.open(os.path.join(scratch, "lock"), os.O_CREAT | os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.dup2(lock, 9)
+    os.close(lock)
+    read_end, write_end = os.pipe()
+    seen = os.path.join(scratch, "seen")
+    # A check that lists its fds and then says no (a yes would have the supervisor exec it).
+    checker = _script(scratch, "fds", f"ls -l /proc/$$/fd > {seen}\necho 'hyperglass 9 cannot take over: only listing fds'\nexit 1\n")
+    control = os.path.join(scratch, "control.sock")
+    argv = [os.path.join(support.PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{support.free_port()}", "--control-socket", control,
+            "--workers", "1", "--", support.TESTWORKER]
+    process = subprocess.Popen(argv, pass_fds=(9, write_end), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(9)
+    os.close(write_end)
+    targets = {os.path.join(scratch, "lock"), f"pipe:[{os.fstat(read_end).st_ino}]"}
+
+    def held_by(pid):
+        found = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target in targets:
+                found.append(target)
+        return sorted(found)
+    try:
+        if not wait_for(lambda: (support.control_request(control, {"v": 1, "cmd": "status"}, 1).get("supervisor") or {}).get("state") == "running", 15):
+            fail("the supervisor did not reach 'running'")
+        refused = support.control_request(control, {"v": 1, "cmd": "upgrade", "path": checker}, 10)
+        listed = open(seen).read() if os.path.exists(seen) else ""
+        upgraded = support.control_request(control, {"v": 1, "cmd": "upgrade", "path": os.path.abspath(os.path.join(support.PRODUCTS, "hyperglass")), "wait": True}, 15)
+        figures = {"check_reply": refused.get("error", refused), "check_holding": [l.split()[-1] for l in listed.splitlines() if any(t in l for t in targets)],
+                   "upgrade": upgraded.get("summary", upgraded), "supervisor_holding_after_upgrade": held_by(process.pid)}
+        if not listed or figures["check_holding"]:
+            fail("the upgrade check got an fd the supervisor was started with", **figures)
+        if upgraded.get("ok") is not True or len(figures["supervisor_holding_after_upgrade"]) != 2:
+            fail("the supervisor did not keep the fds it was started with across its upgrade", **figures)
+        print(json.dumps(figures))
+    finally:
+        for child in support.child_pids(process.pid):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.kill()
+        process.wait(5)
+        os.close(read_end)
+        shutil.rmtree(scratch, ignore_errors=True)
