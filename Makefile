@@ -10,7 +10,7 @@ deps:
 	@true
 
 # And to test: Python's websockets (an independent WebSocket client), uvicorn (with uvloop, for the
-# `--loop uvloop` readiness test) and gunicorn (third-party workers), and Prometheus (promtool checks /metrics; a real server scrapes it). Debian's own python3
+# `--loop uvloop` readiness test) and gunicorn (third-party workers), Prometheus (promtool checks /metrics; a real server scrapes it) and HAProxy (`haproxy -c` on the shipped configuration). Debian's own python3
 # refuses pip installs (PEP 668), hence the fallbacks.
 test-deps: deps
 	@python3 -c 'import websockets, uvicorn, uvloop, gunicorn' 2>/dev/null || { \
@@ -20,6 +20,10 @@ test-deps: deps
 	@command -v promtool >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q --no-install-recommends prometheus || { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; } || \
 	  echo "note: the prometheus package is not installable here; the Prometheus tests will skip"; }
+	@# haproxy, so `make lint-haproxy` checks the shipped deploy/haproxy/haproxy.cfg (it skips, saying so, without it).
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends haproxy || { apt-get update -q && apt-get install -y -q --no-install-recommends haproxy; } || \
+	  echo "note: the haproxy package is not installable here; lint-haproxy will skip"; }
 
 build: deps
 	$(SWIFT) build

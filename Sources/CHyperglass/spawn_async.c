@@ -34,7 +34,16 @@ static void fail(int pipe_fd, int step_errno) {
 
 /// The child between fork and exec. Each step has its reason in a comment; none may allocate.
 static void become_worker(const char *path, char *const argv[], char *const envp[], int listen_pid_index,
-                          const int *fds, int nfds, int report, pid_t parent) {
+                          const int *fds, int nfds, int report, pid_t parent, int cgroup_procs) {
+    // Into the worker's own cgroup first, before anything can fork: all it starts is then counted
+    // there, and cgroup.kill ends the whole tree. Writing "0" to a v2 cgroup.procs moves the writer
+    // (kernel 4.5+). clone3's CLONE_INTO_CGROUP (5.7) would spare the migration, but raw clone3 skips
+    // glibc's fork handlers (swift-subprocess issue 374), and the fd shuffle below may reuse this fd.
+    if (cgroup_procs >= 0) {
+        ssize_t n;
+        do { n = write(cgroup_procs, "0", 1); } while (n < 0 && errno == EINTR);
+        if (n < 0) fail(report, errno);
+    }
     int first_free = 3 + nfds;
     // The report pipe and every fd to pass must first leave the range 3..3+nfds-1 they will fill.
     int out = fcntl(report, F_DUPFD_CLOEXEC, first_free);
@@ -81,6 +90,11 @@ static void become_worker(const char *path, char *const argv[], char *const envp
 
 pid_t hg_spawn_start(const char *path, char *const argv[], char *const envp[], int listen_pid_index,
                      const int *fds, int nfds, int *report_fd, int *error) {
+    return hg_spawn_start_in(path, argv, envp, listen_pid_index, fds, nfds, -1, report_fd, error);
+}
+
+pid_t hg_spawn_start_in(const char *path, char *const argv[], char *const envp[], int listen_pid_index,
+                        const int *fds, int nfds, int cgroup_procs, int *report_fd, int *error) {
     int report[2];
     // Close-on-exec both ends: a successful exec closes the child's, which is the parent's signal.
     // Non-blocking read end: the loop reads it only when epoll says so, and never waits on it.
@@ -97,7 +111,7 @@ pid_t hg_spawn_start(const char *path, char *const argv[], char *const envp[], i
         close(report[0]);
         // The write end must block in the child: 4 bytes always fit, but O_NONBLOCK is per open file.
         fcntl(report[1], F_SETFL, 0);
-        become_worker(path, argv, envp, listen_pid_index, fds, nfds, report[1], parent);
+        become_worker(path, argv, envp, listen_pid_index, fds, nfds, report[1], parent, cgroup_procs);
     }
     close(report[1]);
     *report_fd = report[0];

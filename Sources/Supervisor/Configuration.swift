@@ -74,9 +74,11 @@ enum Configuration {
     }
 
     /// The effective configuration as a file `--config` would accept.
-    static func describe(_ loaded: Loaded, resolvedWorkers: Int) -> String {
+    /// `why` says where an `auto` count came from ("4 = 2 × 2 CPUs (cpu.max 200000 100000)").
+    static func describe(_ loaded: Loaded, resolvedWorkers: Int, why: String? = nil, more: [String: String] = [:]) -> String {
         let header = "# effective configuration; file: \(loaded.file ?? "none"), then HYPERGLASS_* variables, then flags"
-        let notes = loaded.settings.workers == .auto ? ["workers": "\(resolvedWorkers) on this machine"] : [:]
+        var notes = loaded.settings.workers == .auto ? ["workers": why ?? "\(resolvedWorkers) on this machine"] : [:]
+        notes.merge(more) { $1 }
         return loaded.settings.configurationText(header: header, notes: notes)
     }
 }

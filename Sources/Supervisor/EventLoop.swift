@@ -132,6 +132,10 @@ final class EventLoop {
                     }
                     continue
                 }
+                if event.data & EventLoop.treeTag != 0 {
+                    treeChanged(Int32(truncatingIfNeeded: event.data))
+                    continue
+                }
                 if event.data & EventLoop.spawnTag != 0 {
                     spawnReported(Int32(truncatingIfNeeded: event.data))
                     continue
@@ -168,6 +172,7 @@ final class EventLoop {
                     // Likewise, exits that came before the deadline count first: a successor that died within min_ready
                     // must fail the roll even when the loop wakes late and finds both at once.
                     reapChildren()
+                    spawner.trees.strays.deadlinePassed(at: Sys.now)
                     dispatch(.deadlineReached)
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
@@ -184,6 +189,7 @@ final class EventLoop {
             }
             if exitCode == nil { serveControlRequests() }
         }
+        endAllTrees()
         Listeners.close(listeners)
         workerSockets.removeAll()
         endEventStreams()
@@ -222,9 +228,12 @@ final class EventLoop {
             let pid = hg_reap(exited, &status)
             if pid <= 0 { continue }
             unreaped.remove(pid)
-            let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+            let exit = namedExit(of: pid, hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status)))
             workerSockets.release(pid: pid)
-            guard reapedSpawn(pid) else { continue }
+            spawner.trees.strays.reaped(pid)
+            guard reapedSpawn(pid) else { discardTree(of: pid); continue }
+            // What the worker started ends with it; with a cgroup, its exit counts once the cgroup is empty.
+            if holdExitUntilTreeEnds(pid, exit) { continue }
             dispatch(.exited(pid: pid, status: exit))
         }
     }
@@ -288,7 +297,7 @@ final class EventLoop {
                 log(.error, "reload refused: \(error)")
                 return .configurationRejected(reason: error.withoutQuotedText, for: requester)
             }
-            return .configurationRead(plan, autoscaler: Autoscaler(settings: plan.settings, onlineCPUs: Sys.onlineCPUs()),
+            return .configurationRead(plan, autoscaler: Autoscaler(settings: plan.settings, onlineCPUs: reloader.onlineCPUs),
                                       memoryCeiling: LoadSampler.memoryCeiling(maxMemory: plan.settings.health.maxMemory), for: requester)
         case let .execUpgrade(path, wait, requester):
             guard case .client(let fd) = requester else { preconditionFailure("only a control client asks for an upgrade") }
@@ -326,7 +335,8 @@ final class EventLoop {
             poolDeadline = pool.nextDeadline
             poolDeadlineKnown = true
         }
-        let deadline = [poolDeadline, control.nextDeadline, prober.nextDeadline, http?.nextDeadline].compactMap { $0 }.min()
+        let deadline = [poolDeadline, control.nextDeadline, prober.nextDeadline, http?.nextDeadline,
+                        spawner.trees.strays.nextDeadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

@@ -54,15 +54,11 @@ struct LoadSampler {
     }
 
     /// How many workers of `maxMemory` bytes fit in the memory the supervisor may use: its cgroup's
-    /// memory.max when it has one (systemd's MemoryMax=), else the machine's MemTotal.
+    /// cgroups' smallest memory limit (v2 memory.max as systemd's MemoryMax= sets it, or v1
+    /// memory.limit_in_bytes, its own or an ancestor's), else the machine's MemTotal.
     static func memoryCeiling(maxMemory: UInt64?) -> Int? {
         guard let maxMemory, maxMemory > 0 else { return nil }
-        var budget: UInt64? = nil
-        if let cgroup = try? Sys.readFile("/proc/self/cgroup", limit: 4096),
-           let line = cgroup.split(separator: "\n").first(where: { $0.hasPrefix("0::") }),
-           let limit = try? Sys.readFile("/sys/fs/cgroup\(line.dropFirst(3))/memory.max", limit: 64) {
-            budget = UInt64(limit.split(separator: "\n").first ?? "")
-        }
+        var budget = CgroupLimits.memoryLimit()
         if budget == nil, let info = try? Sys.readFile("/proc/meminfo", limit: 8192),
            let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
            let kib = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) }) {

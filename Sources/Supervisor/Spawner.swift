@@ -27,6 +27,8 @@ struct Spawner {
     let listenerFDs: [Int32]
     /// Each worker's own notify and health sockets.
     let sockets: WorkerSockets
+    /// Each worker's cgroup, or the strays it leaves (WorkerTrees.swift).
+    let trees: WorkerTrees
     private let inherited: [String]
 
     /// Variables describing the supervisor's own relationship with systemd; a worker must not see them.
@@ -34,9 +36,10 @@ struct Spawner {
         "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "HYPERGLASS_WORKER_ID",
     ]
 
-    init(listenerFDs: [Int32], sockets: WorkerSockets, inherited: [String]) {
+    init(listenerFDs: [Int32], sockets: WorkerSockets, inherited: [String], trees: WorkerTrees = WorkerTrees(cgroups: nil)) {
         self.listenerFDs = listenerFDs
         self.sockets = sockets
+        self.trees = trees
         self.inherited = inherited
     }
 
@@ -87,17 +90,27 @@ struct Spawner {
         let pidIndex = env.count
         env.append("LISTEN_PID=" + String(repeating: " ", count: 24))
         if release.watchdog != nil { env.append("WATCHDOG_PID=" + String(repeating: " ", count: 24)) }
+        let cgroup: (directory: String, procsFD: Int32)?
+        do { cgroup = try trees.cgroups?.prepare(slot: slot) } catch {
+            sockets.discard(own)
+            throw error
+        }
+        defer { if let cgroup { close(cgroup.procsFD) } }
+        // Where no memory controller is enabled, start and check-config have said memory_max is not enforced.
+        if let cgroup { _ = trees.cgroups?.limit(cgroup.directory, memoryMax: settings.memoryMax, memoryHigh: settings.health.maxMemory) }
         var error: Int32 = 0
         var reportFD: Int32 = -1
         let pid = withCStrings(command) { argv in
             withCStrings(env) { envp in
-                hg_spawn_start(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), &reportFD, &error)
+                hg_spawn_start_in(argv[0], argv, envp, Int32(pidIndex), fds, Int32(fds.count), cgroup?.procsFD ?? -1, &reportFD, &error)
             }
         }
         guard pid > 0 else {
             sockets.discard(own)
+            if let cgroup { rmdir(cgroup.directory) }
             throw SystemError(operation: "start \(command[0])", errno: error)
         }
+        if let cgroup { trees.cgroups?.adopt(cgroup.directory, pid: pid) }
         // Adopted at once: the pid is known, and a child whose exec fails releases them when it is reaped.
         sockets.adopt(own, pid: pid)
         return Started(pid: pid, reportFD: reportFD, sockets: own)

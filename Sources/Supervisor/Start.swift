@@ -21,7 +21,9 @@ enum Start {
         let log = Log(verbose: settings.debug)
         // A warning when it lowers what the operator asked for; a lowered default max_workers is only information.
         if let capacityNote { log(settings.workers != loaded.settings.workers ? .warning : .info, capacityNote) }
-        var desired = settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: settings.debug)
+        // The CPUs we may use (affinity, cgroup quotas), not those online: gunicorn issue 2028.
+        let cpus = CgroupLimits.cpuBudget().cpus
+        var desired = settings.workers.resolve(onlineCPUs: cpus, debug: settings.debug)
         if settings.capacityLimit != nil, desired > settings.maxWorkers {
             log(.warning, "workers = \(settings.workers) means \(desired) here; starting \(settings.maxWorkersInWords)")
             desired = settings.maxWorkers
@@ -32,8 +34,15 @@ enum Start {
         let notifier = SystemdNotifier()
         // Before the sockets are bound: during a long prestart clients are refused, not left waiting.
         if !settings.prestart.isEmpty, let code = prestart(settings, notifier: notifier, log: log) { return code }
+        // What an earlier supervisor, SIGKILLed, left in its cgroup would hold the addresses: end it first.
+        let abandoned = WorkerCgroups.removeAbandoned()
+        if abandoned > 0 { log(.warning, "killed \(abandoned) process\(abandoned == 1 ? "" : "es") left in the cgroups of a supervisor that was killed") }
         do {
             let listeners = try Listeners.inherited(environment: environment) ?? Listeners.bind(settings.bind)
+            // Workers get them as systemd would (NonBlocking=no unless `nonblocking`); the supervisor never accepts on them.
+            for listener in listeners where hg_set_nonblocking_to(listener.fd, settings.nonBlocking ? 1 : 0) < 0 {
+                log(.warning, "cannot set \(listener.address) \(settings.nonBlocking ? "non-blocking" : "blocking"): \(String(cString: strerror(errno)))")
+            }
             // Bound before the control socket, so a port in use leaves no socket file behind.
             let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
             if let http { log(.info, "metrics at http://\(http.address)/metrics (also /readyz, /livez)") }
@@ -41,14 +50,21 @@ enum Start {
             let control = try ControlServer(path: settings.controlSocket ?? ControlSocketPath.default(environment: environment, isRoot: getuid() == 0),
                                             group: settings.controlGroup)
             let workerSockets = try WorkerSockets(in: control.directory)
-            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
-            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), limits: limits,
-                                    startedFrom: loaded.file)
             // Orphans of our workers are re-parented to us rather than to PID 1, so the reaper sees them.
             _ = hg_set_child_subreaper()
+            let (cgroups, cgroupNote) = WorkerCgroups.setUp()
+            log(cgroups == nil ? .info : .notice, cgroups == nil
+                ? "no cgroup per worker: \(cgroupNote); what workers leave behind is found as our orphans (strays)" : cgroupNote)
+            if let limit = settings.memoryMax, let why = CgroupLimits.memoryMaxUnenforceable(cgroups) {
+                log(.warning, "memory_max = \(ValueParser.sizeText(limit)) cannot be enforced here: \(why); only max_memory's polling applies")
+            }
+            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment(),
+                                  trees: WorkerTrees(cgroups: cgroups))
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: cpus, limits: limits,
+                                    startedFrom: loaded.file)
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
             let pool = Pool(desired: desired, policy: policy, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns(),
-                            autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
+                            autoscaler: Autoscaler(settings: settings, onlineCPUs: cpus),
                             memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory))
             let origin = environment["LISTEN_FDS"] != nil && listeners.first?.ownedPath == nil && Int32(environment["LISTEN_PID"] ?? "") == getpid()
                 ? " (from systemd socket activation)" : ""

@@ -46,6 +46,7 @@ enum Takeover {
         // The same limits as at start: the open-file limit raised (already, by the first program) and the count capped.
         let limits = ProcessLimits.measure()
         let settings = limits.capped(loaded.settings).settings
+        let cpus = CgroupLimits.cpuBudget().cpus
         let log = Log(verbose: settings.debug)
         let notifier = SystemdNotifier()
         do {
@@ -61,7 +62,7 @@ enum Takeover {
             let workerSockets = try WorkerSockets(adopting: state.workerSocketDirectory, in: control.directory, started: state.workerSocketsStarted)
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)
             var pool = Pool(restoring: state.pool, policy: policy, at: Sys.now, seed: UInt64(getpid()) &* 0x9E37_79B9 ^ hg_monotonic_ns(),
-                            autoscaler: Autoscaler(settings: settings, onlineCPUs: Sys.onlineCPUs()),
+                            autoscaler: Autoscaler(settings: settings, onlineCPUs: cpus),
                             memoryCeiling: LoadSampler.memoryCeiling(maxMemory: settings.health.maxMemory), pinned: state.pinned)
             var kept: [Int32: Int32] = [:]  // pid → notify fd
             var lost: [Action] = []
@@ -78,8 +79,9 @@ enum Takeover {
                 }
             }
             for pid in pool.workers.keys where kept[pid] == nil { lost += pool.forget(pid: pid, at: Sys.now) }
-            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment())
-            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: Sys.onlineCPUs(), limits: limits,
+            let spawner = Spawner(listenerFDs: listeners.map(\.fd), sockets: workerSockets, inherited: Sys.environment(),
+                                  trees: WorkerTrees(cgroups: WorkerCgroups.resume(workers: Set(kept.keys))))
+            let reloader = Reloader(invocation: invocation, environment: environment, onlineCPUs: cpus, limits: limits,
                                     startedFrom: loaded.file)
             _ = hg_set_child_subreaper()
             let loop = try EventLoop(pool: pool, spawner: spawner, reloader: reloader, listeners: listeners, notifier: notifier,

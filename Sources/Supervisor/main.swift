@@ -29,8 +29,12 @@ case .version:
 case .checkConfig:
     do {
         let loaded = try Configuration.load(invocation, environment: Sys.environmentDictionary())
-        let workers = loaded.settings.workers.resolve(onlineCPUs: Sys.onlineCPUs(), debug: loaded.settings.debug)
-        print(Configuration.describe(loaded, resolvedWorkers: workers), terminator: "")
+        let cpus = CgroupLimits.cpuBudget()
+        let workers = loaded.settings.workers.resolve(onlineCPUs: cpus.cpus, debug: loaded.settings.debug)
+        let unenforced = loaded.settings.memoryMax == nil ? nil : CgroupLimits.memoryMaxUnenforceable(nil)
+        print(Configuration.describe(loaded, resolvedWorkers: workers, why: cpus.explain(workers: workers, debug: loaded.settings.debug),
+                                     more: unenforced.map { ["memory_max": "cannot be enforced here: \($0)"] } ?? [:]),
+              terminator: "")
         UnitCheck.warnIfStopTimeoutTooShort(graceful: loaded.settings.gracefulTimeout)
     } catch {
         fail("\(error)", code: 78)

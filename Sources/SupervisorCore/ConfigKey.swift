@@ -57,6 +57,10 @@ public struct ConfigKey: Sendable {
                   reset: { $0.bind = [] }, render: { $0.bind.map(\.description) }) {
             s, v throws(ConfigValueError) in s.bind.append(try ValueParser.bindAddress(v))
         },
+        ConfigKey("nonblocking", "supervisor", accepts: "true or false (false: listeners blocking, as systemd's NonBlocking=no)",
+                  reloadable: false, render: { ["\($0.nonBlocking)"] }) {
+            s, v throws(ConfigValueError) in s.nonBlocking = try ValueParser.boolean(v)
+        },
         ConfigKey("graceful_timeout", "supervisor", accepts: "a duration such as 30s, 500ms or 2m", render: { [$0.gracefulTimeout.configText] }) {
             s, v throws(ConfigValueError) in s.gracefulTimeout = try ValueParser.duration(v)
         },
@@ -126,6 +130,10 @@ public struct ConfigKey: Sendable {
         ConfigKey("max_memory", "worker", accepts: "a size of at least 1M such as 512M or 2G, or 0 for none",
                   render: { [$0.health.maxMemory.map(ValueParser.sizeText) ?? "0"] }) {
             s, v throws(ConfigValueError) in s.health.maxMemory = v == "0" ? nil : try ValueParser.memoryCeiling(v)
+        },
+        ConfigKey("memory_max", "worker", accepts: "a size of at least 1M such as 1G, or 0 for none (needs a cgroup v2 memory controller)",
+                  render: { [$0.memoryMax.map(ValueParser.sizeText) ?? "0"] }) {
+            s, v throws(ConfigValueError) in s.memoryMax = v == "0" ? nil : try ValueParser.memoryCeiling(v)
         },
         ConfigKey("backoff_initial", "restart", accepts: "a duration of at least 10ms such as 1s", render: { [$0.backoff.initial.configText] }) {
             s, v throws(ConfigValueError) in s.backoff.initial = try ValueParser.duration(v, atLeast: BackoffPolicy.shortestInitial)

@@ -14,7 +14,7 @@ extension Pool {
         if successor, phase.isActive {
             // Ready or not, a successor that exits before it took over is a failed start, exit 0 included.
             let reason = worker.killReason ?? failedStartReason(worker, status, at: now) ?? "\(status) before it took over"
-            let cause = worker.killCause ?? .failedStart
+            let cause = worker.killCause ?? status.failureCause ?? .failedStart
             actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot)'s successor (pid \(pid)) exited: \(reason)",
                                              slot: worker.slot, pid: pid, generation: worker.generation, reason: cause)))
             actions += successorFailed(worker.slot, reason: reason, cause: cause, at: now)
@@ -27,12 +27,12 @@ extension Pool {
         } else if current, let next = slots[worker.slot].successor {
             // The roll is already replacing it; the successor takes over the slot when ready.
             actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(status); its successor\(next.pid.map { " (pid \($0))" } ?? "") is starting",
-                                             slot: worker.slot, pid: pid, generation: worker.generation, reason: worker.killCause ?? .crash)))
+                                             slot: worker.slot, pid: pid, generation: worker.generation, reason: worker.killCause ?? status.failureCause ?? .crash)))
         } else if current {
             // An exit nobody asked for is a failure whatever its status; within min_ready it is a failed start.
             let failedStart = failedStartReason(worker, status, at: now)
             let reason = failedStart ?? worker.killReason ?? status.description
-            let cause = worker.killCause ?? (failedStart != nil ? .failedStart : .crash)
+            let cause = worker.killCause ?? status.failureCause ?? (failedStart != nil ? .failedStart : .crash)
             actions.append(.report(PoolEvent(.exited, .warning, "worker \(worker.slot) (pid \(pid)) exited unexpectedly: \(reason)\(failedStart == nil ? " after \((now - worker.startedAt).spoken)" : "")",
                                              slot: worker.slot, pid: pid, generation: worker.generation, reason: cause)))
             if let readyAt = worker.readyAt, now - readyAt >= policy.backoff.reset { slots[worker.slot].failures = 0 }

@@ -76,6 +76,8 @@ public enum FailureReason: String, Sendable, CaseIterable, Comparable {
     case probe
     /// It used more than `max_memory`.
     case memory
+    /// The kernel's OOM killer ended it (its cgroup's memory.max, the service's, or the machine's memory).
+    case oom
 
     public static func < (a: FailureReason, b: FailureReason) -> Bool { a.rawValue < b.rawValue }
 }

@@ -5,7 +5,8 @@ public enum WorkerCount: Equatable, Sendable, CustomStringConvertible {
     /// `auto:MIN-MAX`: start at MIN, let the autoscaler move the count within the range.
     case range(ClosedRange<Int>)
 
-    /// 2 × online CPUs (hyperthreads counted), exactly 1 in debug mode.
+    /// 2 × `onlineCPUs`, exactly 1 in debug mode. The shell passes the CPUs the supervisor may use
+    /// (`CpuBudget`: online, affinity mask and cgroup quotas, the smallest), not merely those online.
     public func resolve(onlineCPUs: Int, debug: Bool) -> Int {
         switch self {
         case .fixed(let n): return n
@@ -67,6 +68,9 @@ public struct Settings: Equatable, Sendable {
     /// Why `maxWorkers` is lower than configured: the limit that capped it (`ResourceLimits`); not a key.
     public var capacityLimit: String? = nil
     public var bind: [BindAddress] = [.tcp(host: "localhost", port: 8001)]
+    /// Whether workers get their listeners with O_NONBLOCK. No, as systemd hands them (`NonBlocking=no`):
+    /// a plain blocking accept() (Python's socketserver, sd_listen_fds(3)'s example) then works.
+    public var nonBlocking: Bool = false
     public var gracefulTimeout: Duration = .seconds(30)
     /// How long a stop signal leaves the pool serving while reporting not-ready, before the drain; zero: off.
     public var lameDuck: Duration = .zero
@@ -81,6 +85,9 @@ public struct Settings: Equatable, Sendable {
     /// The worker command; empty means the bundled hyperglass-worker.
     public var command: [String] = []
     public var environment: [String] = []
+    /// A hard memory limit per worker, children included (its cgroup's v2 `memory.max`): the OOM killer
+    /// then ends that worker only. Needs a writable v2 memory controller; nil: none.
+    public var memoryMax: UInt64? = nil
     /// `accepting` needs nothing from the worker and means serving (docs/readiness.md); `exec` stays a choice.
     public var readiness: Readiness = .accepting
     public var readyTimeout: Duration = .seconds(60)

@@ -29,6 +29,7 @@ enum StateText {
         switch status {
         case .exited(let code): "exited:\(code)"
         case .signaled(let signal): "signaled:\(signal)"
+        case .oomKilled: "oom:9"
         }
     }
 
@@ -38,6 +39,7 @@ enum StateText {
         switch parts[0] {
         case "exited": return .exited(value)
         case "signaled": return .signaled(value)
+        case "oom": return .oomKilled
         default: return nil
         }
     }

@@ -549,6 +549,42 @@ def test_stop_drains():
     return f"stop took {took:.2f}s with a 2.5 s request in flight"
 
 
+def test_strays_end_with_their_worker():
+    """Delegate=yes: each worker in its own cgroup; a helper that setsid()s and ignores SIGTERM is gone after each
+    of 10 restarts and after `systemctl stop`, and the address binds again at once."""
+    tb("copy-in", os.path.join(ROOT, "Tests", "IntegrationTests", "Fixtures", "strayworker.py"), "/usr/local/lib/hyperglass-acceptance/strayworker.py")
+    write_dropin("strays", "Environment=HYPERGLASS_WORKERS=2 HYPERGLASS_READINESS=accepting HYPERGLASS_MIN_READY=0 "
+                 "HYPERGLASS_GRACEFUL_TIMEOUT=3s \"HYPERGLASS_COMMAND=/usr/local/lib/hyperglass-acceptance/strayworker.py --record /run/strays.rec\"")
+    guest("rm -f /run/strays.rec")
+
+    def alive():
+        text = guest("cat /run/strays.rec 2>/dev/null", check_rc=False).stdout
+        pids = [line.split()[0] for line in text.splitlines() if line.endswith(" stray")]
+        return pids, [pid for pid in pids if guest(f"test -d /proc/{pid}", check_rc=False).returncode == 0]
+    try:
+        start_service()
+        tree = guest("systemd-cgls --no-pager -u hyperglass.service", check_rc=False).stdout
+        check("supervisor" in tree and "worker-0." in tree and "worker-1." in tree, f"no cgroup per worker:\n{tree}\n{journal()[-2000:]}")
+        for _ in range(10):
+            guest("hyperglassctl restart all --wait", timeout=60)
+        recorded, living = alive()
+        check(len(recorded) == 22 and len(living) == 2, f"{len(recorded)} helpers started, alive: {living} (want only the 2 live workers')")
+        # Starting the service also starts hyperglass.socket (the service Wants= its socket unit), which
+        # holds 8001 itself: stop both, then nothing of ours may hold the address.
+        guest("systemctl stop hyperglass hyperglass.socket", timeout=90)
+        recorded, living = alive()
+        check(living == [], f"helpers left after stop: {living}")
+        # SO_REUSEADDR as every server (the supervisor too) binds: earlier tests' connections may linger in
+        # TIME_WAIT on 8001; only a listening socket would still refuse the bind.
+        bound = guest("python3 -c 'import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                      "s.bind((\"127.0.0.1\", 8001))'", check_rc=False)
+        check(bound.returncode == 0, f"127.0.0.1:8001 does not bind after stop: {bound.stderr}")
+    finally:
+        remove_dropin("strays")
+        guest("systemctl stop hyperglass; rm -f /run/strays.rec", check_rc=False)
+    return "22 helpers started over 10 restarts; 2 alive (the live workers'), 0 after stop"
+
+
 def test_config_error_fails_without_restart_loop():
     """A config error: start fails, status shows exit 78 and the message, no restart loop."""
     guest("printf '[supervisor]\\nwrokers = 4\\n' > /etc/hyperglass-supervisor/broken.conf")
@@ -583,6 +619,7 @@ TESTS = [
     test_socket_activation_restart_refuses_nothing,
     test_upgrade_in_place_keeps_pid_and_workers,
     test_stop_drains,
+    test_strays_end_with_their_worker,
     test_config_error_fails_without_restart_loop,
 ]
 

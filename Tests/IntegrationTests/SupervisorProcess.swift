@@ -14,7 +14,9 @@ final class SupervisorProcess {
     private var reaped = false
 
     /// Starts `hyperglass start --bind 127.0.0.1:PORT ARGS...`; `worker` nil means no `--` command.
-    init(_ arguments: [String], worker: [String]? = [], environment: [String: String] = [:], directory: String? = nil) throws {
+    /// `launcher` runs first and must exec the supervisor in the same process (`setpriv ...`, `taskset ...`).
+    init(_ arguments: [String], worker: [String]? = [], environment: [String: String] = [:], directory: String? = nil,
+         launcher: [String] = []) throws {
         self.directory = directory ?? Paths.temporaryDirectory()
         logPath = self.directory + "/supervisor.log"
         recordPath = self.directory + "/workers.log"
@@ -27,6 +29,10 @@ final class SupervisorProcess {
             argv += ["--", Paths.testWorker, "--record", recordPath] + worker
         }
         process.arguments = argv
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [Paths.hyperglass] + argv
+        }
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HYPERGLASS_") && $0.key != "NOTIFY_SOCKET" }
         env.merge(environment) { $1 }
         process.environment = env

@@ -12,6 +12,7 @@ struct ConfigTextTests {
         bind = [::1]:8002
         bind = :8003
         bind = unix:/run/app.sock
+        nonblocking = true
         graceful_timeout = 1.25s
         lame_duck = 7s
         control_socket = /run/hyperglass/control.sock
@@ -34,6 +35,7 @@ struct ConfigTextTests {
         watchdog = 150.5ms
         watchdog_signal = SIGQUIT
         max_memory = 1536K
+        memory_max = 1G
         [restart]
         backoff_initial = 250ms
         backoff_max = 7s
@@ -106,7 +108,7 @@ struct ConfigTextTests {
         #expect(ValueParser.sizeText((1 << 20) + 1) == "1048577")
     }
 
-    @Test("only bind, control_socket, control_group, metrics_bind, debug and prestart need a restart, and only when they changed")
+    @Test("only bind, nonblocking, control_socket, control_group, metrics_bind, debug and prestart need a restart, and only when they changed")
     func restartNeeded() throws {
         let running = try parse(Self.everyKey)
         var changed = running
@@ -120,6 +122,6 @@ struct ConfigTextTests {
         #expect(changed.restartNeeded(comparedTo: running) == ["bind", "control_group", "debug"])
         changed.controlSocket = "/run/other.sock"
         #expect(changed.restartNeeded(comparedTo: running) == ["bind", "control_socket", "control_group", "debug"])
-        #expect(ConfigKey.all.filter { !$0.reloadable }.map(\.name) == ["bind", "control_socket", "control_group", "metrics_bind", "debug", "prestart"])
+        #expect(ConfigKey.all.filter { !$0.reloadable }.map(\.name) == ["bind", "nonblocking", "control_socket", "control_group", "metrics_bind", "debug", "prestart"])
     }
 }

@@ -24,6 +24,24 @@ struct PoolReportTests {
         #expect(driver.pool.counters.spawns == 3)
     }
 
+    @Test("an OOM kill is an exited event with REASON=oom, counted as oom, and the slot restarts with backoff")
+    func oomCounted() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        let actions = driver.exit(slot: 1, status: .oomKilled)
+        #expect(Self.reports(actions, .exited).map(\.reason) == [.oom])
+        #expect(Self.reports(actions, .exited).first?.fields.contains { $0.name == "REASON" && $0.value == "oom" } == true)
+        #expect(Self.reports(actions, .restart).map(\.reason) == [.oom])
+        #expect(driver.pool.counters.failures == [.oom: 1])
+        #expect(actions.logs(atLeast: .warning).contains { $0.contains("killed by the kernel's OOM killer") })
+        #expect(driver.pool.slots[1].lastExit == .oomKilled)
+        // The second OOM in a row waits for the backoff instead of restarting at once.
+        driver.advance(by: .seconds(3))
+        let again = driver.exit(slot: 1, status: .oomKilled)
+        #expect(again.spawnedSlots.isEmpty)
+        #expect(driver.pool.counters.failures == [.oom: 2])
+    }
+
     @Test("a worker asked to stop exits with no reason and counts as no failure")
     func drainedIsNoFailure() {
         var driver = PoolDriver(desired: 2)

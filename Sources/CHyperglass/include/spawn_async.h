@@ -14,6 +14,11 @@
 pid_t hg_spawn_start(const char *path, char *const argv[], char *const envp[], int listen_pid_index,
                      const int *fds, int nfds, int *report_fd, int *error);
 
+/// The same, and the child first joins the v2 cgroup whose `cgroup.procs` is open (O_WRONLY) at
+/// cgroup_procs (-1: stay in ours), so everything the worker starts is counted in its cgroup.
+pid_t hg_spawn_start_in(const char *path, char *const argv[], char *const envp[], int listen_pid_index,
+                        const int *fds, int nfds, int cgroup_procs, int *report_fd, int *error);
+
 /// Reads a spawn's report pipe without blocking. Returns 0 when exec succeeded (end of file), an errno
 /// value > 0 when the child reported one, -1 when the report has not arrived yet (EAGAIN).
 int hg_spawn_result(int report_fd);
