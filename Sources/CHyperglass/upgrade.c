@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,10 +35,15 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
     if (pid == 0) {
         // Only async-signal-safe calls: the supervisor's blocked signals and dispositions are not the check's.
         hg_child_reset_signals();
+        // Its own process group, so a timeout ends whatever it started too (a grandchild holding the pipe).
+        setpgid(0, 0);
         int null = open("/dev/null", O_RDONLY);
         if (null >= 0) dup2(null, 0);
         dup2(fds[1], 1);
         dup2(fds[1], 2);
+        // Nothing else of ours (or of whoever started us, without close-on-exec) reaches the check: in
+        // this child only, so the supervisor's own inherited fds still live across its own exec.
+        syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
         execv(path, argv);
         char message[] = "cannot execute: ";
         (void)!write(2, message, sizeof message - 1);
@@ -66,8 +72,28 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
     }
     close(fds[0]);
     if (outlen > 0) out[used < outlen ? used : outlen - 1] = '\0';
-    if (*timed_out) kill(pid, SIGKILL);
+    // The output ended, but the check may still run (it closed stdout and stderr and hangs): the
+    // deadline holds for the exit too, or the caller's loop would block in waitpid for as long as it lives.
     int status = 0;
+    while (!*timed_out) {
+        pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid) {
+            *wait_status = status;
+            return 0;
+        }
+        if (done < 0 && errno != EINTR) break;
+        if (now_ms() >= deadline) {
+            *timed_out = 1;
+            break;
+        }
+        struct timespec pause = { .tv_sec = 0, .tv_nsec = 2 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+    // Unreaped, the child pins its group's id: the whole group is ended, never a stranger's.
+    if (*timed_out) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+    }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     *wait_status = status;
     return 0;

@@ -19,7 +19,8 @@ enum ControlClient {
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
             let hint = errno == EACCES ? " (permission denied: run as root, as the supervisor's user, or as a member of its control_group)"
-                : " (is hyperglass running? point --socket or HYPERGLASS_CONTROL_SOCKET at its control socket)"
+                : " (is hyperglass running? it opens its control socket once its prestart command has finished; "
+                    + "'systemctl status' shows what runs; point --socket or HYPERGLASS_CONTROL_SOCKET at its control socket)"
             throw ClientError(description: "no supervisor is listening at \(path): \(reason)\(hint)", exitCode: 3)
         }
         defer { Sys.close(fd) }

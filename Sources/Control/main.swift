@@ -15,8 +15,10 @@ let usage = """
       events                   follow the pool's events as JSON lines (spawned, ready, exited, restart, ...)
                                until the supervisor stops; a reader that falls behind is dropped
       workers                  print the desired worker count
-      workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it;
-                               with autoscaling (workers = auto:MIN-MAX) this pins the count
+      workers N|+N|-N [--wait] set the count, or change it by N; --wait returns once the pool has it
+                               (exit 0), or at once with exit 1 while a worker crash-loops or cannot
+                               start for want of resources; with autoscaling (workers = auto:MIN-MAX)
+                               this pins the count
       workers auto             let autoscaling decide the count again
       reload [--wait]          re-read the configuration and replace every worker, max_surge starting at
                                once, each new one ready for min_ready before its predecessor drains;

@@ -119,6 +119,7 @@ extension EventLoop {
         case .roll: return nil
         case .count(let target):
             if pool.desired != target { return ControlReply.failure("the worker count was changed to \(pool.desired) by another request") }
+            if let failure = pool.countWaitFailure { return ControlReply.failure(failure) }
             guard pool.isSettled else { return nil }
             return ControlReply.success([("desired", .number(Double(pool.desired))), ("ready", .number(Double(pool.readyCount)))])
         }

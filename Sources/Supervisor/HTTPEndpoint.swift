@@ -93,19 +93,26 @@ final class HTTPEndpoint {
     func acceptAll(from listener: Int32, at now: Instant, respond: (_ method: String, _ path: String, _ query: String) -> Response) -> [Int32] {
         var accepted: [Int32] = []
         for _ in 0..<64 {
-            // Full of connections accepted this very turn: stop taking more until the loop has read what
-            // they sent. Else, under a flood, a probe accepted first in a batch was the oldest silent one
-            // 16 accepts later, evicted before its request (sent right after its connect) was read.
-            if connections.count >= HTTPEndpoint.maxConnections, let oldest = evictionCandidate(), oldest.acceptedAt == now {
+            // Room for the next one would be made by closing a connection taken in this very call, whose
+            // request may be a moment behind its connect (a probe among a burst of silent newcomers): stop
+            // here; the listener stays readable, and the next turn's eviction first gives it a last read.
+            if connections.count >= HTTPEndpoint.maxConnections, let oldest = evictionCandidate(), !oldest.answered,
+               accepted.contains(oldest.fd) {
                 return stillOpen(accepted)
             }
             let fd: Int32
             switch Sys.accept(listener) {
             case .success(let client): fd = client
             case .failure(let error) where error.rawValue == EMFILE || error.rawValue == ENFILE:
-                // Out of fds: one of our own connections, else the reserve, makes room for this one.
+                // accept() says EMFILE before it looks at the queue: with nobody waiting, evicting would
+                // close the connection just taken (a probe whose request is still on its way) for no one.
+                guard Sys.hasPendingConnection(listener) else { return stillOpen(accepted) }
+                // Out of fds: one of our own connections, else the reserve, makes room for this one (not
+                // one taken in this call: as above, the next turn reads it once more first).
                 if let oldest = evictionCandidate() {
-                    drop(oldest)
+                    if !oldest.answered, accepted.contains(oldest.fd) { return stillOpen(accepted) }
+                    if !oldest.answered { readable(oldest.fd, respond: respond) }
+                    if isOpen(oldest.fd) { drop(oldest) }
                     continue
                 }
                 guard reserveFD >= 0 else { pause(listener, at: now); return stillOpen(accepted) }

@@ -25,7 +25,7 @@ enum UpgradeCheck {
             print("hyperglass \(version) cannot take over: the configuration does not load: \(error)")
             return 1
         }
-        print("hyperglass \(version) can take over state version \(offered)")
+        print(UpgradeCheckAnswer.yes(version: version, stateVersion: offered))
         return 0
     }
 
@@ -33,27 +33,27 @@ enum UpgradeCheck {
     static func preflight(_ path: String, startArguments: [String], timeout: Duration) -> Result<String, ControlError> {
         let milliseconds = Int32(clamping: timeout.nanoseconds / 1_000_000)
         let arguments = [path, "upgrade-check", "--state-version", String(UpgradeState.version)] + startArguments
-        var output = [CChar](repeating: 0, count: 4096)
+        var buffer = [CChar](repeating: 0, count: 4096)
         var status: Int32 = 0
         var timedOut: Int32 = 0
         let started = withCStrings(arguments) { argv in
-            hg_run_check(path, argv, milliseconds, &output, output.count, &status, &timedOut)
+            hg_run_check(path, argv, milliseconds, &buffer, buffer.count, &status, &timedOut)
         }
         guard started == 0 else {
             return .failure(ControlError("cannot upgrade: cannot run \(path) to check it: \(SystemError(operation: "fork", errno: errno))"))
         }
-        let said = String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .split(separator: "\n").suffix(3).joined(separator: "; ")
+        let output = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if timedOut != 0 {
             return .failure(ControlError("cannot upgrade: \(path) upgrade-check did not answer within \(timeout.spoken); nothing changed"))
         }
         let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
-        let words = said.split(separator: " ")
-        guard exit == .exited(0), words.count > 3, words[0] == "hyperglass", said.contains("can take over") else {
-            let shown = said.isEmpty ? "no output" : "'\(said.prefix(400))'"
-            return .failure(ControlError("cannot upgrade: \(path) refused to take over (\(exit)): \(shown); nothing changed"))
+        guard exit == .exited(0), let newVersion = UpgradeCheckAnswer.version(in: output, offered: UpgradeState.version) else {
+            let said = output.split(separator: "\n").suffix(3).joined(separator: "; ")
+            let shown = said.isEmpty ? "no output" : "'\(UpgradeCheckAnswer.shown(said))'"
+            let expected = exit == .exited(0) ? " (not the line '\(UpgradeCheckAnswer.yes(version: "VERSION", stateVersion: UpgradeState.version))')" : ""
+            return .failure(ControlError("cannot upgrade: \(path) refused to take over (\(exit)): \(shown)\(expected); nothing changed"))
         }
-        return .success(String(words[1]))
+        return .success(newVersion)
     }
 
     /// Where the installed supervisor is now: our argv[0] made absolute, or found on PATH. Never

@@ -2,7 +2,8 @@
 /// both derived from `ConfigKey.all`, so a new key appears in `check-config` without more code.
 extension Settings {
     /// The file `--config` would accept for these settings, one `key = value` line per value, by section.
-    /// `notes` adds a comment after a key's line (`workers = auto    # 4 on this machine`).
+    /// `notes` adds a comment line before a key's line (`# workers: 4 on this machine`): a comment on the
+    /// key's own line would be read back as part of its value, and the text must load as it is.
     public func configurationText(header: String, notes: [String: String] = [:]) -> String {
         var lines = [header]
         for section in ConfigKey.sections {
@@ -11,9 +12,8 @@ extension Settings {
             for key in ConfigKey.all where key.section == section {
                 let values = key.render(self)
                 if values.isEmpty, let unset = key.unset { lines.append("#\(key.name) =    # \(unset)") }
-                for value in values {
-                    lines.append("\(key.name) = \(value)" + (notes[key.name].map { "    # \($0)" } ?? ""))
-                }
+                if !values.isEmpty, let note = notes[key.name] { lines.append("# \(key.name): \(note)") }
+                for value in values { lines.append("\(key.name) = \(value)") }
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -75,10 +75,14 @@ extension Pool {
         roll = current
         if current.queue.isEmpty, current.active.isEmpty {
             let elapsed = (now - current.startedAt).spoken
+            // Slots a scale-down removed left the roll unreplaced: the reply says what happened to them.
+            let removed = current.total - current.done
+            let what = "\(current.done) worker\(current.done == 1 ? "" : "s") replaced"
+                + (removed > 0 ? ", \(removed) removed by a scale-down before \(removed == 1 ? "its" : "their") turn ended," : "")
             switch current.kind {
             case .rollback: actions.append(endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version", at: now))
-            case .reload: actions.append(endRoll(current, succeeded: true, summary: "reload complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)", at: now))
-            case .restart: actions.append(endRoll(current, succeeded: true, summary: "restart complete: \(current.total) worker\(current.total == 1 ? "" : "s") replaced in \(elapsed)", at: now))
+            case .reload: actions.append(endRoll(current, succeeded: true, summary: "reload complete: \(what) in \(elapsed)", at: now))
+            case .restart: actions.append(endRoll(current, succeeded: true, summary: "restart complete: \(what) in \(elapsed)", at: now))
             }
             if current.kind != .restart { actions.append(.notifySystemd([.ready])) }
         }
@@ -190,7 +194,10 @@ extension Pool {
                 actions += advanceRoll(at: now)
             }
         case .restart:
-            let message = "restart stopped at \(position): the new worker \(reason); the previous one keeps serving"
+            // Only a ready worker "keeps serving": a crash-looping slot's successor had no predecessor at all.
+            let kept = slots[id].pid.flatMap { workers[$0] }?.isReady == true
+            let message = "restart stopped at \(position): the new worker \(reason); "
+                + (kept ? "the previous one keeps serving" : "no worker of that slot was serving, and it restarts as after any failure")
             actions.append(endRoll(current, succeeded: false, summary: message, at: now))
         case .rollback:
             let message = (current.failure ?? "reload failed") + "; rolling back \(position) failed too: \(reason)"

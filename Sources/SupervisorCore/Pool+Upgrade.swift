@@ -30,7 +30,12 @@ extension Pool {
     public var upgradeRefusal: String? {
         switch phase {
         case .running: break
-        case .starting: return "cannot upgrade while the pool is starting; try again once it is ready"
+        case .starting:
+            // "Once it is ready" may be never: a pool crash-looping from its start does not get there by waiting.
+            if let looping = crashLoopingSlots.first {
+                return "cannot upgrade while the pool is starting: worker \(looping.id) is crash-looping (last: \(looping.lastFailure ?? "unknown")); fix the workers, or restart the service to run the new program"
+            }
+            return "cannot upgrade while the pool is starting; try again once it is ready"
         case .lameDuck: return "cannot upgrade: the supervisor is stopping (lame duck; the drain follows)"
         case .stopping, .exited: return "cannot upgrade: the supervisor is stopping"
         }

@@ -56,6 +56,17 @@ public struct Pool: Sendable {
     public var crashLoopingSlots: [Slot] {
         slots.filter { $0.failures >= policy.crashLoopThreshold && !(($0.pid.flatMap { workers[$0] })?.isReady ?? false) }
     }
+    /// Why `workers N --wait` would wait in vain (up to its 15 minutes): a slot crash-looping, or waiting for
+    /// resources, keeps the pool from settling at its count; nil while it may still settle.
+    public var countWaitFailure: String? {
+        if let looping = crashLoopingSlots.first {
+            return "\(readyCount)/\(desired) workers ready, and worker \(looping.id) is crash-looping (\(looping.failures) failures in a row, last: \(looping.lastFailure ?? "unknown")); the count stays \(desired), 'hyperglassctl status' shows the retries"
+        }
+        if let waiting = slotWaitingForResources {
+            return "\(readyCount)/\(desired) workers ready, and worker \(waiting.id) cannot start for want of resources (\(waiting.lastFailure ?? "a resource limit")); the count stays \(desired)"
+        }
+        return nil
+    }
 
     public mutating func handle(_ event: Event, at now: Instant) -> [Action] {
         var actions: [Action] = []

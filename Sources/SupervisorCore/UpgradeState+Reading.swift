@@ -72,6 +72,16 @@ struct StateReader {
 
     init(version: Int) { self.version = version }
 
+    /// What a real state holds: a pid is a process (never 0, init, or a group), an fd is open, a count or
+    /// generation far below where an increment would overflow, a counter exact as a Prometheus float.
+    static let pids: ClosedRange<Int32> = 2...Int32.max
+    static let fds: ClosedRange<Int32> = 0...Int32.max
+    static let counts: ClosedRange<Int> = 0...(1 << 40)
+    static let counters: ClosedRange<UInt64> = 0...(1 << 53)
+    static let maxSlots = 1 << 16
+    /// Monotonic nanoseconds (146 years): the difference of two stays an Int64 Duration.
+    static let instants: ClosedRange<UInt64> = 0...(1 << 62)
+
     /// One record's fields, with typed lookups that name the line when something is wrong.
     private struct Fields {
         let number: Int
@@ -90,8 +100,24 @@ struct StateReader {
             guard let value: T = try optional(key) else { throw .malformed(line: number, "missing '\(key)'") }
             return value
         }
+        /// A number a real pool cannot exceed (counts, generations, slot ids): a forged or corrupt state must
+        /// not reach the pool with values whose next increment traps, or a pid or fd that means something else.
+        func bounded<T: FixedWidthInteger & LosslessStringConvertible>(_ key: String, _ range: ClosedRange<T>) throws(UpgradeStateError) -> T? {
+            guard let value: T = try optional(key) else { return nil }
+            guard range.contains(value) else { throw .malformed(line: number, "'\(key)' is out of range (\(range.lowerBound) to \(range.upperBound)): \(value)") }
+            return value
+        }
+        func bounded<T: FixedWidthInteger & LosslessStringConvertible>(required key: String, _ range: ClosedRange<T>) throws(UpgradeStateError) -> T {
+            guard let value = try bounded(key, range) else { throw .malformed(line: number, "missing '\(key)'") }
+            return value
+        }
+        func pid(_ key: String) throws(UpgradeStateError) -> Int32? { try bounded(key, StateReader.pids) }
+        func fd(_ key: String) throws(UpgradeStateError) -> Int32 { try bounded(required: key, StateReader.fds) }
+        func count(_ key: String) throws(UpgradeStateError) -> Int { try bounded(required: key, StateReader.counts) }
+        func counter(_ key: String) throws(UpgradeStateError) -> UInt64? { try bounded(key, StateReader.counters) }
+
         func instant(_ key: String) throws(UpgradeStateError) -> Instant? {
-            try optional(key, as: UInt64.self).map { Instant(nanoseconds: $0) }
+            try bounded(key, StateReader.instants).map { Instant(nanoseconds: $0) }
         }
         func reason(_ key: String) throws(UpgradeStateError) -> FailureReason {
             let text = try string(key)
@@ -114,18 +140,19 @@ struct StateReader {
         case "from":
             from = (try fields.string("version"), try fields.instant("handover") ?? Instant(nanoseconds: 0), try fields.instant("started"))
         case "pool":
-            release = try fields.required("release")
-            rollSerial = try fields.optional("rollSerial") ?? 0
-            pinned = try fields.optional("pinned")
+            release = try fields.count("release")
+            rollSerial = try fields.bounded("rollSerial", StateReader.counts) ?? 0
+            pinned = try fields.bounded("pinned", 1...StateReader.maxSlots)
         case "slot":
-            var slot = Slot(id: try fields.required("id"), release: try fields.required("release"))
+            var slot = Slot(id: try fields.count("id"), release: try fields.count("release"))
             guard slot.id == slots.count else { throw .malformed(line: number, "slot \(slot.id) out of order (expected \(slots.count))") }
-            slot.pid = try fields.optional("pid")
-            slot.generation = try fields.required("generation")
-            slot.askedGeneration = try fields.optional("asked") ?? slot.generation
+            guard slot.id < StateReader.maxSlots else { throw .malformed(line: number, "more than \(StateReader.maxSlots) slots") }
+            slot.pid = try fields.pid("pid")
+            slot.generation = try fields.count("generation")
+            slot.askedGeneration = try fields.bounded("asked", StateReader.counts) ?? slot.generation
             slot.restartAt = try fields.instant("restartAt")
-            slot.failures = try fields.optional("failures") ?? 0
-            slot.restarts = try fields.optional("restarts") ?? 0
+            slot.failures = try fields.bounded("failures", StateReader.counts) ?? 0
+            slot.restarts = try fields.bounded("restarts", StateReader.counts) ?? 0
             if let text = fields.values["lastExit"] {
                 guard let exit = StateText.exitStatus(text) else { throw .malformed(line: number, "bad lastExit '\(text)'") }
                 slot.lastExit = exit
@@ -137,24 +164,28 @@ struct StateReader {
         case "lastRoll":
             let text = try fields.string("kind")
             guard let kind = Roll.Kind(rawValue: text) else { throw .malformed(line: number, "unknown roll kind '\(text)'") }
-            lastRoll = RollOutcome(id: try fields.required("id"), kind: kind, succeeded: try fields.required("succeeded"),
+            lastRoll = RollOutcome(id: try fields.count("id"), kind: kind, succeeded: try fields.required("succeeded"),
                                    summary: try fields.string("summary"), note: fields.values["note"])
         case "retired":
-            retired[try fields.required("slot")] = try fields.required("generation")
+            retired[try fields.count("slot")] = try fields.count("generation")
         case "worker":
-            var worker = WorkerProcess(pid: try fields.required("pid"), slot: try fields.required("slot"), generation: try fields.required("generation"),
-                                       release: try fields.required("release"), startedAt: try fields.instant("startedAt") ?? Instant(nanoseconds: 0))
+            guard let pid = try fields.pid("pid") else { throw .malformed(line: number, "missing 'pid'") }
+            let slot = try fields.count("slot")
+            guard slot < slots.count else { throw .malformed(line: number, "worker pid \(pid) of slot \(slot), which the state does not have") }
+            guard !workers.contains(where: { $0.pid == pid }) else { throw .malformed(line: number, "worker pid \(pid) twice") }
+            var worker = WorkerProcess(pid: pid, slot: slot, generation: try fields.count("generation"),
+                                       release: try fields.count("release"), startedAt: try fields.instant("startedAt") ?? Instant(nanoseconds: 0))
             worker.readyAt = try fields.instant("readyAt")
             worker.readiness.evidence = fields.values["evidence"]
             worker.status = fields.values["status"]
-            worker.health.watchdogInterval = try fields.optional("watchdogUsec", as: Int64.self).map { .microseconds($0) }
+            worker.health.watchdogInterval = try fields.bounded("watchdogUsec", 1...Int64(1 << 40)).map { .microseconds($0) }
             worker.health.lastWatchdogAt = try fields.instant("lastWatchdogAt")
             workers.append(worker)
         case "listener":
-            listeners.append(CarriedListener(fd: try fields.required("fd"), address: try fields.string("address"), ownedPath: fields.values["owned"]))
+            listeners.append(CarriedListener(fd: try fields.fd("fd"), address: try fields.string("address"), ownedPath: fields.values["owned"]))
         case "control":
-            control = CarriedControl(fd: try fields.required("fd"), path: try fields.string("path"))
-            waiter = try fields.optional("waiter")
+            control = CarriedControl(fd: try fields.fd("fd"), path: try fields.string("path"))
+            waiter = try fields.bounded("waiter", StateReader.fds)
         case "client":
             let hex = Array((fields.values["unread"] ?? "").utf8)
             guard hex.count % 2 == 0 else { throw .malformed(line: number, "'unread' is not hex") }
@@ -165,27 +196,33 @@ struct StateReader {
                 }
                 unread.append(byte)
             }
-            clients.append(CarriedClient(fd: try fields.required("fd"), follower: fields.values["follower"] == "true", unread: unread))
+            clients.append(CarriedClient(fd: try fields.fd("fd"), follower: fields.values["follower"] == "true", unread: unread))
         case "sockets":
-            directory = (try fields.string("directory"), try fields.required("started"))
+            directory = (try fields.string("directory"), try fields.count("started"))
         case "workerSockets":
-            workerSockets.append(CarriedWorkerSockets(pid: try fields.required("pid"), startTime: try fields.required("startTime"),
-                                                      notifyFD: try fields.required("notifyFD"), notifyName: try fields.string("notify"),
+            guard let pid = try fields.pid("pid") else { throw .malformed(line: number, "missing 'pid'") }
+            workerSockets.append(CarriedWorkerSockets(pid: pid, startTime: try fields.required("startTime"),
+                                                      notifyFD: try fields.fd("notifyFD"), notifyName: try fields.string("notify"),
                                                       healthName: fields.values["health"]))
         case "counters":
-            spawns = try fields.optional("spawns") ?? 0
-            probeFailures = try fields.optional("probeFailures") ?? 0
-        case "failures": failures[try fields.reason("reason")] = try fields.required("count")
-        case "restarts": restarts[try fields.reason("reason")] = try fields.required("count")
+            spawns = try fields.counter("spawns") ?? 0
+            probeFailures = try fields.counter("probeFailures") ?? 0
+        case "failures": failures[try fields.reason("reason")] = try fields.bounded(required: "count", StateReader.counters)
+        case "restarts": restarts[try fields.reason("reason")] = try fields.bounded(required: "count", StateReader.counters)
         case "rolls":
             let text = try fields.string("kind")
             guard let kind = Roll.Kind(rawValue: text) else { throw .malformed(line: number, "unknown roll kind '\(text)'") }
-            rolls[PoolCounters.RollOutcomeKey(kind: kind, succeeded: try fields.required("succeeded")), default: 0] += try fields.required("count")
+            let key = PoolCounters.RollOutcomeKey(kind: kind, succeeded: try fields.required("succeeded"))
+            let total = rolls[key, default: 0] + (try fields.bounded(required: "count", StateReader.counters))
+            guard StateReader.counters.contains(total) else { throw .malformed(line: number, "'count' is out of range: \(total)") }
+            rolls[key] = total
         case "histogram":
             let bounds = try fields.string("bounds").split(separator: ",").compactMap { Double($0) }
             let counts = try fields.string("counts").split(separator: ",").compactMap { UInt64($0) }
             guard counts.count == bounds.count + 1 else { throw .malformed(line: number, "a histogram needs one count more than bounds") }
-            histograms[try fields.string("name")] = Histogram(bounds: bounds, counts: counts, sum: try fields.required("sum"), count: try fields.required("count"))
+            guard counts.allSatisfy(StateReader.counters.contains) else { throw .malformed(line: number, "a histogram count is out of range") }
+            histograms[try fields.string("name")] = Histogram(bounds: bounds, counts: counts, sum: try fields.required("sum"),
+                                                             count: try fields.bounded(required: "count", StateReader.counters))
         default:
             break  // a record a later build of this version added: nothing this build would do with it
         }

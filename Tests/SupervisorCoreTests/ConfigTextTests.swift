@@ -81,10 +81,13 @@ struct ConfigTextTests {
         #expect(try parse(text) == settings)
     }
 
-    @Test("a note follows its key's line")
-    func notes() {
-        let text = Settings().configurationText(header: "# h", notes: ["workers": "4 on this machine"])
-        #expect(text.hasPrefix("# h\n[supervisor]\nworkers = auto    # 4 on this machine\n"))
+    @Test("a note is a comment line before its key's line, and the text with notes loads as it is")
+    func notes() throws {
+        var settings = Settings()
+        settings.command = ["/usr/bin/hyperglass-worker"]
+        let text = settings.configurationText(header: "# h", notes: ["workers": "4 on this machine"])
+        #expect(text.hasPrefix("# h\n[supervisor]\n# workers: 4 on this machine\nworkers = auto\n"))
+        #expect(try parse(text) == settings, "\(text)")
     }
 
     @Test("durations print exactly: the short form when it is exact, else milliseconds or full seconds")

@@ -33,6 +33,46 @@ struct PoolCrashLoopTests {
         #expect(driver.pool.phase == .running)
     }
 
+    @Test("a count wait cannot be met while a slot crash-loops: the reason names the slot; none once it is ready again")
+    func countWaitFailsDuringCrashLoop() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        driver.readyAll()
+        #expect(driver.pool.countWaitFailure == nil)
+        for _ in 1...4 { crashAndRestart(&driver, slot: 1) }
+        #expect(driver.pool.countWaitFailure == nil, "4 failures are not a crash loop yet")
+        driver.exit(slot: 1)
+        #expect(driver.pool.countWaitFailure == "1/2 workers ready, and worker 1 is crash-looping (5 failures in a row, last: exit status 1); the count stays 2, 'hyperglassctl status' shows the retries")
+        if let due = driver.pool.slots[1].restartAt { driver.advance(by: due - driver.now) }
+        driver.ready(slot: 1)
+        #expect(driver.pool.countWaitFailure == nil)
+    }
+
+    @Test("a restart that fails in a crash-looping slot does not claim a previous worker keeps serving")
+    func restartInCrashLoopSaysNoWorkerServed() {
+        var driver = PoolDriver(desired: 1, policy: .with { $0.readiness = .notify })
+        driver.start()
+        for _ in 1...4 { crashAndRestart(&driver) }
+        driver.exit(slot: 0)
+        #expect(driver.pool.crashLoopingSlots.map(\.id) == [0])
+        driver.send(.restartRequested(slots: [0]))
+        guard let successor = driver.pool.slots[0].successor?.pid else { Issue.record("no successor started"); return }
+        driver.send(.exited(pid: successor, status: .exited(1)))
+        #expect(driver.pool.lastRoll?.succeeded == false)
+        #expect(driver.pool.lastRoll?.summary == "restart stopped at worker 0 (1/1): the new worker exit status 1 before ready; no worker of that slot was serving, and it restarts as after any failure",
+                "\(driver.pool.lastRoll?.summary ?? "no outcome")")
+    }
+
+    @Test("an upgrade refused in a pool crash-looping from its start says so, not 'try again once it is ready'")
+    func upgradeRefusalNamesCrashLoop() {
+        var driver = PoolDriver(desired: 1, policy: .with { $0.readiness = .notify })
+        driver.start()
+        #expect(driver.pool.upgradeRefusal == "cannot upgrade while the pool is starting; try again once it is ready")
+        for _ in 1...4 { crashAndRestart(&driver) }
+        driver.exit(slot: 0)
+        #expect(driver.pool.upgradeRefusal == "cannot upgrade while the pool is starting: worker 0 is crash-looping (last: exit status 1 before ready); fix the workers, or restart the service to run the new program")
+    }
+
     @Test("a crash-looping slot that comes back ready is no longer reported as looping")
     func loopEndsWhenReady() {
         var driver = PoolDriver()

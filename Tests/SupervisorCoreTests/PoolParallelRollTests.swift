@@ -34,6 +34,29 @@ struct PoolParallelRollTests {
         #expect(throws: ConfigValueError.self) { try ValueParser.maxSurge("0") }
     }
 
+    @Test("a slot removed by a scale-down while its new worker settles is not reported replaced: the outcome says what happened")
+    func scaleDownDuringRollIsReportedAsRemoved() {
+        var driver = Self.running(3)
+        driver.send(.restartRequested(slots: [2]))
+        driver.advance(by: .milliseconds(200))
+        Self.startingReady(&driver)
+        #expect(driver.pool.rollProgress?.settling == 1)
+        driver.send(.desiredCountChanged(1))
+        #expect(driver.pool.roll == nil)
+        #expect(driver.pool.lastRoll?.succeeded == true)
+        #expect(driver.pool.lastRoll?.summary == "restart complete: 0 workers replaced, 1 removed by a scale-down before its turn ended, in 200ms",
+                "\(driver.pool.lastRoll?.summary ?? "no outcome")")
+        // With nothing removed the summary is as before.
+        var whole = Self.running(2)
+        whole.send(.restartRequested(slots: [0, 1]))
+        for _ in 0..<4 {
+            whole.advance(by: .milliseconds(200))
+            Self.startingReady(&whole)
+        }
+        whole.advance(by: .seconds(3))
+        #expect(whole.pool.lastRoll?.summary.hasPrefix("restart complete: 2 workers replaced in ") == true, "\(whole.pool.lastRoll?.summary ?? "no outcome")")
+    }
+
     @Test("a roll of 16 starts 4 at once and the next 4 as soon as those are ready: it ends 4 starts + min_ready after it began")
     func sixteenOverlap() {
         var driver = Self.running(16)

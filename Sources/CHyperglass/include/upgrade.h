@@ -9,7 +9,8 @@
 #include <sys/types.h>
 
 /// Runs `path` with `argv` (NULL-terminated), stdin /dev/null, stdout and stderr into `out` (at most
-/// `outlen - 1` bytes, NUL-terminated). Kills it after `timeout_ms`. Returns 0 with `*wait_status` as
+/// `outlen - 1` bytes, NUL-terminated), in its own process group. Kills the group after `timeout_ms`, whether
+/// the output is still open or not. Returns 0 with `*wait_status` as
 /// waitpid gives it and `*timed_out` set, or -1 (fork/pipe failed, errno set). The child is reaped here.
 int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out, size_t outlen, int *wait_status, int *timed_out);
 
