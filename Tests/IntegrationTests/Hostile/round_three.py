@@ -220,8 +220,8 @@ def ctl_during_prestart():
 
 
 def upgrade_check_gets_no_stray_fds():
-    """`hyperglass start` run holding a lock file on fd 9 and a pipe: the upgrade check sees neither (it
-    got both, and any fd of the supervisor without close-on-exec); the supervisor itself keeps both across
+    """`hyperglass start` run holding a lock file on fd 9 and a pipe: neither the workers nor the upgrade
+    check see them (both got them, and any fd of the supervisor without close-on-exec); the supervisor itself keeps both across
     a real upgrade, so a parent that watches the pipe to know the supervisor lives is not fooled."""
     import fcntl, subprocess
     scratch = tempfile.mkdtemp(prefix="hg-inherit-")
@@ -255,6 +255,9 @@ def upgrade_check_gets_no_stray_fds():
     try:
         if not wait_for(lambda: (support.control_request(control, {"v": 1, "cmd": "status"}, 1).get("supervisor") or {}).get("state") == "running", 15):
             fail("the supervisor did not reach 'running'")
+        workers_holding = {pid: held_by(pid) for pid in support.child_pids(process.pid)}
+        if not workers_holding or any(workers_holding.values()):
+            fail("a worker got an fd the supervisor was started with", workers_holding=workers_holding)
         refused = support.control_request(control, {"v": 1, "cmd": "upgrade", "path": checker}, 10)
         listed = open(seen).read() if os.path.exists(seen) else ""
         upgraded = support.control_request(control, {"v": 1, "cmd": "upgrade", "path": os.path.abspath(os.path.join(support.PRODUCTS, "hyperglass")), "wait": True}, 15)
