@@ -66,6 +66,13 @@ static void become_worker(const char *path, char *const argv[], char *const envp
         // dup2 gives the new descriptor without FD_CLOEXEC, so it survives exec.
         if (dup2(moved[i], 3 + i) < 0) fail(out, errno);
     }
+    // Nothing else the supervisor holds reaches the worker: an fd it was itself started with and that is
+    // not close-on-exec (a wrapper script's lock on fd 9) would otherwise live as long as every worker.
+    // Not done in the supervisor itself: its own inherited fds must survive its in-place upgrade's exec.
+    // close_range's CLOEXEC flag: kernel 5.11, glibc 2.34; before that, a bounded loop.
+    if (close_range((unsigned)first_free, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        for (int fd = first_free; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     // A worker reading stdin must not steal the terminal's or systemd's input.
     int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd >= 0) {
