@@ -136,7 +136,7 @@ struct ReloadTests {
         #expect(reload.status == 1 && reload.err.contains("supervisor.conf:6") && reload.err.contains("ready_timeout"), "\(reload)")
         // SIGHUP takes the same path and is refused the same way.
         supervisor.signal(SIGHUP)
-        #expect(eventually { supervisor.log.components(separatedBy: "reload refused").count == 3 }, "\(supervisor.log)")
+        #expect(eventually { supervisor.log.components(separatedBy: "reload refused, nothing changed").count == 3 }, "\(supervisor.log)")
         #expect(Set(supervisor.liveWorkers) == before)
         #expect(supervisor.ctl(["status"]).out.contains("reload refused, nothing changed"))
     }
