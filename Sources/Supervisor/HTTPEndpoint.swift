@@ -72,6 +72,12 @@ final class HTTPEndpoint {
         address = listeners.map(\.address).joined(separator: ", ")
     }
 
+    /// The listening sockets an in-place upgrade handed over (Takeover.swift), already bound and listening.
+    init(adopting fds: [Int32], address: String) {
+        self.fds = fds
+        self.address = address
+    }
+
     /// Registers the listening sockets with the loop's epoll as `listenerTag | fd`.
     func attach(epoll: Int32, listenerTag: UInt64) throws(SystemError) {
         self.epoll = epoll

@@ -57,7 +57,15 @@ enum Takeover {
                     return (directory, slash.map { String(path[path.index(after: $0)...]) } ?? path)
                 })
             }
-            let http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
+            // metrics_bind as the first program had it (the preflight checked the configuration is unchanged).
+            let carriedMetrics = state.metricsListeners.map(\.fd)
+            let http: HTTPEndpoint?
+            if settings.metricsBind != nil, !carriedMetrics.isEmpty {
+                http = HTTPEndpoint(adopting: carriedMetrics, address: state.metricsListeners[0].address)
+            } else {
+                for fd in carriedMetrics { Sys.close(fd) }
+                http = try settings.metricsBind.map { address throws(SystemError) in try HTTPEndpoint(bind: address) }
+            }
             let control = try ControlServer(adopting: state.control.fd, path: state.control.path, group: settings.controlGroup)
             let workerSockets = try WorkerSockets(adopting: state.workerSocketDirectory, in: control.directory, started: state.workerSocketsStarted)
             let policy = PoolPolicy(settings: settings, systemdWatchdog: notifier.watchdog)

@@ -59,6 +59,7 @@ extension EventLoop {
         state.startedAt = self.startedAt
         state.pinned = pool.autoscaler?.pinned
         state.listeners = listeners.map { CarriedListener(fd: $0.fd, address: $0.address, ownedPath: $0.ownedPath) }
+        state.metricsListeners = (http?.fds ?? []).map { CarriedListener(fd: $0, address: http?.address ?? "", ownedPath: nil) }
         state.workerSockets = carried.workers.map {
             CarriedWorkerSockets(pid: $0.pid, startTime: hg_process_start_time($0.pid), notifyFD: $0.notifyFD,
                                  notifyName: $0.notifyName, healthName: $0.healthName)

@@ -58,6 +58,7 @@ struct StateReader {
     private var lastRoll: RollOutcome?
     private var workers: [WorkerProcess] = []
     private var listeners: [CarriedListener] = []
+    private var metricsListeners: [CarriedListener] = []
     private var control: CarriedControl?
     private var waiter: Int32?
     private var directory: (path: String, started: Int)?
@@ -183,6 +184,8 @@ struct StateReader {
             workers.append(worker)
         case "listener":
             listeners.append(CarriedListener(fd: try fields.fd("fd"), address: try fields.string("address"), ownedPath: fields.values["owned"]))
+        case "metrics":  // absent before: the new image binds metrics_bind again
+            metricsListeners.append(CarriedListener(fd: try fields.fd("fd"), address: try fields.string("address"), ownedPath: nil))
         case "control":
             control = CarriedControl(fd: try fields.fd("fd"), path: try fields.string("path"))
             waiter = try fields.bounded("waiter", StateReader.fds)
@@ -251,6 +254,7 @@ struct StateReader {
         state.startedAt = from.started
         state.pinned = pinned
         state.listeners = listeners
+        state.metricsListeners = metricsListeners
         state.waiterFD = waiter
         state.workerSockets = workerSockets
         state.clients = clients

@@ -25,6 +25,8 @@ public struct UpgradeState: Equatable, Sendable {
     /// The autoscaler's pinned count, if an operator pinned one.
     public var pinned: Int? = nil
     public var listeners: [CarriedListener] = []
+    /// `metrics_bind`'s listening sockets, so probes and scrapes are not refused during the exec.
+    public var metricsListeners: [CarriedListener] = []
     public var control: CarriedControl
     /// The workers' private socket directory (it stays; its path is reopened and checked again).
     public var workerSocketDirectory: String
@@ -48,7 +50,7 @@ public struct UpgradeState: Equatable, Sendable {
 
     /// Every fd the new image adopts: what must survive execve (close-on-exec cleared on exactly these).
     public var carriedFDs: [Int32] {
-        listeners.map(\.fd) + [control.fd] + workerSockets.map(\.notifyFD) + (waiterFD.map { [$0] } ?? []) + clients.map(\.fd)
+        listeners.map(\.fd) + metricsListeners.map(\.fd) + [control.fd] + workerSockets.map(\.notifyFD) + (waiterFD.map { [$0] } ?? []) + clients.map(\.fd)
     }
 }
 
@@ -166,6 +168,9 @@ extension UpgradeState {
         }
         for listener in listeners {
             record("listener", [("fd", String(listener.fd)), ("address", listener.address), ("owned", listener.ownedPath)])
+        }
+        for listener in metricsListeners {
+            record("metrics", [("fd", String(listener.fd)), ("address", listener.address)])
         }
         record("control", [("fd", String(control.fd)), ("path", control.path), ("waiter", waiterFD.map { String($0) })])
         for client in clients {

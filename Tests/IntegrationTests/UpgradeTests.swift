@@ -153,6 +153,48 @@ struct UpgradeTests {
         #expect(!uptime.contains("\"uptime_seconds\":0,") && !uptime.contains("\"uptime_seconds\":0.0"), "\(uptime)")
     }
 
+    /// Probes `/livez` back to back on a thread, counting answers and failures, until stopped.
+    final class LivezProber: @unchecked Sendable {
+        private let lock = NSLock()
+        private var running = true
+        private(set) var answered = 0
+        private(set) var failed = 0
+        private let done = DispatchSemaphore(value: 0)
+
+        init(port: Int) {
+            Thread { [self] in
+                while lock.withLock({ running }) {
+                    let ok = ObservabilityTests.get(port: port, path: "/livez", timeout: 2)?.status == 200
+                    lock.withLock { if ok { answered += 1 } else { failed += 1 } }
+                }
+                done.signal()
+            }.start()
+        }
+
+        func stop() -> (answered: Int, failed: Int) {
+            lock.withLock { running = false }
+            _ = done.wait(timeout: .now() + 10)
+            return lock.withLock { (answered, failed) }
+        }
+    }
+
+    @Test("metrics_bind's listener is handed over too: /livez probed back to back across 3 upgrades is always answered")
+    func metricsListenerCarried() throws {
+        let port = freePort()
+        let (supervisor, copy) = try start(workers: 2, environment: ["HYPERGLASS_METRICS_BIND": "127.0.0.1:\(port)"])
+        #expect(eventually(timeout: 5) { ObservabilityTests.get(port: port, path: "/livez")?.status == 200 }, "\(supervisor.log)")
+        let prober = LivezProber(port: port)
+        for binary in [copy, Paths.hyperglass, copy] {
+            #expect(supervisor.ctl(["upgrade", "--wait", binary]).status == 0, "\(supervisor.log)")
+            usleep(100_000)
+        }
+        let seen = prober.stop()
+        // Bound again by the new image (before), probes in its first milliseconds were refused.
+        #expect(seen.failed == 0 && seen.answered > 10, "\(seen.answered) answered, \(seen.failed) failed")
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 10) == 0)
+    }
+
     @Test("a worker killed while the supervisor execs is reaped by the new image, reported once and replaced")
     func workerKilledInTheGap() throws {
         let (supervisor, _) = try start()
