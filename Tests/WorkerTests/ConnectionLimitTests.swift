@@ -61,12 +61,17 @@ struct ConnectionLimitTests {
         #expect(try http.receive(until: "ok\n").hasPrefix("HTTP/1.1 200 OK"))
         try Self.expectEcho(ws, "still here")
 
-        // One closes: the worker accepts again.
+        // One closes: the worker accepts again. A newcomer that waited out the refusal check before the worker
+        // read the close (1.25 s: seen once with the machine fully loaded) gets a 503; a retry must get room.
         http.close()
-        let later = try Client.connect(port: port, within: 5, receiveTimeout: 3)
-        defer { later.close() }
-        try later.send(health)
-        #expect(try later.receive(until: "\r\n").hasPrefix("HTTP/1.1 200 OK"))
+        var answers: [String] = []
+        for _ in 0..<5 where !(answers.last?.hasPrefix("HTTP/1.1 200 OK") ?? false) {
+            let later = try Client.connect(port: port, within: 5, receiveTimeout: 3)
+            defer { later.close() }
+            try later.send(health)
+            answers.append((try? later.receive(until: "\r\n")) ?? "no answer")
+        }
+        #expect(answers.last?.hasPrefix("HTTP/1.1 200 OK") == true, "\(answers)")
         #expect(Glibc.kill(worker.pid, SIGTERM) == 0)
         #expect(try ws.receiveBytes(count: 4) == [0x88, 17, 0x03, 0xE9], "the open WebSocket still gets 1001 on drain")
         try ws.send(Self.frame(.close, [0x03, 0xE9]))
