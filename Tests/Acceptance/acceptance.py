@@ -424,8 +424,11 @@ def test_reload_rolls_every_worker_without_failed_requests():
         guest(f"touch {stop_file}")
         result = load.result(30)
         check(result["ok"] > 0 and result["failed"] == 0, f"requests failed during the reloads: {result}")
-        check(set(old.values()) <= set(result["pids"]) and set(new.values()) & set(result["pids"]),
-              "the client was not served by both generations")
+        # Both generations served it. Not "every old worker": the kernel gives each connection to whichever
+        # worker accepts first, and a parallel roll retires the old ones within ~3 s (one went unseen once).
+        check(set(old.values()) & set(result["pids"]) and set(new.values()) & set(result["pids"]),
+              f"the client was not served by both generations: old {sorted(old.values())}, new {sorted(new.values())}, "
+              f"served by {sorted(result['pids'])}")
         return f"reload took {took:.2f}s; {result['ok']} requests, 0 failed"
     finally:
         guest(f"touch {stop_file}")
