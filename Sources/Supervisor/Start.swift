@@ -5,18 +5,22 @@ import SupervisorCore
 
 /// `hyperglass start`: set up sockets and the pool, then hand over to the event loop.
 enum Start {
+    /// The configuration start reads (and an upgrade's new program, Takeover.swift); a bad one exits 78.
+    static func loadConfiguration(_ invocation: Invocation, environment: [String: String], failing prefix: String = "") -> Configuration.Loaded {
+        do {
+            return try Configuration.load(invocation, environment: environment)
+        } catch {
+            fail("\(prefix)\(error)", code: 78)
+        }
+    }
+
     static func run(_ invocation: Invocation) -> Int32 {
         // Exec'd by `hyperglassctl upgrade`: take over the running pool instead (Takeover.swift).
         if let handedOver = Takeover.pendingState() { return Takeover.run(invocation, handedOver) }
         let environment = Sys.environmentDictionary()
         // First: raise the soft open-file limit; then a count the limits cannot hold is capped, said so.
         let limits = ProcessLimits.measure()
-        let loaded: Configuration.Loaded
-        do {
-            loaded = try Configuration.load(invocation, environment: environment)
-        } catch {
-            fail("\(error)", code: 78)
-        }
+        let loaded = loadConfiguration(invocation, environment: environment)
         let (settings, capacityNote) = limits.capped(loaded.settings)
         let log = Log(verbose: settings.debug)
         // A warning when it lowers what the operator asked for; a lowered default max_workers is only information.

@@ -37,12 +37,7 @@ enum Takeover {
         // The carried fds go back to close-on-exec at once: no worker may inherit them.
         for fd in state.carriedFDs { _ = hg_set_cloexec(fd) }
         let environment = Sys.environmentDictionary()
-        let loaded: Configuration.Loaded
-        do {
-            loaded = try Configuration.load(invocation, environment: environment)
-        } catch {
-            fail("cannot take over: \(error)", code: 78)
-        }
+        let loaded = Start.loadConfiguration(invocation, environment: environment, failing: "cannot take over: ")
         // The same limits as at start: the open-file limit raised (already, by the first program) and the count capped.
         let limits = ProcessLimits.measure()
         let settings = limits.capped(loaded.settings).settings

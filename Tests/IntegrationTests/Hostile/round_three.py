@@ -32,6 +32,17 @@ def _pids_in(path):
         return []
 
 
+def _end_started_supervisor(process):
+    """Ends a supervisor this module started itself (not through support.Supervisor), its workers first, by pid."""
+    for child in support.child_pids(process.pid):
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.kill()
+    process.wait(5)
+
+
 def _running(s, timeout=15):
     """Waits until the supervisor says it is running (the pool ready, no roll): upgrades are admitted then."""
     state = lambda: (s.request({"v": 1, "cmd": "status"}).get("supervisor") or {}).get("state")
@@ -209,13 +220,7 @@ def ctl_during_prestart():
             fail("hyperglassctl during prestart did not say the control socket opens after prestart", **figures)
         print(json.dumps(figures))
     finally:
-        for child in support.child_pids(process.pid):
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        process.kill()
-        process.wait(5)
+        _end_started_supervisor(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -269,12 +274,6 @@ def upgrade_check_gets_no_stray_fds():
             fail("the supervisor did not keep the fds it was started with across its upgrade", **figures)
         print(json.dumps(figures))
     finally:
-        for child in support.child_pids(process.pid):
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        process.kill()
-        process.wait(5)
+        _end_started_supervisor(process)
         os.close(read_end)
         shutil.rmtree(scratch, ignore_errors=True)
