@@ -8,6 +8,7 @@
 #include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -65,6 +66,74 @@ int hg_listen_queue(int fd, int *backlog) {
     if (info.tcpi_state != TCP_LISTEN) return -1;
     if (backlog) *backlog = (int)info.tcpi_sacked;
     return (int)info.tcpi_unacked;
+}
+
+/// Whether a queued socket's local address is the listener's: a wildcard listener takes every address.
+static int same_local(const struct sockaddr_storage *bound, const struct inet_diag_msg *m) {
+    if (bound->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)bound;
+        return in->sin_addr.s_addr == htonl(INADDR_ANY) || memcmp(&in->sin_addr, m->id.idiag_src, 4) == 0;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)bound;
+    return IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) || memcmp(&in6->sin6_addr, m->id.idiag_src, 16) == 0;
+}
+
+long hg_listen_oldest_wait_ms(int fd) {
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) return -2;
+    if (bound.ss_family != AF_INET && bound.ss_family != AF_INET6) return -2;
+    uint16_t port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                     : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0) return -2;
+    // The kernel filters by local port (INET_DIAG_BC_S_EQ): true jumps to the end (keep), false past it (drop).
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+        struct rtattr bytecode;
+        struct inet_diag_bc_op ops[2];
+    } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = (uint8_t)bound.ss_family;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    // A client that gave up while queued leaves its connection in CLOSE_WAIT, still in the queue.
+    msg.req.idiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_CLOSE_WAIT);
+    msg.req.idiag_ext = 1u << (INET_DIAG_INFO - 1);
+    msg.bytecode.rta_type = INET_DIAG_REQ_BYTECODE;
+    msg.bytecode.rta_len = RTA_LENGTH(sizeof msg.ops);
+    msg.ops[0] = (struct inet_diag_bc_op){ .code = INET_DIAG_BC_S_EQ, .yes = sizeof msg.ops, .no = sizeof msg.ops + 4 };
+    msg.ops[1] = (struct inet_diag_bc_op){ .no = port };
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof msg) {
+        close(nl);
+        return -2;
+    }
+    long oldest = -1;
+    long answer[4096];
+    // Bounded: a dump of more sockets than this many reads is cut short (each read holds dozens).
+    for (int reads = 0; reads < 4096; reads++) {
+        ssize_t n = recv(nl, answer, sizeof answer, 0);
+        if (n <= 0) { oldest = oldest < 0 ? -2 : oldest; break; }
+        for (struct nlmsghdr *h = (struct nlmsghdr *)answer; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE) { close(nl); return oldest; }
+            if (h->nlmsg_type == NLMSG_ERROR) { close(nl); return -2; }
+            struct inet_diag_msg *m = NLMSG_DATA(h);
+            if (m->idiag_inode != 0 || ntohs(m->id.idiag_sport) != port || !same_local(&bound, m)) continue;
+            int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
+            for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+                if (a->rta_type != INET_DIAG_INFO || RTA_PAYLOAD(a) < offsetof(struct tcp_info, tcpi_rcv_ssthresh)) continue;
+                struct tcp_info *info = RTA_DATA(a);
+                long quiet = info->tcpi_last_data_recv < info->tcpi_last_ack_recv ? info->tcpi_last_data_recv : info->tcpi_last_ack_recv;
+                if (quiet > oldest) oldest = quiet;
+            }
+        }
+    }
+    close(nl);
+    return oldest;
 }
 
 int hg_epoll_watch_once(int epfd, int fd, uint64_t data, int add) {

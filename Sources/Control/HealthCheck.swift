@@ -17,7 +17,8 @@ enum HealthCheck {
         // A lame duck still serves but wants out of the load balancer before it drains.
         let stopping = state == "draining" || state == "lame-duck"
         if stopping { return (false, "unhealthy: \(state) (\(counts))") }
-        let healthy = ReadyShare.isReady(ready: ready, desired: desired, acceptsTraffic: !stopping, share: readyShare)
+        if let stall = supervisor?["backlog_stall"]?.string { return (false, "unhealthy: \(stall) (\(counts))") }
+        let healthy = ReadyShare.isReady(ready: ready, desired: desired, acceptsTraffic: !stopping, stalled: false, share: readyShare)
         return (healthy, "\(healthy ? "healthy" : "unhealthy"): \(counts) (\(state))")
     }
 }

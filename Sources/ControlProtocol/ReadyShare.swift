@@ -39,8 +39,9 @@ public enum ReadyShare {
         return max(1, Int((share * Double(desired) - 1e-9).rounded(.up)))
     }
 
-    /// Ready for traffic: the pool is not a lame duck nor draining, and `needed` workers are ready.
-    public static func isReady(ready: Int, desired: Int, acceptsTraffic: Bool, share: Double) -> Bool {
-        acceptsTraffic && ready >= needed(desired: desired, share: share)
+    /// Ready for traffic: the pool is not a lame duck nor draining, its workers take the connections that
+    /// wait (`backlog_wait`: not `stalled`), and `needed` workers are ready.
+    public static func isReady(ready: Int, desired: Int, acceptsTraffic: Bool, stalled: Bool, share: Double) -> Bool {
+        acceptsTraffic && !stalled && ready >= needed(desired: desired, share: share)
     }
 }

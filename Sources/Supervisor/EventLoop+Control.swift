@@ -31,6 +31,7 @@ extension EventLoop {
         case .ping: return ControlReply.success([("pong", .bool(true))])
         case .version: return ControlReply.success([("version", .string(version)), ("protocol", .number(Double(ControlRequest.protocolVersion)))])
         case .status:
+            lookAtBacklog()
             let report = StatusReport.json(pool: pool, startedAt: startedAt, now: Sys.now)
             guard case .object(let members) = report else { return report }
             return .object(members + [("autoscaling", autoscalingJSON)])

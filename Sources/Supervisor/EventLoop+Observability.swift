@@ -71,6 +71,13 @@ extension EventLoop {
         PrometheusText.render(collector.snapshot(pool: pool, at: Sys.now))
     }
 
+    /// A fresh look at the listeners' queues before a readiness verdict (`backlog_wait`): on demand, so an idle
+    /// pool sleeps; at most one look per 100 ms, so a flood of probes costs no more.
+    func lookAtBacklog() {
+        guard !pool.backlog.isFresh(at: Sys.now) else { return }
+        dispatch(.backlogSampled(BacklogProbe.sample(listeners)))
+    }
+
     /// Answers one request on the `metrics_bind` listener.
     func httpResponse(method: String, path: String, query: String) -> HTTPEndpoint.Response {
         let text = "text/plain; charset=utf-8"
@@ -81,6 +88,7 @@ extension EventLoop {
             do { share = try ReadyShare.inQuery(query) } catch {
                 return .init(status: 400, contentType: text, body: error.message + "\n")
             }
+            lookAtBacklog()
             let answer = HealthEndpoints.readiness(pool, share: share ?? ReadyShare.defaultShare, at: Sys.now)
             return .init(status: answer.ok ? 200 : 503, contentType: text, body: answer.text + "\n")
         case "/livez":

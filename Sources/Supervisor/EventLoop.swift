@@ -305,6 +305,8 @@ final class EventLoop {
             return .upgradeFailed(reason: upgrade(to: path, wait: wait, requester: fd), for: requester)
         case let .sampleLoad(workers, starting):
             return .loadSampled(loadSampler.sample(listeners: listeners.map(\.fd), workers: workers, starting: starting, at: Sys.now))
+        case .sampleBacklog:
+            return .backlogSampled(BacklogProbe.sample(listeners))
         case .watchForLoad:
             watchListenersForLoad()
         case let .exit(code):

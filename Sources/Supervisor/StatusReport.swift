@@ -20,8 +20,15 @@ enum StatusReport {
             ("roll", pool.rollProgress.map { roll in
                 .object([("kind", .string(roll.kind.rawValue)), ("done", .number(Double(roll.done))), ("total", .number(Double(roll.total))),
                          ("to_go", .number(Double(roll.total - roll.done))), ("starting", .number(Double(roll.starting))),
-                         ("settling", .number(Double(roll.settling))), ("failed", .number(Double(roll.failed)))])
+                         ("settling", .number(Double(roll.settling))), ("failed", .number(Double(roll.failed))),
+                         ("proving", .bool(roll.proving))])
             } ?? .null),
+            // Connections waiting `backlog_wait` unaccepted: `hyperglassctl health` is unhealthy while this is set.
+            ("backlog_stall", pool.backlogStall.map { .string($0.description) } ?? .null),
+            ("listeners", .array(pool.backlog.listeners.map { listener in
+                .object([("address", .string(listener.address)), ("waiting", .number(Double(listener.waiting))),
+                         ("oldest_wait_seconds", pool.backlog.wait(of: listener).map { .number(seconds($0)) } ?? .null)])
+            })),
             ("last_roll", pool.lastRoll.map { outcome in
                 .object([("kind", .string(outcome.kind.rawValue)), ("ok", .bool(outcome.succeeded)), ("summary", .string(outcome.summary))])
             } ?? .null),

@@ -28,6 +28,8 @@ public enum Action: Equatable, Sendable {
     /// Measure the listeners' accept queues and these workers' CPU (`starting`: workers asked for, not
     /// exec'd yet); report `loadSampled`.
     case sampleLoad(workers: [Int32], starting: Int)
+    /// Look at the listeners' accept queues; report `backlogSampled`.
+    case sampleBacklog
     /// Autoscaling rests: forget the CPU baselines and watch the listeners for one connection (`loadArrived`).
     case watchForLoad
     /// All workers are gone: close sockets and exit with this code.

@@ -37,6 +37,9 @@ public enum Event: Equatable, Sendable {
     case loadArrived
     /// A `sampleLoad` action measured the accept queues and the workers' CPU.
     case loadSampled(LoadSample)
+    /// The listeners' accept queues, looked at for a `sampleBacklog` action or before answering a status,
+    /// health or `/readyz` request.
+    case backlogSampled([ListenerBacklog])
 }
 
 /// A parsed sd_notify datagram: newline-separated KEY=VALUE assignments.

@@ -22,6 +22,10 @@ public struct HealthPolicy: Equatable, Sendable {
     /// Stop pinging systemd's watchdog once no worker has been ready for `unreadyTimeout`.
     public var watchdogRequiresReady = true
     public var unreadyTimeout: Duration = .seconds(60)
+    /// A connection waiting this long on a listener, unaccepted, means the workers do not take connections:
+    /// `/readyz` and `health` say not ready, and a reload whose new workers leave one waiting this long
+    /// rolls back. Zero: never judged.
+    public var backlogWait: Duration = .seconds(2)
 
     public init() {}
 

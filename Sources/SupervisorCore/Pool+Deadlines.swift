@@ -27,6 +27,8 @@ extension Pool {
         case lameDuckEnd
         /// Autoscaling samples the load every second while it is not resting (Pool+Autoscaling.swift).
         case loadSample
+        /// A reload proving its new workers looks at the listeners' queues (Pool+Backlog.swift).
+        case backlogLook
     }
 
     /// When `deadline` is armed; nil when it is not (any more).
@@ -64,6 +66,8 @@ extension Pool {
             return phase.lameDuckEnd
         case .loadSample:
             return loadSampleDue
+        case .backlogLook:
+            return phase.isActive ? roll?.backlogLookDue : nil
         }
     }
 
@@ -77,7 +81,7 @@ extension Pool {
             + slots.map { .restart(slot: $0.id) }
             + pids.flatMap { [Deadline.workerWatchdog(pid: $0), .recycle(pid: $0)] }
             + pids.map { .probe(pid: $0) }
-            + [.memoryCheck, .systemdWatchdog, .lameDuckEnd, .loadSample]
+            + [.memoryCheck, .systemdWatchdog, .lameDuckEnd, .loadSample, .backlogLook]
     }
 
     /// The deadlines armed now, with their instants, in handling order.
@@ -143,6 +147,8 @@ extension Pool {
             return lameDuckEnded(at: now)
         case .loadSample:
             return requestLoadSample()
+        case .backlogLook:
+            return backlogLookDue()
         }
     }
 

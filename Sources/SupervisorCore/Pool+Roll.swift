@@ -73,19 +73,28 @@ extension Pool {
             actions.append(.notifySystemd([.extendTimeout(step)]))
         }
         roll = current
-        if current.queue.isEmpty, current.active.isEmpty {
-            let elapsed = (now - current.startedAt).spoken
-            // Slots a scale-down removed left the roll unreplaced: the reply says what happened to them.
-            let removed = current.total - current.done
-            let what = "\(current.done) worker\(current.done == 1 ? "" : "s") replaced"
-                + (removed > 0 ? ", \(removed) removed by a scale-down before \(removed == 1 ? "its" : "their") turn ended," : "")
-            switch current.kind {
-            case .rollback: actions.append(endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version", at: now))
-            case .reload: actions.append(endRoll(current, succeeded: true, summary: "reload complete: \(what) in \(elapsed)", at: now))
-            case .restart: actions.append(endRoll(current, succeeded: true, summary: "restart complete: \(what) in \(elapsed)", at: now))
-            }
-            if current.kind != .restart { actions.append(.notifySystemd([.ready])) }
+        guard current.queue.isEmpty, current.active.isEmpty else { return actions }
+        // A reload's new workers, serving alone now, must be seen taking connections first (Pool+Backlog.swift).
+        if current.kind == .reload, policy.health.backlogWait > .zero {
+            return actions + (current.provingUntil == nil ? beginProving(at: now) : [])
         }
+        return actions + completeRoll(current, at: now)
+    }
+
+    /// Every slot of `current` is done: the roll ends with its report, and systemd hears the reload is over.
+    mutating func completeRoll(_ current: Roll, at now: Instant) -> [Action] {
+        let elapsed = (now - current.startedAt).spoken
+        // Slots a scale-down removed left the roll unreplaced: the reply says what happened to them.
+        let removed = current.total - current.done
+        let what = "\(current.done) worker\(current.done == 1 ? "" : "s") replaced"
+            + (removed > 0 ? ", \(removed) removed by a scale-down before \(removed == 1 ? "its" : "their") turn ended," : "")
+        var actions: [Action]
+        switch current.kind {
+        case .rollback: actions = [endRoll(current, succeeded: false, summary: current.failure ?? "reload failed; kept the previous version", at: now)]
+        case .reload: actions = [endRoll(current, succeeded: true, summary: "reload complete: \(what) in \(elapsed)", at: now)]
+        case .restart: actions = [endRoll(current, succeeded: true, summary: "restart complete: \(what) in \(elapsed)", at: now)]
+        }
+        if current.kind != .restart { actions.append(.notifySystemd([.ready])) }
         return actions
     }
 
@@ -171,28 +180,7 @@ extension Pool {
         guard phase.isActive else { return actions }
         switch current.kind {
         case .reload:
-            let message = "reload failed at \(position): \(reason); kept the previous version"
-            release = current.fallback
-            // The previous version is its command and its settings: timeouts, health, readiness.
-            if let previous = releases[current.fallback] {
-                var restored = policy
-                restored.settings = previous
-                adopt(restored, at: now)
-                actions += expireReadyTimeouts(at: now)
-            }
-            let moved = slots.filter { $0.release == current.release }.map(\.id)
-            roll = nil
-            if moved.isEmpty {
-                actions.append(endRoll(current, succeeded: false, summary: message, at: now))
-                actions.append(.notifySystemd([.ready]))
-            } else {
-                actions.append(.log(.error, message + "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")"))
-                // The rollback keeps the reload's id and clock: one outcome, timed from the reload's start.
-                roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved,
-                            at: current.startedAt, failure: message, failed: current.failed)
-                roll?.note = current.note
-                actions += advanceRoll(at: now)
-            }
+            actions += reloadFailed(current, message: "reload failed at \(position): \(reason); kept the previous version", at: now)
         case .restart:
             // Only a ready worker "keeps serving": a crash-looping slot's successor had no predecessor at all.
             let kept = slots[id].pid.flatMap { workers[$0] }?.isReady == true
@@ -203,6 +191,34 @@ extension Pool {
             let message = (current.failure ?? "reload failed") + "; rolling back \(position) failed too: \(reason)"
             actions.append(endRoll(current, succeeded: false, summary: message, at: now))
             actions.append(.notifySystemd([.ready]))
+        }
+        return actions
+    }
+
+    /// A reload failed part-way: the previous release is back in effect, and the slots that moved roll back
+    /// to it (one outcome, under the reload's id and clock).
+    mutating func reloadFailed(_ current: Roll, message: String, at now: Instant) -> [Action] {
+        var actions: [Action] = []
+        release = current.fallback
+        // The previous version is its command and its settings: timeouts, health, readiness.
+        if let previous = releases[current.fallback] {
+            var restored = policy
+            restored.settings = previous
+            adopt(restored, at: now)
+            actions += expireReadyTimeouts(at: now)
+        }
+        let moved = slots.filter { $0.release == current.release }.map(\.id)
+        roll = nil
+        if moved.isEmpty {
+            actions.append(endRoll(current, succeeded: false, summary: message, at: now))
+            actions.append(.notifySystemd([.ready]))
+        } else {
+            actions.append(.log(.error, message + "; rolling back \(moved.count) worker\(moved.count == 1 ? "" : "s")"))
+            // The rollback keeps the reload's id and clock: one outcome, timed from the reload's start.
+            roll = Roll(id: current.id, kind: .rollback, release: current.fallback, fallback: current.fallback, slots: moved,
+                        at: current.startedAt, failure: message, failed: current.failed)
+            roll?.note = current.note
+            actions += advanceRoll(at: now)
         }
         return actions
     }
@@ -222,7 +238,7 @@ extension Pool {
         guard let roll else { return nil }
         let settling = roll.active.count { isSettling($0) }
         return RollProgress(id: roll.id, kind: roll.kind, total: roll.total, done: roll.done,
-                            starting: roll.active.count - settling, settling: settling, failed: roll.failed)
+                            starting: roll.active.count - settling, settling: settling, failed: roll.failed, proving: roll.provingUntil != nil)
     }
 
     /// Scaling down removed slots: they leave the roll, counted neither done nor failed.

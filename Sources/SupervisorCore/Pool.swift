@@ -16,6 +16,8 @@ public struct Pool: Sendable {
     public internal(set) var memoryCeiling: Int?
     /// A `sampleLoad` was asked for and its `loadSampled` has not come yet.
     var loadSampleInFlight = false
+    /// The listeners' accept queues at the last look (Pool+Backlog.swift).
+    public internal(set) var backlog = BacklogWatch()
     /// Every configuration release in use; the shell maps a `spawn` action's release to a command and environment.
     public internal(set) var releases: Releases
     /// The configuration release new workers run.
@@ -120,6 +122,8 @@ public struct Pool: Sendable {
             for (pid, sample) in samples.sorted(by: { $0.key < $1.key }) { actions += acceptingSampled(pid, sample, at: now) }
         case let .memorySampled(usage):
             actions += memorySampled(usage, at: now)
+        case let .backlogSampled(samples):
+            actions += backlogSampled(samples, at: now)
         }
         if !phase.isActive {
             // Nothing starts once the stop began, even what this same event asked for before it began

@@ -32,6 +32,11 @@ public struct Roll: Equatable, Sendable {
     public internal(set) var failure: String? = nil
     /// What the reload could not apply (settings only a restart changes), for its replies.
     public internal(set) var note: String? = nil
+    /// A reload whose every slot took over is done only when its new workers, serving alone, left no
+    /// connection waiting `backlog_wait` until this instant (Pool+Backlog.swift).
+    public internal(set) var provingUntil: Instant? = nil
+    /// The next look at the listeners' queues while proving.
+    public internal(set) var backlogLookDue: Instant? = nil
 
     init(id: Int, kind: Kind, release: Int, fallback: Int, slots: [Int], at now: Instant, failure: String? = nil, failed: Int = 0) {
         self.id = id
@@ -59,10 +64,13 @@ public struct RollProgress: Equatable, Sendable {
     /// New workers ready and waiting out `min_ready` before they take over.
     public let settling: Int
     public let failed: Int
+    /// Every slot took over; the new workers are being watched taking connections (`backlog_wait`).
+    public let proving: Bool
 
     public var summary: String {
         let verb = kind == .rollback ? "rolling back" : "rolling"
         let noun = kind == .rollback ? "restored" : "new"
+        if proving { return "\(verb): \(done)/\(total) \(noun), checking that they take connections" }
         return "\(verb): \(done)/\(total) \(noun), \(starting) starting, \(settling) settling, \(failed) failed"
     }
 }

@@ -47,6 +47,7 @@ struct ConfigTextTests {
         health_timeout = 333ms
         health_failures = 7
         health_grace = 45s
+        backlog_wait = 1.5s
         """
 
     private func parse(_ text: String) throws -> Settings {

@@ -54,13 +54,14 @@ struct HealthEndpointsTests {
         #expect(try ReadyShare.inQuery("a=b") == nil)
     }
 
-    @Test("the ready rule: share × desired rounded up, at least one, none at share 0; nothing while stopping")
+    @Test("the ready rule: share × desired rounded up, at least one, none at share 0; nothing while stopping or stalled")
     func readyRule() {
         #expect(ReadyShare.needed(desired: 10, share: 0.7) == 7, "no binary rounding error")
         #expect(ReadyShare.needed(desired: 3, share: 0.5) == 2)
         #expect(ReadyShare.needed(desired: 4, share: 0.01) == 1)
         #expect(ReadyShare.needed(desired: 4, share: 0) == 0)
-        #expect(ReadyShare.isReady(ready: 0, desired: 4, acceptsTraffic: true, share: 0))
-        #expect(!ReadyShare.isReady(ready: 4, desired: 4, acceptsTraffic: false, share: 0))
+        #expect(ReadyShare.isReady(ready: 0, desired: 4, acceptsTraffic: true, stalled: false, share: 0))
+        #expect(!ReadyShare.isReady(ready: 4, desired: 4, acceptsTraffic: false, stalled: false, share: 0))
+        #expect(!ReadyShare.isReady(ready: 4, desired: 4, acceptsTraffic: true, stalled: true, share: 0), "connections nobody takes")
     }
 }

@@ -86,7 +86,7 @@ struct UpgradeStateTests {
         let known: Set<String> = ["policy", "slots", "workers", "phase", "scalingFrom", "autoscaler", "memoryCeiling", "loadSampleInFlight",
                                   "releases", "roll", "lastRoll", "rollSerial", "random", "nextWatchdogPing", "nextMemoryCheck",
                                   "lastReadyAt", "watchdogWithholding", "lastStatus", "counters", "timedRoll", "allReadyLogged",
-                                  "retiredGenerations"]
+                                  "retiredGenerations", "backlog"]
         #expect(pool.count >= 20)
         #expect(Set(pool).subtracting(known).isEmpty, "new Pool fields: \(Set(pool).subtracting(known)); carry them in UpgradeState or rebuild them in Pool(restoring:)")
     }

@@ -7,6 +7,13 @@
 /// UNIX_DIAG_RQLEN (what `ss -xl` shows). -1 when neither answers (e.g. a kernel without unix_diag).
 int hg_listen_queue(int fd, int *backlog);
 
+/// How long the oldest connection waiting in a TCP listener's accept queue has waited, in ms: the largest,
+/// over the queued connections (sock_diag: established, on the listener's address and port, with no inode
+/// yet because no process accepted them), of the time since the client last sent anything (tcp_info's
+/// last_data_recv and last_ack_recv): a lower bound of the wait, so it never overstates. -1 when no connection
+/// waits; -2 when the kernel cannot tell (not TCP, no inet_diag).
+long hg_listen_oldest_wait_ms(int fd);
+
 /// Watches a listener for one incoming connection: EPOLLIN | EPOLLONESHOT, added the first time
 /// (`add` non-zero) and re-armed with EPOLL_CTL_MOD after. One wake-up, then silence until re-armed.
 int hg_epoll_watch_once(int epfd, int fd, uint64_t data, int add);

@@ -17,6 +17,8 @@ struct PoolDriver {
     var spawnOutcome: (_ slot: Int, _ generation: Int) -> String? = { _, _ in nil }
     /// Decides which spawns hit a resource limit (`spawnLimited`, EMFILE say): the reason, or nil.
     var spawnLimit: (_ slot: Int, _ generation: Int) -> String? = { _, _ in nil }
+    /// Answers each `sampleBacklog`: the listeners' queues as the shell would read them at that moment.
+    var listenerBacklog: (_ now: Instant) -> [ListenerBacklog] = { _ in [ListenerBacklog(address: "127.0.0.1:8001", waiting: 0, oldestWait: nil)] }
     /// Sees every single `handle` call: the event, its actions, the pool just after, and the clock.
     var observer: (_ event: Event, _ actions: [Action], _ pool: Pool, _ now: Instant) -> Void = { _, _, _, _ in }
     /// Hears of a deadline that did not move after `deadlineReached`: the shell's timerfd would fire at
@@ -52,6 +54,7 @@ struct PoolDriver {
             if case let .spawn(slot, generation, _) = pending[index] {
                 if spawnsAnsweredLater { waitingSpawns.append((slot, generation)) } else { pending += handle(spawnAnswer(slot: slot, generation: generation)) }
             }
+            if case .sampleBacklog = pending[index] { pending += handle(.backlogSampled(listenerBacklog(now))) }
             index += 1
         }
         history += pending
@@ -156,10 +159,12 @@ struct PoolDriver {
 }
 
 extension PoolPolicy {
-    /// Defaults, but without jitter so delays are exact.
+    /// Defaults, but without jitter so delays are exact, and without a reload's backlog check, so a roll ends
+    /// when its last slot took over (PoolBacklogTests turn it on).
     static var testDefault: PoolPolicy {
         var policy = PoolPolicy()
         policy.backoff.jitter = 0
+        policy.health.backlogWait = .zero
         return policy
     }
 

@@ -1,0 +1,71 @@
+/// One listening socket's accept queue, as the shell read it from the kernel.
+public struct ListenerBacklog: Equatable, Sendable {
+    public let address: String
+    /// Connections established and waiting for a worker to accept them.
+    public let waiting: Int
+    /// How long the oldest of them has waited, when the kernel tells (TCP: since the client last sent
+    /// anything, a lower bound); nil when it cannot (a unix listener), and the watch times the queue itself.
+    public let oldestWait: Duration?
+
+    public init(address: String, waiting: Int, oldestWait: Duration?) {
+        self.address = address
+        self.waiting = waiting
+        self.oldestWait = oldestWait
+    }
+}
+
+/// Connections that wait on a listener and no worker takes: the one failure `/proc` readiness cannot see
+/// (a worker that polls the socket and never accepts, or every worker wedged), and the one that matters
+/// most to clients. A healthy pool accepts within milliseconds, even a busy one within a request's time.
+public struct BacklogStall: Equatable, Sendable, CustomStringConvertible {
+    public let address: String
+    public let waited: Duration
+    public let waiting: Int
+
+    public var description: String {
+        "\(waiting) connection\(waiting == 1 ? "" : "s") on \(address) waiting unaccepted, the oldest for \(waited.spoken) (backlog_wait): no worker takes them"
+    }
+}
+
+/// What the listeners' accept queues showed at the last look. Sampled on demand (a status, health or
+/// `/readyz` request, and while a reload proves its workers), never on a timer of its own: an idle pool
+/// stays asleep.
+public struct BacklogWatch: Equatable, Sendable {
+    public private(set) var listeners: [ListenerBacklog] = []
+    public private(set) var sampledAt: Instant? = nil
+    /// For a listener whose kernel gives no age: since when every look found its queue non-empty.
+    private var waitingSince: [String: Instant] = [:]
+
+    public init() {}
+
+    mutating func record(_ samples: [ListenerBacklog], at now: Instant) {
+        for sample in samples {
+            if sample.waiting == 0 { waitingSince[sample.address] = nil }
+            else if waitingSince[sample.address] == nil { waitingSince[sample.address] = now }
+        }
+        listeners = samples
+        sampledAt = now
+    }
+
+    /// How long `listener`'s oldest waiting connection had waited at the last look; nil when none waited.
+    public func wait(of listener: ListenerBacklog) -> Duration? {
+        guard listener.waiting > 0 else { return nil }
+        if let age = listener.oldestWait { return age }
+        guard let since = waitingSince[listener.address], let sampledAt else { return nil }
+        return sampledAt - since
+    }
+
+    /// The listener whose connections have waited longest, if that is `limit` or more; nil with `limit` 0.
+    public func stall(limit: Duration) -> BacklogStall? {
+        guard limit > .zero else { return nil }
+        let stalls = listeners.compactMap { listener in
+            wait(of: listener).flatMap { $0 >= limit ? BacklogStall(address: listener.address, waited: $0, waiting: listener.waiting) : nil }
+        }
+        return stalls.max { $0.waited < $1.waited }
+    }
+
+    /// Whether a look this recent may stand for a new one (a flood of probes costs one look per interval).
+    public func isFresh(at now: Instant, within interval: Duration = .milliseconds(100)) -> Bool {
+        sampledAt.map { now - $0 < interval } ?? false
+    }
+}

@@ -1,0 +1,47 @@
+/// Whether the workers take the connections that wait on the listeners (`backlog_wait`). `/proc` shows a
+/// worker waiting on the socket, not taking from it: a release that polls and never accepts, or whose
+/// every worker is wedged, looks ready. The accept queue shows it: connections that wait there while a
+/// healthy pool accepts within milliseconds. Readiness (`/readyz`, `health`) and a reload both ask.
+extension Pool {
+    /// The stall the last look found: connections waiting `backlog_wait` or longer.
+    public var backlogStall: BacklogStall? { backlog.stall(limit: policy.health.backlogWait) }
+
+    /// Four looks per `backlog_wait` while a reload proves its workers: a stall is seen at most a quarter late.
+    var backlogLookInterval: Duration { max(policy.health.backlogWait / 4, .milliseconds(25)) }
+
+    /// Every slot of a reload took over and its predecessors drain: only now do the new workers serve alone,
+    /// so only now does a connection nobody takes show. The reload ends after `backlog_wait` (and one look)
+    /// with no connection left waiting that long; one that does rolls the reload back.
+    mutating func beginProving(at now: Instant) -> [Action] {
+        guard var current = roll else { return [] }
+        current.provingUntil = now + policy.health.backlogWait + backlogLookInterval
+        current.backlogLookDue = now + backlogLookInterval
+        roll = current
+        return [.log(.info, "reload: every worker replaced; watching for \(policy.health.backlogWait.spoken) (backlog_wait) that the new workers take connections")]
+    }
+
+    /// The `backlogLook` deadline: ask the shell to look (cleared until the answer comes).
+    mutating func backlogLookDue() -> [Action] {
+        roll?.backlogLookDue = nil
+        return [.sampleBacklog]
+    }
+
+    mutating func backlogSampled(_ samples: [ListenerBacklog], at now: Instant) -> [Action] {
+        let wasStalled = backlogStall != nil
+        backlog.record(samples, at: now)
+        let stall = backlogStall
+        var actions: [Action] = []
+        if let stall, !wasStalled { actions.append(.log(.warning, stall.description)) }
+        if stall == nil, wasStalled { actions.append(.log(.notice, "the workers take connections again: none waits \(policy.health.backlogWait.spoken) (backlog_wait) any more")) }
+        guard phase.isActive, var current = roll, let until = current.provingUntil else { return actions }
+        if let stall {
+            return actions + reloadFailed(current, message: "reload failed: the new workers do not take connections (\(stall)); kept the previous version", at: now)
+        }
+        if now >= until { return actions + completeRoll(current, at: now) }
+        if current.backlogLookDue == nil {
+            current.backlogLookDue = now + backlogLookInterval
+            roll = current
+        }
+        return actions
+    }
+}
