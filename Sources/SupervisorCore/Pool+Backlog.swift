@@ -17,7 +17,9 @@ extension Pool {
         current.provingUntil = now + policy.health.backlogWait + backlogLookInterval
         current.backlogLookDue = now + backlogLookInterval
         roll = current
-        return [.log(.info, "reload: every worker replaced; watching for \(policy.health.backlogWait.spoken) (backlog_wait) that the new workers take connections")]
+        return [.log(.info, "reload: every worker replaced; watching for \(policy.health.backlogWait.spoken) (backlog_wait) that the new workers take connections"),
+                // systemd's reload timeout covers the watch too, however long backlog_wait is.
+                .notifySystemd([.extendTimeout(policy.health.backlogWait + backlogLookInterval + .seconds(5))])]
     }
 
     /// The `backlogLook` deadline: ask the shell to look (cleared until the answer comes).

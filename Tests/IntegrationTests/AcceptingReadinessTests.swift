@@ -145,6 +145,36 @@ struct AcceptingReadinessTests {
         try reloadToBrokenRelease("\(Self.fixtures)/non_serving.py blocked-loop", cause: "not ready within 4s", extra: "ready_timeout = 4s\n")
     }
 
+    @Test("default configuration: a reload to a worker that polls fd 3 and never accepts fails once the new workers serve alone (backlog_wait), rolls back, and no request fails")
+    func reloadToPollThatNeverAccepts() throws {
+        let directory = Paths.temporaryDirectory()
+        let config = Self.config(in: directory, workers: 2)
+        let supervisor = try SupervisorProcess(["--config", config], worker: nil, directory: directory)
+        #expect(eventually(timeout: 10) { Self.readyCount(supervisor) == 2 }, "\(supervisor.log)")
+        _ = Self.config(in: directory, workers: 2, extra: "command = \(Self.fixtures)/non_serving.py poll-no-accept\n")
+        let load = try ReloadTests.Load(port: supervisor.port, rate: 100, keepalive: 2)
+        usleep(300_000)
+        let started = Date()
+        let reload = supervisor.ctl(["reload", "--wait"])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(reload.status == 1, "\(reload) \(supervisor.log)")
+        #expect(reload.err.contains("reload failed: the new workers do not take connections ("), "\(reload)")
+        #expect(reload.err.contains("waiting unaccepted, the oldest for"), "\(reload)")
+        // The rollback's workers serve again: the bundled worker in both slots, nothing of the broken release left.
+        #expect(eventually(timeout: 15) {
+            let workers = supervisor.liveWorkers
+            return workers.count == 2 && workers.allSatisfy { ProcFS.commandLine(of: $0).contains("hyperglass-worker") }
+        }, "\(supervisor.log)")
+        let counts = load.finish()
+        #expect(counts["new_failed"] as? Int == 0 && counts["keepalive_resets"] as? Int == 0, "\(counts)")
+        #expect((counts["new_ok"] as? Int ?? 0) > 20, "\(counts)")
+        #expect(httpGet(port: supervisor.port, timeout: 5) != nil)
+        #expect(supervisor.ctl(["health"]).status == 0, "\(supervisor.ctl(["health"]))")
+        print("reload to poll-no-accept: refused in \(String(format: "%.2f", elapsed)) s: \(reload.err.trimmingCharacters(in: .newlines)); load \(counts)")
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 20) == 0, "\(supervisor.log)")
+    }
+
     @Test("a reload to a worker that accepts and closes every connection fails under readiness = http, the setting that catches it")
     func reloadToAcceptThenClose() throws {
         try reloadToBrokenRelease("\(Self.fixtures)/non_serving.py accept-close", cause: "not ready within 4s",

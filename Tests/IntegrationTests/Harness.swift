@@ -58,6 +58,12 @@ enum ProcFS {
         return (String(fields[0]), ppid, pgid)
     }
 
+    /// A process's command line, arguments joined by spaces; "" when it is gone.
+    static func commandLine(of pid: Int32) -> String {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return "" }
+        return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\0", with: " ")
+    }
+
     static func isAlive(_ pid: Int32) -> Bool {
         guard let state = stat(pid)?.state else { return false }
         return state != "Z" && state != "X"
