@@ -175,6 +175,31 @@ struct AcceptingReadinessTests {
         #expect(supervisor.waitForExit(timeout: 20) == 0, "\(supervisor.log)")
     }
 
+    @Test("workers that poll fd 3 and never accept look ready from /proc, but health and /readyz say no once a connection waits backlog_wait, naming the listener")
+    func healthSeesConnectionsNobodyTakes() throws {
+        let metricsPort = freePort()
+        let supervisor = try SupervisorProcess(["--workers", "2", "--backlog-wait", "1s", "--metrics-bind", "127.0.0.1:\(metricsPort)",
+                                                "--", "\(Self.fixtures)/non_serving.py", "poll-no-accept"], worker: nil)
+        #expect(eventually(timeout: 10) { Self.readyCount(supervisor) == 2 }, "\(supervisor.log)")
+        #expect(supervisor.ctl(["health"]).status == 0, "nothing waits yet: \(supervisor.ctl(["health"]))")
+        #expect(ObservabilityTests.get(port: metricsPort, path: "/readyz")?.status == 200)
+        // Three clients connect and send a request; the kernel queues them, no worker takes them.
+        let clients = (0..<3).map { _ in ObservabilityTests.connectLoopback(port: supervisor.port, timeout: 5) }
+        defer { clients.forEach { close($0) } }
+        for fd in clients { _ = send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, Int32(MSG_NOSIGNAL)) }
+        var health = supervisor.ctl(["health"])
+        #expect(eventually(timeout: 5) { health = supervisor.ctl(["health"]); return health.status == 1 }, "\(health) \(supervisor.log)")
+        #expect(health.out.contains("unhealthy: 3 connections on 127.0.0.1:\(supervisor.port) waiting unaccepted, the oldest for"), "\(health)")
+        let readyz = ObservabilityTests.get(port: metricsPort, path: "/readyz")
+        #expect(readyz?.status == 503 && readyz?.body.contains("waiting unaccepted") == true, "\(String(describing: readyz))")
+        #expect(ObservabilityTests.get(port: metricsPort, path: "/livez")?.status == 200, "alive: the supervisor is fine, its workers are not")
+        let status = supervisor.ctl(["status", "--json"]).out
+        #expect(status.contains("\"waiting\":3"), "\(status)")
+        #expect(supervisor.log.contains("3 connections on 127.0.0.1:\(supervisor.port) waiting unaccepted"), "\(supervisor.log)")
+        supervisor.signal(SIGTERM)
+        #expect(supervisor.waitForExit(timeout: 20) == 0, "\(supervisor.log)")
+    }
+
     @Test("a reload to a worker that accepts and closes every connection fails under readiness = http, the setting that catches it")
     func reloadToAcceptThenClose() throws {
         try reloadToBrokenRelease("\(Self.fixtures)/non_serving.py accept-close", cause: "not ready within 4s",
