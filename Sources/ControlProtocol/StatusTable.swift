@@ -9,6 +9,14 @@ public enum StatusTable {
         if let readiness = s["readiness"]?.string {
             out += "readiness   \(readiness)" + (s["min_ready_seconds"]?.number.map { $0 > 0 ? ", min_ready \(duration(.number($0)))" : "" } ?? "") + "\n"
         }
+        // Each listener's accept queue as the supervisor looked at it for this reply (`backlog_wait`).
+        let listeners = (s["listeners"]?.array ?? []).map { listener in
+            let waiting = int(listener["waiting"])
+            // Tenths: a wait is short or it is the problem.
+            let oldest = listener["oldest_wait_seconds"]?.number.map { (($0 * 10).rounded() as Double) }.map { "\(Int($0) / 10).\(Int($0) % 10)s" }
+            return "\(listener["address"]?.string ?? "?") (\(waiting) waiting" + (oldest.map { ", the oldest \($0)" } ?? "") + ")"
+        }
+        if !listeners.isEmpty { out += "listeners   \(listeners.joined(separator: ", "))\n" }
         if let last = s["last_roll"], last != .null {
             out += "last roll   \(last["ok"]?.bool == true ? "ok" : "FAILED"): \(last["summary"]?.string ?? "")\n"
         }

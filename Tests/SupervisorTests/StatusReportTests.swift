@@ -50,6 +50,19 @@ struct StatusReportTests {
         #expect(rows[1].contains("exit status 3"))
     }
 
+    @Test("each listener's accept queue, as looked at for the reply, on one line; a stall in the status line and in backlog_stall")
+    func listenersLine() {
+        var pool = Self.pool()
+        _ = pool.handle(.backlogSampled([ListenerBacklog(address: "127.0.0.1:8001", waiting: 0, oldestWait: nil),
+                                         ListenerBacklog(address: "unix:/run/app.sock", waiting: 3, oldestWait: nil),
+                                         ListenerBacklog(address: "[::1]:8002", waiting: 2, oldestWait: .milliseconds(2460))]), at: Self.epoch + .seconds(75))
+        let json = StatusReport.json(pool: pool, startedAt: Self.epoch, now: Self.epoch + .seconds(75))
+        let text = StatusTable.render(json)
+        #expect(text.contains("\nlisteners   127.0.0.1:8001 (0 waiting), unix:/run/app.sock (3 waiting, the oldest 0.0s), [::1]:8002 (2 waiting, the oldest 2.5s)\n"), "\(text)")
+        #expect(json["supervisor"]?["backlog_stall"]?.string == "2 connections on [::1]:8002 waiting unaccepted, the oldest for 2.5s (backlog_wait): no worker takes them")
+        #expect(text.contains("status      1/2 workers ready; 2 connections on [::1]:8002 waiting unaccepted"), "\(text)")
+    }
+
     @Test("durations and sizes in the table")
     func units() {
         #expect(StatusTable.duration(.number(59)) == "59s")
