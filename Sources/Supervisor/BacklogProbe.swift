@@ -16,9 +16,9 @@ enum BacklogProbe {
                 let milliseconds = hg_listen_oldest_wait_ms(listener.fd)
                 if milliseconds >= 0 { oldest = .milliseconds(milliseconds) }
                 // -1: the queue emptied between the two looks; the length alone stands for it.
-                if milliseconds == -1 { return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil) }
+                if milliseconds == -1 { return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit)) }
             }
-            return ListenerBacklog(address: listener.address, waiting: Int(waiting), oldestWait: oldest)
+            return ListenerBacklog(address: listener.address, waiting: Int(waiting), oldestWait: oldest, limit: Int(limit))
         }
     }
 }

@@ -3,8 +3,8 @@ import SupervisorCore
 import SystemCalls
 
 /// The shell's half of a scrape: the pool's snapshot from the core, plus what only the kernel knows —
-/// each process's memory and CPU time (/proc/PID/stat, one read per process) and each TCP listener's
-/// accept queue (TCP_INFO on a listening socket: `tcpi_unacked` is the queue, `tcpi_sacked` its limit).
+/// each process's memory and CPU time (/proc/PID/stat, one read per process) and each listener's
+/// accept queue and oldest wait (BacklogProbe).
 final class MetricsCollector {
     /// When the supervisor started, in seconds since the epoch (read once, at start; an upgrade's new
     /// program moves it back to the first start, Takeover.swift).
@@ -47,11 +47,7 @@ final class MetricsCollector {
             snapshot.cpuSeconds = own.cpuSeconds
         }
         snapshot.startTimeSeconds = startTimeSeconds
-        snapshot.listeners = listeners.compactMap { listener in
-            MetricsCollector.acceptQueue(listener.fd).map {
-                MetricsSnapshot.ListenerSample(address: listener.address, queued: $0.queued, limit: $0.limit)
-            }
-        }
+        snapshot.listeners = BacklogProbe.sample(listeners)
         return snapshot
     }
 
@@ -99,14 +95,5 @@ final class MetricsCollector {
             if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") { value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0")) }
         }
         return nil
-    }
-
-    /// A listening TCP socket's accept queue: connections waiting for accept(), and the backlog.
-    /// nil for a Unix socket (no TCP_INFO).
-    static func acceptQueue(_ fd: Int32) -> (queued: UInt32, limit: UInt32)? {
-        var info = tcp_info()
-        var length = socklen_t(MemoryLayout<tcp_info>.size)
-        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0, info.tcpi_state == UInt8(TCP_LISTEN) else { return nil }
-        return (info.tcpi_unacked, info.tcpi_sacked)
     }
 }

@@ -6,11 +6,14 @@ public struct ListenerBacklog: Equatable, Sendable {
     /// How long the oldest of them has waited, when the kernel tells (TCP: since the client last sent
     /// anything, a lower bound); nil when it cannot (a unix listener), and the watch times the queue itself.
     public let oldestWait: Duration?
+    /// The listen backlog: the queue's length when full; nil when the kernel did not say.
+    public let limit: Int?
 
-    public init(address: String, waiting: Int, oldestWait: Duration?) {
+    public init(address: String, waiting: Int, oldestWait: Duration?, limit: Int? = nil) {
         self.address = address
         self.waiting = waiting
         self.oldestWait = oldestWait
+        self.limit = limit
     }
 }
 

@@ -13,19 +13,6 @@ public struct MetricsSnapshot: Equatable, Sendable {
         public var cpuSeconds: Double? = nil
     }
 
-    /// One listening socket and its accept queue (TCP_INFO on a listening socket: queued and maximum).
-    public struct ListenerSample: Equatable, Sendable {
-        public var address: String
-        public var queued: UInt32
-        public var limit: UInt32
-
-        public init(address: String, queued: UInt32, limit: UInt32) {
-            self.address = address
-            self.queued = queued
-            self.limit = limit
-        }
-    }
-
     public var version: String
     public var desired: Int
     /// Worker processes by state (ready, starting, draining) and slots waiting out a backoff.
@@ -34,7 +21,8 @@ public struct MetricsSnapshot: Equatable, Sendable {
     public var rollInProgress: Bool
     public var counters: PoolCounters
     public var workers: [WorkerSample]
-    public var listeners: [ListenerSample] = []
+    /// The listeners' accept queues, looked at for this scrape.
+    public var listeners: [ListenerBacklog] = []
     /// The supervisor's own process: filled in by the shell.
     public var startTimeSeconds: Double? = nil
     public var residentBytes: UInt64? = nil

@@ -65,9 +65,14 @@ public enum PrometheusText {
         for w in s.workers { if let v = w.watchdogAge { out.sample("hyperglass_worker_watchdog_age_seconds", labels(w), v) } }
 
         out.family("hyperglass_listener_accept_queue_length", .gauge, "Connections accepted by the kernel and not yet by a worker.")
-        for l in s.listeners { out.sample("hyperglass_listener_accept_queue_length", [("listener", l.address)], Double(l.queued)) }
+        for l in s.listeners { out.sample("hyperglass_listener_accept_queue_length", [("listener", l.address)], Double(l.waiting)) }
         out.family("hyperglass_listener_accept_queue_limit", .gauge, "The listen backlog: the accept queue's length when full.")
-        for l in s.listeners { out.sample("hyperglass_listener_accept_queue_limit", [("listener", l.address)], Double(l.limit)) }
+        for l in s.listeners { if let limit = l.limit { out.sample("hyperglass_listener_accept_queue_limit", [("listener", l.address)], Double(limit)) } }
+        out.family("hyperglass_listener_oldest_wait_seconds", .gauge, "How long the oldest connection in the accept queue has waited (0: none waits; TCP only).")
+        for l in s.listeners {
+            let wait = l.waiting == 0 ? 0 : l.oldestWait.map(\.seconds)
+            if let wait { out.sample("hyperglass_listener_oldest_wait_seconds", [("listener", l.address)], wait) }
+        }
         return out.text
     }
 

@@ -136,10 +136,24 @@ struct MetricsTests {
         #expect(PrometheusText.format(0.25) == "0.25")
         #expect(PrometheusText.format(.infinity) == "+Inf")
         var snapshot = MetricsSnapshot(pool: Self.running(1).pool, version: "x\"y", at: PoolDriver.epoch)
-        snapshot.listeners = [MetricsSnapshot.ListenerSample(address: "unix:/run/a\"b.sock", queued: 3, limit: 2048)]
+        snapshot.listeners = [ListenerBacklog(address: "unix:/run/a\"b.sock", waiting: 3, oldestWait: nil, limit: 2048)]
         let text = PrometheusText.render(snapshot)
         #expect(Self.value(text, "hyperglass_build_info{version=\"x\\\"y\"}") == "1")
         #expect(Self.value(text, "hyperglass_listener_accept_queue_length{listener=\"unix:/run/a\\\"b.sock\"}") == "3")
+    }
+
+    @Test("each listener's queue, its limit when known, and its oldest wait: 0 when none waits, absent when the kernel gives no age")
+    func listenerQueues() {
+        var snapshot = MetricsSnapshot(pool: Self.running(1).pool, version: "v", at: PoolDriver.epoch)
+        snapshot.listeners = [ListenerBacklog(address: "127.0.0.1:8001", waiting: 2, oldestWait: .milliseconds(1500), limit: 4096),
+                              ListenerBacklog(address: "127.0.0.1:8002", waiting: 0, oldestWait: nil, limit: 4096),
+                              ListenerBacklog(address: "unix:/run/app.sock", waiting: 1, oldestWait: nil, limit: nil)]
+        let text = PrometheusText.render(snapshot)
+        #expect(Self.value(text, "hyperglass_listener_oldest_wait_seconds{listener=\"127.0.0.1:8001\"}") == "1.5")
+        #expect(Self.value(text, "hyperglass_listener_oldest_wait_seconds{listener=\"127.0.0.1:8002\"}") == "0")
+        #expect(!text.contains("hyperglass_listener_oldest_wait_seconds{listener=\"unix:"))
+        #expect(!text.contains("hyperglass_listener_accept_queue_limit{listener=\"unix:"))
+        #expect(Self.value(text, "hyperglass_listener_accept_queue_limit{listener=\"127.0.0.1:8001\"}") == "4096")
     }
 
     @Test("two processes of one slot during a roll are distinct series (worker and pid labels)")
