@@ -7,12 +7,12 @@ import Testing
 @Suite("Upgrade preflight never blocks the loop", .serialized, .timeLimit(.minutes(2)))
 struct UpgradePreflightTests {
     /// A supervisor of `workers` bundled workers, ready.
-    private func start(workers: Int = 3) throws -> SupervisorProcess {
+    private func start(workers: Int = 3, environment: [String: String] = [:]) throws -> SupervisorProcess {
         let directory = Paths.temporaryDirectory()
         let config = directory + "/supervisor.conf"
         let text = "[supervisor]\nworkers = \(workers)\n\n[worker]\ncommand = \(Paths.products)/hyperglass-worker\nmin_ready = 0s\n"
         FileManager.default.createFile(atPath: config, contents: Data(text.utf8))
-        let supervisor = try SupervisorProcess(["--config", config], worker: nil, directory: directory)
+        let supervisor = try SupervisorProcess(["--config", config], worker: nil, environment: environment, directory: directory)
         #expect(eventually(timeout: 10) { supervisor.ctl(["status", "--json"]).out.contains("\"ready\":\(workers)") }, "\(supervisor.log)")
         return supervisor
     }
@@ -85,14 +85,18 @@ struct UpgradePreflightTests {
         deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
     }
 
-    @Test("while a check takes 3 s, pings answer within 200 ms and a SIGKILLed worker is replaced; then the upgrade completes")
+    @Test("while a check takes 3 s, pings answer within 200 ms, systemd's watchdog is pinged and a SIGKILLed worker is replaced; then the upgrade completes")
     func loopServesDuringTheCheck() throws {
-        let supervisor = try start()
+        // A systemd watchdog of 1 s: WATCHDOG=1 every 0.5 s, which a loop blocked by the check would miss.
+        let recorder = try NotifyRecorder(directory: Paths.temporaryDirectory())
+        let supervisor = try start(environment: ["NOTIFY_SOCKET": recorder.socketPath, "WATCHDOG_USEC": "1000000"])
+        func watchdogPings() -> Int { recorder.messages.filter { $0.split(separator: "|").contains("WATCHDOG=1") }.count }
         let before = workers(supervisor)
         #expect(before.count == 3)
         let slow = newBinary(supervisor, check: "sleep 3")
         let upgrade = try Request(supervisor, ["upgrade", "--wait", slow])
         #expect(eventually(timeout: 2) { checkPid(supervisor) != nil }, "the check never started: \(supervisor.log)")
+        let pingsAtStart = watchdogPings()
         let victim = try #require(before.sorted().first)
         kill(victim, SIGKILL)
         var slowest = 0.0, pings = 0, replacedWhileChecking = false
@@ -107,7 +111,9 @@ struct UpgradePreflightTests {
             if now.count == 3, !now.contains(victim), upgrade.isRunning { replacedWhileChecking = true }
             usleep(50_000)
         }
-        #expect(upgrade.isRunning, "the upgrade answered before its check could have")
+        #expect(upgrade.isRunning, "the upgrade answered before its check could have: \(upgrade.finish())")
+        let watchdogDuringCheck = watchdogPings() - pingsAtStart
+        #expect(watchdogDuringCheck >= 3, "\(watchdogDuringCheck) WATCHDOG=1 in 2.5 s of the check: \(recorder.messages)")
         #expect(pings >= 10 && slowest < 0.2, "\(pings) pings during the check, the slowest \(Int(slowest * 1000)) ms")
         #expect(replacedWhileChecking, "worker \(victim) was not replaced while the check ran: \(supervisor.log)")
         let result = upgrade.finish()
@@ -115,26 +121,30 @@ struct UpgradePreflightTests {
         #expect(result.seconds >= 2.5, "the upgrade took \(result.seconds) s, less than its check")
         #expect(supervisor.process.isRunning)
         #expect(before.subtracting([victim]).isSubset(of: workers(supervisor)), "the other workers were kept")
-        print("a 3 s check: \(pings) pings, the slowest \(Int(slowest * 1000)) ms; upgrade answered after \(String(format: "%.2f", result.seconds)) s")
+        print("a 3 s check: \(pings) pings, the slowest \(Int(slowest * 1000)) ms, \(watchdogDuringCheck) WATCHDOG=1 to systemd; upgrade answered after \(String(format: "%.2f", result.seconds)) s")
     }
 
-    @Test("a check that never answers is refused at the 5 s timeout, killed and reaped with what it started; pings answered meanwhile")
+    @Test("a check that never answers is refused at the 5 s timeout, killed and reaped with what it started; pings and /readyz answered meanwhile")
     func hungCheckIsRefusedAtTheTimeout() throws {
-        let supervisor = try start(workers: 2)
+        let port = freePort()
+        let supervisor = try start(workers: 2, environment: ["HYPERGLASS_METRICS_BIND": "127.0.0.1:\(port)"])
+        #expect(eventually(timeout: 5) { ObservabilityTests.get(port: port, path: "/readyz")?.status == 200 }, "\(supervisor.log)")
         let before = workers(supervisor)
         let hung = newBinary(supervisor, check: "sleep 61 & echo $! > \(supervisor.directory)/grandchild.pid; exec sleep 60")
         let upgrade = try Request(supervisor, ["upgrade", "--wait", hung])
         #expect(eventually(timeout: 2) { checkPid(supervisor) != nil })
-        var slowest = 0.0, pings = 0
+        var slowest = 0.0, pings = 0, readyz = 0
         let until = Date().addingTimeInterval(4)
         while Date() < until, upgrade.isRunning {
             let (reply, seconds) = ping(supervisor)
             #expect(reply.contains("\"pong\":true"), "\(reply)")
             slowest = max(slowest, seconds)
             pings += 1
+            if ObservabilityTests.get(port: port, path: "/readyz", timeout: 1)?.status == 200 { readyz += 1 }
             usleep(50_000)
         }
         #expect(pings >= 20 && slowest < 0.2, "\(pings) pings during the check, the slowest \(Int(slowest * 1000)) ms")
+        #expect(readyz == pings, "/readyz answered 200 \(readyz) times of \(pings)")
         let result = upgrade.finish()
         #expect(result.status == 1 && result.err.contains("upgrade-check did not answer within 5s; nothing changed"), "\(result)")
         #expect(result.seconds >= 4.5 && result.seconds < 8, "refused after \(result.seconds) s")
