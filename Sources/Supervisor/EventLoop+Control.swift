@@ -57,7 +57,7 @@ extension EventLoop {
         case .upgradePreparing:
             // The answer comes when the check has: a refusal, or the exec's (EventLoop+UpgradeCheck.swift).
             control.markAwaiting(fd, until: Sys.now + ControlServer.waitTimeout)
-            if let connection = control.clients[fd] { lateRequesters[fd] = ObjectIdentifier(connection) }
+            lateRequesters[fd] = control.clients[fd]
             return nil
         default: return json(of: reply)
         }
@@ -85,7 +85,7 @@ extension EventLoop {
         guard !replies.isEmpty else { return }
         for (fd, reply) in replies.sorted(by: { $0.key < $1.key }) {
             let expected = lateRequesters.removeValue(forKey: fd)
-            guard let connection = control.clients[fd], ObjectIdentifier(connection) == expected else {
+            guard let connection = control.clients[fd], connection === expected else {
                 log(.info, "a reply to control connection \(fd), which has gone, was dropped")
                 continue
             }

@@ -59,8 +59,9 @@ final class EventLoop {
     var endedChecks: Set<Int32> = []
     /// Clients whose reply comes from a later dispatch than their request's (an upgrade's, after its check),
     /// by fd, with their connection: a reply for a connection that has gone meanwhile is dropped, never sent
-    /// to a newcomer that reused the fd.
-    var lateRequesters: [Int32: ObjectIdentifier] = [:]
+    /// to a newcomer that reused the fd. The connection itself is held, not its ObjectIdentifier: a freed
+    /// connection's address is soon a newcomer's (measured: the refusal reached the next client).
+    var lateRequesters: [Int32: ControlConnection] = [:]
     /// Set while `decide` dispatches a request: its reply is taken there, not delivered as a late one.
     var deciding = false
 

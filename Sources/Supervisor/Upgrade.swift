@@ -43,9 +43,7 @@ extension EventLoop {
     /// client). On success the reply is the new image's to give (`--wait`), or was sent just before the exec.
     func upgrade(to path: String, newVersion: String, wait: Bool, requester fd: Int32) -> String {
         // The client waited for the check's answer; it may have gone meanwhile, and its fd be another's now.
-        let requester = lateRequesters[fd].flatMap { expected in
-            control.clients[fd].map(ObjectIdentifier.init) == expected ? fd : nil
-        }
+        let requester = lateRequesters[fd].flatMap { expected in control.clients[fd] === expected ? fd : nil }
         // Counted before the configuration is read again: its reader thread (config_read.c) may still be
         // ending just after. It forks nothing, so execve ending it costs no child its PDEATHSIG.
         let threads = hg_thread_count()

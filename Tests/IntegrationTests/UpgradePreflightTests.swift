@@ -177,6 +177,30 @@ struct UpgradePreflightTests {
         #expect(supervisor.ctl(["status", "--json"]).out.contains("\"desired\":2"))
     }
 
+    @Test("a client that leaves before the check's answer: the refusal is dropped, never sent to a newcomer on its fd")
+    func answerForAClientThatLeft() throws {
+        let supervisor = try start(workers: 2)
+        let refusing = newBinary(supervisor, check: "sleep 1; echo 'not today'; exit 1")
+        let asker = unixConnect(supervisor.controlSocket)
+        #expect(asker >= 0)
+        var request = Array("{\"v\":1,\"cmd\":\"upgrade\",\"path\":\"\(refusing)\"}\n".utf8)
+        _ = send(asker, &request, request.count, Int32(MSG_NOSIGNAL))
+        #expect(eventually(timeout: 2) { checkPid(supervisor) != nil })
+        close(asker)
+        usleep(200_000)
+        // The supervisor's lowest free fd was the asker's: one of these connections has its number now.
+        let newcomers = (0..<3).map { _ in unixConnect(supervisor.controlSocket) }
+        defer { for fd in newcomers where fd >= 0 { close(fd) } }
+        #expect(eventually(timeout: 5) { supervisor.log.contains("refused to take over") }, "\(supervisor.log)")
+        usleep(100_000)
+        for fd in newcomers {
+            var line = Array("{\"v\":1,\"cmd\":\"ping\"}\n".utf8)
+            _ = send(fd, &line, line.count, Int32(MSG_NOSIGNAL))
+            let reply = readLine(fd)
+            #expect(reply == "{\"ok\":true,\"pong\":true}", "a newcomer read \(reply)")
+        }
+    }
+
     @Test("a SIGTERM during the check wins: the upgrade is abandoned with a reply saying so, the check ended, the pool drained, exit 0")
     func stopAbandonsTheUpgrade() throws {
         let supervisor = try start(workers: 2)
