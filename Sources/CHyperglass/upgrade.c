@@ -4,32 +4,26 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include "child.h"
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out, size_t outlen, int *wait_status, int *timed_out) {
+pid_t hg_check_start(const char *path, char *const argv[], int *output_fd, int *error) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0) return -1;
+    // Close-on-exec both ends (the child's copy is dup2'd onto 1 and 2); non-blocking read end: the loop
+    // reads it only when epoll says so.
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) { *error = errno; return -1; }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        int saved = errno;
+        *error = errno;
         close(fds[0]);
         close(fds[1]);
-        errno = saved;
         return -1;
     }
     if (pid == 0) {
@@ -37,8 +31,13 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
         hg_child_reset_signals();
         // Its own process group, so a timeout ends whatever it started too (a grandchild holding the pipe).
         setpgid(0, 0);
+        // A SIGKILLed supervisor takes its check along, as it does its workers.
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent) _exit(127);
         int null = open("/dev/null", O_RDONLY);
         if (null >= 0) dup2(null, 0);
+        // The write end blocks in the child: O_NONBLOCK is per open file, and a check's output must not be cut.
+        fcntl(fds[1], F_SETFL, 0);
         dup2(fds[1], 1);
         dup2(fds[1], 2);
         // Nothing else of ours (or of whoever started us, without close-on-exec) reaches the check: in
@@ -52,51 +51,8 @@ int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out
         _exit(127);
     }
     close(fds[1]);
-    size_t used = 0;
-    *timed_out = 0;
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0) { *timed_out = 1; break; }
-        struct pollfd p = { .fd = fds[0], .events = POLLIN };
-        int ready = poll(&p, 1, (int)left);
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready <= 0) { *timed_out = ready == 0; break; }
-        char discard[512];
-        char *into = used + 1 < outlen ? out + used : discard;
-        size_t room = used + 1 < outlen ? outlen - 1 - used : sizeof discard;
-        ssize_t n = read(fds[0], into, room);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (into == out + used) used += (size_t)n;
-    }
-    close(fds[0]);
-    if (outlen > 0) out[used < outlen ? used : outlen - 1] = '\0';
-    // The output ended, but the check may still run (it closed stdout and stderr and hangs): the
-    // deadline holds for the exit too, or the caller's loop would block in waitpid for as long as it lives.
-    int status = 0;
-    while (!*timed_out) {
-        pid_t done = waitpid(pid, &status, WNOHANG);
-        if (done == pid) {
-            *wait_status = status;
-            return 0;
-        }
-        if (done < 0 && errno != EINTR) break;
-        if (now_ms() >= deadline) {
-            *timed_out = 1;
-            break;
-        }
-        struct timespec pause = { .tv_sec = 0, .tv_nsec = 2 * 1000 * 1000 };
-        nanosleep(&pause, NULL);
-    }
-    // Unreaped, the child pins its group's id: the whole group is ended, never a stranger's.
-    if (*timed_out) {
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-    }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    *wait_status = status;
-    return 0;
+    *output_fd = fds[0];
+    return pid;
 }
 
 int hg_sealed_memfd(const char *name, const void *data, size_t len) {

@@ -45,23 +45,54 @@ extension EventLoop {
 
     /// Hands the intent to the core and turns its reply into JSON (or a wait for the outcome).
     private func decide(_ intent: Intent, from fd: Int32, wait: Bool, progress: Bool = false) -> JSON? {
+        deciding = true
         dispatch(.requested(intent, by: .client(fd)))
+        deciding = false
         guard let reply = replies.removeValue(forKey: fd) else {
             preconditionFailure("the core answers every intent it is given")
         }
+        deliverLateReplies()
+        switch reply {
+        case let .workers(_, desired) where wait: return replyLater(.count(desired), by: fd)
+        case let .rollStarted(id, _, _) where wait: return replyLater(.roll(id, progress: progress), by: fd)
+        case .upgradePreparing:
+            // The answer comes when the check has: a refusal, or the exec's (EventLoop+UpgradeCheck.swift).
+            control.markAwaiting(fd, until: Sys.now + ControlServer.waitTimeout)
+            lateRequesters[fd] = control.clients[fd]
+            return nil
+        default: return json(of: reply)
+        }
+    }
+
+    /// A reply as the client reads it.
+    private func json(of reply: Reply) -> JSON {
         switch reply {
         case .refused(let reason): return ControlReply.failure(reason)
         case let .workers(previous, desired):
-            if wait { return replyLater(.count(desired), by: fd) }
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired)))])
         case let .autoscaling(previous, desired, summary):
             return ControlReply.success([("previous", .number(Double(previous))), ("desired", .number(Double(desired))),
                                          ("autoscaling", .string(summary))])
-        case let .rollStarted(id, summary, note):
-            if wait { return replyLater(.roll(id, progress: progress), by: fd) }
+        case let .rollStarted(_, summary, note):
             return ControlReply.success([("summary", .string(summary))] + (note.map { [("note", .string($0))] } ?? []))
         case .rollEnded(let outcome): return rollReply(outcome)
+        case .upgradePreparing: return ControlReply.success([("summary", .string("the upgrade is being prepared"))])
         }
+    }
+
+    /// Sends the replies the core gave outside a request's own dispatch (an upgrade refused after its check,
+    /// or abandoned by a stop) to the connections that are still the ones that asked.
+    func deliverLateReplies() {
+        guard !replies.isEmpty else { return }
+        for (fd, reply) in replies.sorted(by: { $0.key < $1.key }) {
+            let expected = lateRequesters.removeValue(forKey: fd)
+            guard let connection = control.clients[fd], connection === expected else {
+                log(.info, "a reply to control connection \(fd), which has gone, was dropped")
+                continue
+            }
+            control.reply(to: fd, json(of: reply), answersWait: true, at: Sys.now)
+        }
+        replies.removeAll()
     }
 
     private func replyLater(_ awaited: Awaited, by fd: Int32) -> JSON? {

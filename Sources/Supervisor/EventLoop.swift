@@ -53,6 +53,17 @@ final class EventLoop {
     /// Control clients following `hyperglassctl events`, by fd and by connection (an fd is reused once closed).
     var followers: [Int32: ObjectIdentifier] = [:]
     private var exitCode: Int32? = nil
+    /// The upgrade preflight under way, if any (EventLoop+UpgradeCheck.swift).
+    var upgradeCheck: UpgradeCheck.Running? = nil
+    /// Checks killed (timed out, abandoned) and not reaped yet: their exits are no worker's.
+    var endedChecks: Set<Int32> = []
+    /// Clients whose reply comes from a later dispatch than their request's (an upgrade's, after its check),
+    /// by fd, with their connection: a reply for a connection that has gone meanwhile is dropped, never sent
+    /// to a newcomer that reused the fd. The connection itself is held, not its ObjectIdentifier: a freed
+    /// connection's address is soon a newcomer's (measured: the refusal reached the next client).
+    var lateRequesters: [Int32: ControlConnection] = [:]
+    /// Set while `decide` dispatches a request: its reply is taken there, not delivered as a late one.
+    var deciding = false
 
     private enum Source: UInt64 { case signal = 1, timer, control, systemd }
     /// The notifier's socket (fd, connection) the loop watches for room, while messages wait for systemd.
@@ -136,6 +147,10 @@ final class EventLoop {
                     treeChanged(Int32(truncatingIfNeeded: event.data))
                     continue
                 }
+                if event.data & EventLoop.upgradeCheckTag != 0 {
+                    upgradeCheckReadable(Int32(truncatingIfNeeded: event.data))
+                    continue
+                }
                 if event.data & EventLoop.spawnTag != 0 {
                     spawnReported(Int32(truncatingIfNeeded: event.data))
                     continue
@@ -177,6 +192,7 @@ final class EventLoop {
                     for (pid, result) in prober.expire(at: Sys.now) { dispatch(.probed(pid: pid, result: result)) }
                     control.expire(at: Sys.now)
                     http?.expire(at: Sys.now)
+                    expireUpgradeCheck(at: Sys.now)
                     armTimer()
                 case .control:
                     control.acceptAll(at: Sys.now)
@@ -223,12 +239,15 @@ final class EventLoop {
         for _ in 0..<4096 {
             let exited = hg_peek_exited()
             if exited <= 0 { return }
-            if unreaped.contains(exited) { Sys.signalGroup(exited, SIGKILL) }  // whatever it left in its group goes with it
+            // Whatever it left in its group goes with it.
+            if unreaped.contains(exited) || isUpgradeCheck(exited) { Sys.signalGroup(exited, SIGKILL) }
             var status: Int32 = 0
             let pid = hg_reap(exited, &status)
             if pid <= 0 { continue }
+            let ended = hg_wifsignaled(status) != 0 ? ExitStatus.signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+            if upgradeCheckReaped(pid, ended) { continue }
             unreaped.remove(pid)
-            let exit = namedExit(of: pid, hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status)))
+            let exit = namedExit(of: pid, ended)
             workerSockets.release(pid: pid)
             spawner.trees.strays.reaped(pid)
             guard reapedSpawn(pid) else { discardTree(of: pid); continue }
@@ -247,6 +266,7 @@ final class EventLoop {
             index += 1
         }
         answerWaiters()
+        if !deciding { deliverLateReplies() }
         armTimer()
     }
 
@@ -299,10 +319,14 @@ final class EventLoop {
             }
             return .configurationRead(plan, autoscaler: Autoscaler(settings: plan.settings, onlineCPUs: reloader.onlineCPUs),
                                       memoryCeiling: LoadSampler.memoryCeiling(maxMemory: plan.settings.health.maxMemory), for: requester)
-        case let .execUpgrade(path, wait, requester):
+        case let .checkUpgrade(path, requester):
+            return startUpgradeCheck(path, for: requester)
+        case .cancelUpgradeCheck:
+            cancelUpgradeCheck()
+        case let .execUpgrade(path, newVersion, wait, requester):
             guard case .client(let fd) = requester else { preconditionFailure("only a control client asks for an upgrade") }
             // Returns only when the upgrade could not be done (Upgrade.swift).
-            return .upgradeFailed(reason: upgrade(to: path, wait: wait, requester: fd), for: requester)
+            return .upgradeFailed(reason: upgrade(to: path, newVersion: newVersion, wait: wait, requester: fd), for: requester)
         case let .sampleLoad(workers, starting):
             return .loadSampled(loadSampler.sample(listeners: listeners.map(\.fd), workers: workers, starting: starting, at: Sys.now))
         case .sampleBacklog:
@@ -338,7 +362,7 @@ final class EventLoop {
             poolDeadlineKnown = true
         }
         let deadline = [poolDeadline, control.nextDeadline, prober.nextDeadline, http?.nextDeadline,
-                        spawner.trees.strays.nextDeadline].compactMap { $0 }.min()
+                        spawner.trees.strays.nextDeadline, upgradeCheck?.deadline].compactMap { $0 }.min()
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // An absolute 0 would disarm; a deadline at the very start of the clock still means "now".

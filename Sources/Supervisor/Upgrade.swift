@@ -7,20 +7,26 @@ import SupervisorCore
 /// and execs the new binary in its own process, so systemd keeps its main pid and every worker keeps its
 /// parent (PR_SET_PDEATHSIG fires when the forking *thread* ends, and a single-threaded execve keeps it).
 /// The core admits the request (`Pool.refusal(of: .upgrade)`: not while starting, rolling, draining or
-/// stopping) and asks for `execUpgrade`; only the checks here may still refuse, and once execve is
-/// called it either replaces us or fails and we carry on. The new image's side is Takeover.swift.
+/// stopping, nor while another is prepared), the loop runs the preflight without waiting for it
+/// (EventLoop+UpgradeCheck.swift), and once it said yes the core asks again whether the pool is at rest and
+/// then for `execUpgrade`; only the checks here may still refuse, and once execve is called it either
+/// replaces us or fails and we carry on. The new image's side is Takeover.swift.
 extension EventLoop {
     /// The environment variable naming the memfd that holds the state, for the new image.
     static let stateFDVariable = "HYPERGLASS_UPGRADE_STATE_FD"
 
-    /// Checks, hands over and execs; returns only when it could not, with why (the core answers the client).
-    /// On success the reply is the new image's to give (`--wait`), or was sent just before the exec.
-    func upgrade(to requested: String?, wait: Bool, requester fd: Int32) -> String {
-        guard spawns.queued.isEmpty, spawns.inFlight.isEmpty else { return "cannot upgrade now: a worker is starting; try again in a moment" }
+    /// The binary to check and exec: the one asked for, or the installed one; absolute.
+    func upgradeTarget(_ requested: String?) -> Result<String, ControlError> {
         guard let path = requested ?? UpgradeCheck.installedPath() else {
-            return "cannot upgrade: cannot tell where the installed hyperglass is; name it: hyperglassctl upgrade /usr/bin/hyperglass"
+            return .failure(ControlError("cannot upgrade: cannot tell where the installed hyperglass is; name it: hyperglassctl upgrade /usr/bin/hyperglass"))
         }
-        guard path.hasPrefix("/") else { return "cannot upgrade: '\(path)' is not an absolute path" }
+        guard path.hasPrefix("/") else { return .failure(ControlError("cannot upgrade: '\(path)' is not an absolute path")) }
+        return .success(path)
+    }
+
+    /// What only the shell can see that forbids the handover now; asked before the check and again before the exec.
+    func upgradeBlocker() -> String? {
+        guard spawns.queued.isEmpty, spawns.inFlight.isEmpty else { return "cannot upgrade now: a worker is starting; try again in a moment" }
         // The new image loads the configuration from disk and takes it as the one the workers run.
         do {
             let onDisk = try Configuration.load(reloader.invocation, environment: reloader.environment).settings
@@ -30,27 +36,27 @@ extension EventLoop {
         } catch {
             return "cannot upgrade: the configuration on disk does not load: \(error)"
         }
-        // The check blocks the loop (typically 10-50 ms): ping systemd's watchdog first, and give the check
-        // at most half its interval, so a hung binary is refused before systemd thinks we hung.
-        var limit = UpgradeCheck.timeout
-        if let watchdog = notifier.watchdog {
-            notifier.send([.watchdog])
-            limit = min(limit, watchdog / 2)
-        }
-        let newVersion: String
-        switch UpgradeCheck.preflight(path, startArguments: UpgradeCheck.startArguments, timeout: limit) {
-        case .failure(let error): return error.message
-        case .success(let version): newVersion = version
-        }
+        return nil
+    }
+
+    /// `execUpgrade`: hands over and execs; returns only when it could not, with why (the core answers the
+    /// client). On success the reply is the new image's to give (`--wait`), or was sent just before the exec.
+    func upgrade(to path: String, newVersion: String, wait: Bool, requester fd: Int32) -> String {
+        // The client waited for the check's answer; it may have gone meanwhile, and its fd be another's now.
+        let requester = lateRequesters[fd].flatMap { expected in control.clients[fd] === expected ? fd : nil }
+        // Counted before the configuration is read again: its reader thread (config_read.c) may still be
+        // ending just after. It forks nothing, so execve ending it costs no child its PDEATHSIG.
         let threads = hg_thread_count()
         guard threads == 1 else {
             // execve would end the other threads, and children forked by them would get their PDEATHSIG.
             return "cannot upgrade: \(threads) threads run in the supervisor, not 1; restart the service instead"
         }
-        return handOver(to: path, newVersion: newVersion, waiter: wait ? fd : nil, requester: fd)
+        // The check took seconds: a worker may be starting again, or the configuration on disk have changed.
+        if let blocker = upgradeBlocker() { return blocker }
+        return handOver(to: path, newVersion: newVersion, waiter: wait ? requester : nil, requester: requester)
     }
 
-    private func handOver(to path: String, newVersion: String, waiter: Int32?, requester: Int32) -> String {
+    private func handOver(to path: String, newVersion: String, waiter: Int32?, requester: Int32?) -> String {
         let handoverAt = Sys.now
         let carried = workerSockets.carried
         var state = UpgradeState(fromVersion: version, handoverAt: handoverAt, pool: pool.snapshot,
@@ -75,7 +81,7 @@ extension EventLoop {
         let text = state.encoded()
         let memfd = text.withCString { hg_sealed_memfd("hyperglass-state", $0, strlen($0)) }
         guard memfd >= 0 else { return "cannot upgrade: \(SystemError(operation: "memfd_create for the state", errno: errno))" }
-        if waiter == nil {
+        if waiter == nil, let requester {
             control.reply(to: requester, ControlReply.success([("summary", .string("upgrading in place to hyperglass \(newVersion) (\(path))"))]),
                           close: true, at: Sys.now)
         }

@@ -7,8 +7,11 @@ import SupervisorCore
 /// the state format the running supervisor offers, and does the configuration load? The running side
 /// runs that check on the binary it is asked to exec, and refuses with the check's own words.
 enum UpgradeCheck {
-    /// How long the check may take before the binary counts as hung (less with a systemd watchdog).
+    /// How long the check may take before the binary counts as hung. The loop serves (and pings systemd's
+    /// watchdog) meanwhile, so it need not be shorter than the watchdog interval.
     static let timeout: Duration = .seconds(5)
+    /// The most of the check's output kept: its last lines are quoted in a refusal.
+    static let outputLimit = 4095
 
     /// `hyperglass upgrade-check --state-version N [start's options]`: one line, exit 0 (yes) or 1 (no).
     static func run(_ invocation: Invocation) -> Int32 {
@@ -29,31 +32,50 @@ enum UpgradeCheck {
         return 0
     }
 
-    /// Runs `path upgrade-check` with the options this supervisor was started with; the new version, or why not.
-    static func preflight(_ path: String, startArguments: [String], timeout: Duration) -> Result<String, ControlError> {
-        let milliseconds = Int32(clamping: timeout.nanoseconds / 1_000_000)
+    /// A check under way: the loop reads its output (`outputFD`, in epoll) and reaps it like any child; the
+    /// answer is known once both have ended, or at `deadline` (EventLoop+UpgradeCheck.swift).
+    struct Running {
+        let path: String
+        let pid: Int32
+        /// The read end of its stdout and stderr; -1 once at end of file.
+        var outputFD: Int32
+        var output: [UInt8] = []
+        var exit: ExitStatus? = nil
+        let deadline: Instant
+        let requester: Requester
+
+        /// Both its output and its process have ended.
+        var isDone: Bool { outputFD < 0 && exit != nil }
+    }
+
+    /// Starts `path upgrade-check` with the options this supervisor was started with, and returns at once.
+    static func start(_ path: String, startArguments: [String], for requester: Requester, at now: Instant) -> Result<Running, ControlError> {
         let arguments = [path, "upgrade-check", "--state-version", String(UpgradeState.version)] + startArguments
-        var buffer = [CChar](repeating: 0, count: 4096)
-        var status: Int32 = 0
-        var timedOut: Int32 = 0
-        let started = withCStrings(arguments) { argv in
-            hg_run_check(path, argv, milliseconds, &buffer, buffer.count, &status, &timedOut)
+        var outputFD: Int32 = -1
+        var error: Int32 = 0
+        let pid = withCStrings(arguments) { argv in hg_check_start(path, argv, &outputFD, &error) }
+        guard pid > 0 else {
+            return .failure(ControlError("cannot upgrade: cannot run \(path) to check it: \(SystemError(operation: "fork", errno: error))"))
         }
-        guard started == 0 else {
-            return .failure(ControlError("cannot upgrade: cannot run \(path) to check it: \(SystemError(operation: "fork", errno: errno))"))
-        }
-        let output = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if timedOut != 0 {
-            return .failure(ControlError("cannot upgrade: \(path) upgrade-check did not answer within \(timeout.spoken); nothing changed"))
-        }
-        let exit: ExitStatus = hg_wifsignaled(status) != 0 ? .signaled(hg_wtermsig(status)) : .exited(hg_wexitstatus(status))
+        return .success(Running(path: path, pid: pid, outputFD: outputFD, deadline: now + timeout, requester: requester))
+    }
+
+    /// What a finished check said: the new version, or why not (its last lines quoted).
+    static func verdict(of check: Running) -> Result<String, ControlError> {
+        let output = String(decoding: check.output, as: UTF8.self)
+        let exit = check.exit ?? .exited(127)
         guard exit == .exited(0), let newVersion = UpgradeCheckAnswer.version(in: output, offered: UpgradeState.version) else {
             let said = output.split(separator: "\n").suffix(3).joined(separator: "; ")
             let shown = said.isEmpty ? "no output" : "'\(UpgradeCheckAnswer.shown(said))'"
             let expected = exit == .exited(0) ? " (not the line '\(UpgradeCheckAnswer.yes(version: "VERSION", stateVersion: UpgradeState.version))')" : ""
-            return .failure(ControlError("cannot upgrade: \(path) refused to take over (\(exit)): \(shown)\(expected); nothing changed"))
+            return .failure(ControlError("cannot upgrade: \(check.path) refused to take over (\(exit)): \(shown)\(expected); nothing changed"))
         }
         return .success(newVersion)
+    }
+
+    /// The refusal of a check that did not answer in time.
+    static func timedOut(_ check: Running) -> String {
+        "cannot upgrade: \(check.path) upgrade-check did not answer within \(timeout.spoken); nothing changed"
     }
 
     /// Where the installed supervisor is now: our argv[0] made absolute, or found on PATH. Never

@@ -22,9 +22,15 @@ public enum Action: Equatable, Sendable {
     /// Read and validate the configuration again (the files and flags `start` read); report
     /// `configurationRead` or `configurationRejected` for `requester`.
     case readConfiguration(for: Requester)
-    /// Check the binary at `path` (nil: the installed one) and exec it in this process with the pool's state
+    /// Start the preflight of the binary at `path` (nil: the installed one), `PATH upgrade-check`, without
+    /// waiting for it (Supervisor/UpgradeCheck.swift); report `upgradeChecked` when it says yes, `upgradeFailed`
+    /// when it says no, times out or cannot be run.
+    case checkUpgrade(path: String?, for: Requester)
+    /// End the preflight under way (its process group killed, the check reaped by pid): its answer no longer matters.
+    case cancelUpgradeCheck
+    /// The preflight said yes and the pool is at rest: hand the pool's state over and exec `path` in this process
     /// (Supervisor/Upgrade.swift); report `upgradeFailed` when it cannot be done. On success nothing follows here.
-    case execUpgrade(path: String?, wait: Bool, for: Requester)
+    case execUpgrade(path: String, newVersion: String, wait: Bool, for: Requester)
     /// Measure the listeners' accept queues and these workers' CPU (`starting`: workers asked for, not
     /// exec'd yet); report `loadSampled`.
     case sampleLoad(workers: [Int32], starting: Int)

@@ -31,7 +31,11 @@ public enum Event: Equatable, Sendable {
     case configurationRead(ReloadPlan, autoscaler: Autoscaler?, memoryCeiling: Int?, for: Requester)
     /// A `readConfiguration` action found the configuration invalid: nothing changes.
     case configurationRejected(reason: String, for: Requester)
-    /// An `execUpgrade` action was refused by the preflight, or its execve failed: nothing changed.
+    /// A `checkUpgrade` action's preflight said yes: the binary at `path` (resolved) is hyperglass `newVersion`
+    /// and can take over.
+    case upgradeChecked(path: String, newVersion: String, for: Requester)
+    /// A `checkUpgrade` was refused (by the preflight or the shell's own checks), or an `execUpgrade`'s
+    /// execve failed: nothing changed.
     case upgradeFailed(reason: String, for: Requester)
     /// A connection arrived on a listener watched for load (autoscaling, `watchForLoad`).
     case loadArrived

@@ -16,6 +16,9 @@ extension Pool {
         case .starting, .running:
             break
         }
+        // Whoever asked first is served first: a change made while the preflight runs would refuse the upgrade
+        // at its answer (a worker starting or draining), and a second upgrade would race the first.
+        if let preparing = upgradePreparation { return preparing.refusal(of: intent, at: now) }
         switch intent {
         case .workers(let change):
             let target = change.applied(to: desired)
@@ -67,8 +70,7 @@ extension Pool {
             let actions = beginRoll(.restart, release: release, slots: ids ?? slots.map(\.id), at: now)
             return actions + answer(requester, rollReply())
         case let .upgrade(path, wait):
-            // Checking the binary and the exec are the shell's part; it reports `upgradeFailed` if it cannot.
-            return [.execUpgrade(path: path, wait: wait, for: requester)]
+            return prepareUpgrade(path: path, wait: wait, by: requester, at: now)
         }
     }
 

@@ -1,3 +1,5 @@
+import ControlProtocol
+
 /// The pool's side of an in-place upgrade: when one may happen, the pool as a value to hand over,
 /// and the pool rebuilt from that value in the new image.
 public struct PoolSnapshot: Equatable, Sendable {
@@ -24,7 +26,71 @@ public struct PoolSnapshot: Equatable, Sendable {
     }
 }
 
+/// An upgrade admitted and waiting for its preflight (`PATH upgrade-check`, up to 5 s), which the shell runs
+/// while the loop goes on serving: pings, status, reaping, restarts, watchdogs. Until the answer comes, the
+/// pool has one admission rule more (`refusal(of:at:)`), and a stop abandons it.
+public struct UpgradePreparation: Equatable, Sendable {
+    /// The binary asked for; nil: the installed one (the shell resolves it).
+    public let path: String?
+    /// Whether the client waits for the new image's answer (`--wait`).
+    public let wait: Bool
+    public let requester: Requester
+    public let since: Instant
+
+    /// The binary in words, for replies.
+    var shown: String { path ?? "the installed hyperglass" }
+
+    /// Why `intent` must not happen while this upgrade is prepared: first come, first served. A change to the
+    /// pool (a reload, a restart, a new count) would make the pool not at rest when the answer comes, and
+    /// refuse the upgrade asked first; a second upgrade would race the first. The wait is short (the check's
+    /// timeout), so these are refused with when to try again rather than queued.
+    func refusal(of intent: Intent, at now: Instant) -> String {
+        let started = max(0, Int((now - since).seconds.rounded(.down)))
+        if case .upgrade = intent {
+            return "cannot upgrade: an upgrade to \(shown) is being prepared (its check started \(started) s ago); wait for its answer"
+        }
+        return "cannot \(intent.verb) now: an upgrade to \(shown) is being prepared (its check started \(started) s ago); try again in a few seconds"
+    }
+}
+
 extension Pool {
+    /// The upgrade is admitted: the shell checks the binary (`checkUpgrade`) while the loop serves; the client
+    /// hears `upgradePreparing` (nothing yet), then a refusal or the exec's own reply.
+    mutating func prepareUpgrade(path: String?, wait: Bool, by requester: Requester, at now: Instant) -> [Action] {
+        upgradePreparation = UpgradePreparation(path: path, wait: wait, requester: requester, since: now)
+        // The reply first: a check the shell refuses at once answers `upgradeFailed` in the same dispatch, and
+        // its refusal must be the last word to the client.
+        return answer(requester, .upgradePreparing) + [.checkUpgrade(path: path, for: requester)]
+    }
+
+    /// The preflight said yes. The pool may have changed while it ran (a worker crashed and is starting
+    /// again, one draining): it is asked again whether it is at rest, and only then does the exec follow.
+    mutating func upgradeChecked(path: String, newVersion: String, for requester: Requester) -> [Action] {
+        guard let preparing = upgradePreparation, preparing.requester == requester else {
+            // The shell drops a check when it is cancelled; an answer for none is its bug, and changes nothing.
+            return [.log(.error, "internal: an upgrade check answered for no upgrade being prepared; ignored")]
+        }
+        upgradePreparation = nil
+        if let refusal = upgradeRefusal { return [.log(.warning, "upgrade: \(refusal)")] + answer(requester, .refused(refusal)) }
+        return [.execUpgrade(path: path, newVersion: newVersion, wait: preparing.wait, for: requester)]
+    }
+
+    /// The preflight or the exec failed: nothing changed, the client hears why.
+    mutating func upgradeFailed(_ reason: String, for requester: Requester) -> [Action] {
+        if upgradePreparation?.requester == requester { upgradePreparation = nil }
+        return [.log(.warning, "upgrade: \(reason)")] + answer(requester, .refused(reason))
+    }
+
+    /// A stop began (a signal, a lame duck, crash_loop = exit) while the preflight ran: the stop wins, the
+    /// check is ended, and the client hears that nothing changed.
+    mutating func abandonUpgrade() -> [Action] {
+        guard let preparing = upgradePreparation else { return [] }
+        upgradePreparation = nil
+        let reason = "upgrade abandoned: the supervisor is stopping; nothing changed"
+        return [.cancelUpgradeCheck, .log(.notice, "upgrade to \(preparing.shown) abandoned: the supervisor is stopping")]
+            + answer(preparing.requester, .refused(reason))
+    }
+
     /// Why the supervisor cannot be replaced now, or nil when it can: only a pool at rest hands over, so
     /// the new image never inherits a roll, a drain or a lame duck half-way.
     public var upgradeRefusal: String? {

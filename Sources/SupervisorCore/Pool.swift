@@ -27,6 +27,8 @@ public struct Pool: Sendable {
     }
     public internal(set) var roll: Roll? = nil
     public internal(set) var lastRoll: RollOutcome? = nil
+    /// An upgrade admitted and waiting for its preflight's answer (Pool+Upgrade.swift); never handed over.
+    public internal(set) var upgradePreparation: UpgradePreparation? = nil
     var rollSerial = 0
     /// The last generation each removed slot asked for, so a slot added again never reuses one (Pool+Spawning.swift).
     var retiredGenerations: [Int: Int] = [:]
@@ -110,8 +112,10 @@ public struct Pool: Sendable {
             actions += configurationRead(plan, autoscaler: scaler, memoryCeiling: ceiling, for: requester, at: now)
         case let .configurationRejected(reason, requester):
             actions += configurationRejected(reason, for: requester, at: now)
+        case let .upgradeChecked(path, newVersion, requester):
+            actions += upgradeChecked(path: path, newVersion: newVersion, for: requester)
         case let .upgradeFailed(reason, requester):
-            actions += [.log(.warning, "upgrade: \(reason)")] + answer(requester, .refused(reason))
+            actions += upgradeFailed(reason, for: requester)
         case .loadArrived:
             actions += loadArrived(at: now)
         case let .loadSampled(sample):
@@ -125,6 +129,8 @@ public struct Pool: Sendable {
         case let .backlogSampled(samples):
             actions += backlogSampled(samples, at: now)
         }
+        // A stop wins over an upgrade being prepared: the new image would only drain the pool.
+        if upgradePreparation != nil, !phase.acceptsTraffic { actions += abandonUpgrade() }
         if !phase.isActive {
             // Nothing starts once the stop began, even what this same event asked for before it began
             // (a restart decided just before another slot's crash loop chose crash_loop = exit).

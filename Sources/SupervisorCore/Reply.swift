@@ -19,4 +19,7 @@ public enum Reply: Equatable, Sendable {
     case rollStarted(id: Int, summary: String, note: String?)
     /// The roll began and ended at once (nothing to replace, or refused by its configuration).
     case rollEnded(RollOutcome)
+    /// The upgrade was admitted and its preflight runs; the answer comes later (a refusal from the core,
+    /// or the exec's own reply).
+    case upgradePreparing
 }

@@ -240,7 +240,7 @@ struct UpgradeTests {
 
     @Test("a binary that cannot take over is refused with the reason, and nothing changes")
     func preflightRefusals() throws {
-        // A systemd watchdog of 4 s: a hung check is given 2 s, so it never starves the pings.
+        // A systemd watchdog of 4 s: a hung check (given 5 s) runs while the loop goes on pinging it.
         let (supervisor, _) = try start(workers: 2, environment: ["WATCHDOG_USEC": "4000000"])
         let workers = Set(supervisor.liveWorkers)
         let garbage = script(supervisor.directory, "garbage", "")
@@ -249,7 +249,7 @@ struct UpgradeTests {
         let hung = script(supervisor.directory, "hung.sh", "exec sleep 60")
         let older = script(supervisor.directory, "older.sh", "echo 'hyperglass 0.0.9 cannot take over: state version 2 is newer than this build reads (1-1)'; exit 1")
         for (path, reason) in [(garbage, "Exec format error"), (refused, "something is wrong"), (older, "state version 2 is newer"),
-                               (supervisor.directory + "/missing", "No such file or directory"), (hung, "did not answer within 2s")] {
+                               (supervisor.directory + "/missing", "No such file or directory"), (hung, "did not answer within 5s")] {
             let upgrade = supervisor.ctl(["upgrade", "--wait", path])
             #expect(upgrade.status == 1 && upgrade.err.contains(reason) && upgrade.err.contains("nothing changed"), "\(upgrade)")
             #expect(exe(supervisor.pid) == Paths.hyperglass)

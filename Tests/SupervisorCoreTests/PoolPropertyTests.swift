@@ -162,6 +162,13 @@ struct PoolPropertyTests {
             }
             if random.nextUnit() < 0.1 { samples[stray] = .accepting("accepting on fd 3") }
             return .send(.acceptingSampled(samples))
+        case ..<0.93:
+            // An upgrade asked for, or the answer of its check (the shell's, some time later): yes or no.
+            guard let prepared = pool.upgradePreparation else {
+                return .send(.requested(.upgrade(path: "/usr/bin/hyperglass", wait: random.nextUnit() < 0.5), by: .client(40)))
+            }
+            if random.nextUnit() < 0.5 { return .send(.upgradeChecked(path: "/usr/bin/hyperglass", newVersion: "0.2.0", for: prepared.requester)) }
+            return .send(.upgradeFailed(reason: "cannot upgrade: /usr/bin/hyperglass refused to take over", for: prepared.requester))
         default: return .nextDeadline
         }
     }

@@ -86,7 +86,7 @@ struct UpgradeStateTests {
         let known: Set<String> = ["policy", "slots", "workers", "phase", "scalingFrom", "autoscaler", "memoryCeiling", "loadSampleInFlight",
                                   "releases", "roll", "lastRoll", "rollSerial", "random", "nextWatchdogPing", "nextMemoryCheck",
                                   "lastReadyAt", "watchdogWithholding", "lastStatus", "counters", "timedRoll", "allReadyLogged",
-                                  "retiredGenerations", "backlog"]
+                                  "retiredGenerations", "backlog", "upgradePreparation"]
         #expect(pool.count >= 20)
         #expect(Set(pool).subtracting(known).isEmpty, "new Pool fields: \(Set(pool).subtracting(known)); carry them in UpgradeState or rebuild them in Pool(restoring:)")
     }
@@ -166,7 +166,7 @@ struct UpgradeStateTests {
         let intent = Intent.upgrade(path: "/usr/bin/hyperglass-supervisor", wait: true)
         var settled = settledPool()
         let admitted = settled.send(.requested(intent, by: .client(7)))
-        #expect(admitted.contains(.execUpgrade(path: "/usr/bin/hyperglass-supervisor", wait: true, for: .client(7))))
+        #expect(admitted.contains(.checkUpgrade(path: "/usr/bin/hyperglass-supervisor", for: .client(7))))
         let failed = settled.send(.upgradeFailed(reason: "cannot upgrade: nope", for: .client(7)))
         #expect(failed.contains(.reply(to: 7, .refused("cannot upgrade: nope"))))
         var rolling = settledPool()

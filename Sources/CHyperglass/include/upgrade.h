@@ -8,11 +8,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/// Runs `path` with `argv` (NULL-terminated), stdin /dev/null, stdout and stderr into `out` (at most
-/// `outlen - 1` bytes, NUL-terminated), in its own process group. Kills the group after `timeout_ms`, whether
-/// the output is still open or not. Returns 0 with `*wait_status` as
-/// waitpid gives it and `*timed_out` set, or -1 (fork/pipe failed, errno set). The child is reaped here.
-int hg_run_check(const char *path, char *const argv[], int timeout_ms, char *out, size_t outlen, int *wait_status, int *timed_out);
+/// Starts `path` with `argv` (NULL-terminated): stdin /dev/null, stdout and stderr into a pipe whose
+/// non-blocking, close-on-exec read end is returned in *output_fd, its own process group, PR_SET_PDEATHSIG.
+/// Returns the pid at once (the caller reads the output and reaps the child from its event loop), or -1
+/// with *error set (pipe or fork failed; nothing is left behind). A failed exec is said on the pipe, exit 127.
+pid_t hg_check_start(const char *path, char *const argv[], int *output_fd, int *error);
 
 /// A memfd holding `data`, sealed against any change (write, grow, shrink, further seals), read offset 0.
 /// Close-on-exec like every fd of ours: the handover clears it on exactly the fds it carries.

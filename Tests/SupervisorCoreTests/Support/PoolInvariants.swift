@@ -43,6 +43,27 @@ final class PoolInvariants {
         checkCapacity(event, before, pool)
         checkRoll(event, actions, before, pool)
         checkSystemdWatchdog(actions, before, pool, at: now)
+        checkUpgradePreparation(event, actions, before, pool)
+    }
+
+    /// One upgrade prepared at a time, only while the pool takes traffic; each answered exactly once (a refusal
+    /// or the exec), the exec only for a pool at rest; a check cancelled only when one ran.
+    private func checkUpgradePreparation(_ event: Event, _ actions: [Action], _ before: Pool, _ pool: Pool) {
+        if pool.upgradePreparation != nil, !pool.phase.acceptsTraffic { add("an upgrade is still prepared while \(pool.phase), after \(event)") }
+        let checks = actions.filter { if case .checkUpgrade = $0 { true } else { false } }.count
+        let execs = actions.filter { if case .execUpgrade = $0 { true } else { false } }.count
+        let cancels = actions.filter { $0 == .cancelUpgradeCheck }.count
+        if checks > 0, checks > 1 || before.upgradePreparation != nil || pool.upgradePreparation == nil {
+            add("\(checks) upgrade checks asked with \(String(describing: before.upgradePreparation)) prepared before, after \(event)")
+        }
+        if execs > 0, execs > 1 || before.upgradePreparation == nil || pool.upgradeRefusal != nil {
+            add("an upgrade exec with nothing prepared or a pool not at rest (\(pool.upgradeRefusal ?? "at rest")), after \(event)")
+        }
+        if cancels > 0, cancels > 1 || before.upgradePreparation == nil { add("an upgrade check cancelled with none running, after \(event)") }
+        if let prepared = before.upgradePreparation, pool.upgradePreparation == nil, case .client(let fd) = prepared.requester {
+            let answers = actions.filter { if case .reply(fd, .refused) = $0 { true } else { false } }.count + execs
+            if answers != 1 { add("the upgrade prepared for client \(fd) ended with \(answers) answers, after \(event)") }
+        }
     }
 
     /// Checks the pool between two events, once every spawn has been answered.
