@@ -98,10 +98,12 @@ enum Arguments {
             systemd socket activation passes them (fds 3.., LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
             NOTIFY_SOCKET, HYPERGLASS_WORKER_ID), restarts workers that die or fail their health
             checks, and drains them on SIGTERM or SIGINT (a second signal kills at once). SIGHUP
-            re-reads the configuration and replaces the workers one at a time, each new one ready
-            before the old one drains (rolling back if it does not get ready). SIGTTIN/SIGTTOU
-            add/remove a worker. SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored. Without a COMMAND the bundled hyperglass-worker beside this binary
-            is run. The running pool is shown and changed with hyperglassctl.
+            re-reads the configuration and replaces the workers, a quarter at a time (max_surge),
+            each new one accepting before the old one drains, and rolls back if the new ones do not
+            come up or do not take connections. SIGTTIN/SIGTTOU add/remove a worker. SIGUSR2
+            replaces the supervisor's program in place with the installed one (same pid, same
+            workers), as 'hyperglassctl upgrade'. SIGUSR1 and SIGALRM are logged and ignored.
+            Without a COMMAND the bundled hyperglass-worker beside this binary is run. The running pool is shown and changed with hyperglassctl.
 
             'check-config' validates the configuration and prints the effective values.
 

@@ -15,8 +15,8 @@ extension EventLoop {
         log(event)  // debug events reach followers even when the log leaves them out
         guard !followers.isEmpty else { return }
         let line = EventLoop.json(event, at: EventLoop.wallClock())
-        for (fd, id) in followers.sorted(by: { $0.key < $1.key }) {
-            guard let connection = control.clients[fd], ObjectIdentifier(connection) == id else {
+        for (fd, follower) in followers.sorted(by: { $0.key < $1.key }) {
+            guard let connection = control.clients[fd], connection === follower else {
                 followers.removeValue(forKey: fd)  // it went away (and its fd may belong to someone else now)
                 continue
             }
@@ -40,7 +40,7 @@ extension EventLoop {
 
     /// The reply to `events`: the connection turns into a stream with no read deadline.
     func follow(from fd: Int32) -> JSON {
-        if let connection = control.clients[fd] { followers[fd] = ObjectIdentifier(connection) }
+        if let connection = control.clients[fd] { followers[fd] = connection }
         control.markAwaiting(fd, until: Instant(nanoseconds: UInt64.max / 2))
         return ControlReply.success([("following", .bool(true))])
     }

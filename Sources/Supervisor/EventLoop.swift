@@ -50,8 +50,9 @@ final class EventLoop {
     /// The `metrics_bind` listener, if configured, and what a scrape reads besides the pool.
     let http: HTTPEndpoint?
     var collector: MetricsCollector
-    /// Control clients following `hyperglassctl events`, by fd and by connection (an fd is reused once closed).
-    var followers: [Int32: ObjectIdentifier] = [:]
+    /// Control clients following `hyperglassctl events`, by fd, with their connection: an fd is reused once
+    /// closed, and so is a freed connection's address, so the connection itself is held (as `lateRequesters`).
+    var followers: [Int32: ControlConnection] = [:]
     private var exitCode: Int32? = nil
     /// The upgrade preflight under way, if any (EventLoop+UpgradeCheck.swift).
     var upgradeCheck: UpgradeCheck.Running? = nil
@@ -324,7 +325,8 @@ final class EventLoop {
         case .cancelUpgradeCheck:
             cancelUpgradeCheck()
         case let .execUpgrade(path, newVersion, wait, requester):
-            guard case .client(let fd) = requester else { preconditionFailure("only a control client asks for an upgrade") }
+            // A client to answer, or SIGUSR2 (none: the log says how it went).
+            let fd: Int32? = if case .client(let fd) = requester { fd } else { nil }
             // Returns only when the upgrade could not be done (Upgrade.swift).
             return .upgradeFailed(reason: upgrade(to: path, newVersion: newVersion, wait: wait, requester: fd), for: requester)
         case let .sampleLoad(workers, starting):

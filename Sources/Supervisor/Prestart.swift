@@ -111,7 +111,7 @@ enum Prestart {
                         Sys.signalGroup(pid, SIGTERM)
                         killAt = Sys.now + gracefulTimeout
                     }
-                case .reload, .scale:
+                case .reload, .scale, .upgrade:
                     // Kept pending it would act after the start: a SIGTTIN sent minutes earlier adding a worker.
                     log(.notice, "prestart: \(SignalName.of(signal)) ignored: the workers have not started yet; send it again once they have")
                 case .ignored(let reason):

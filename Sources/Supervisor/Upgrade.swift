@@ -41,9 +41,9 @@ extension EventLoop {
 
     /// `execUpgrade`: hands over and execs; returns only when it could not, with why (the core answers the
     /// client). On success the reply is the new image's to give (`--wait`), or was sent just before the exec.
-    func upgrade(to path: String, newVersion: String, wait: Bool, requester fd: Int32) -> String {
+    func upgrade(to path: String, newVersion: String, wait: Bool, requester fd: Int32?) -> String {
         // The client waited for the check's answer; it may have gone meanwhile, and its fd be another's now.
-        let requester = lateRequesters[fd].flatMap { expected in control.clients[fd] === expected ? fd : nil }
+        let requester = fd.flatMap { fd in lateRequesters[fd].flatMap { expected in control.clients[fd] === expected ? fd : nil } }
         // Counted before the configuration is read again: its reader thread (config_read.c) may still be
         // ending just after. It forks nothing, so execve ending it costs no child its PDEATHSIG.
         let threads = hg_thread_count()
@@ -74,7 +74,7 @@ extension EventLoop {
         // Every other open connection goes along, with what it sent: a request made around the exec is
         // answered by the new image. (One with a half-written reply or a pending --wait is closed instead.)
         state.clients = control.clients.values.sorted { $0.fd < $1.fd }.compactMap { client in
-            let follower = followers[client.fd] == ObjectIdentifier(client)
+            let follower = followers[client.fd] === client
             guard client.fd != requester, client.pendingOutput == 0, !client.closeAfterFlush, client.awaitUntil == nil || follower else { return nil }
             return CarriedClient(fd: client.fd, follower: follower, unread: client.unconsumedInput)
         }

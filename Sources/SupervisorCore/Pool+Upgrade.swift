@@ -78,6 +78,8 @@ extension Pool {
     /// The preflight or the exec failed: nothing changed, the client hears why.
     mutating func upgradeFailed(_ reason: String, for requester: Requester) -> [Action] {
         if upgradePreparation?.requester == requester { upgradePreparation = nil }
+        // A signal's refusal is its log line already ("SIGUSR2: cannot upgrade: ...").
+        guard case .client = requester else { return answer(requester, .refused(reason)) }
         return [.log(.warning, "upgrade: \(reason)")] + answer(requester, .refused(reason))
     }
 

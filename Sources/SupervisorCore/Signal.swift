@@ -14,6 +14,9 @@ public enum Signal: Int32, Sendable, CaseIterable {
         case reload
         /// One worker more or fewer (`Intent.workers(.by(±1))`), as Gunicorn's TTIN/TTOU.
         case scale(by: Int)
+        /// Replace the supervisor's program in place with the installed one (`Intent.upgrade`), as HAProxy's
+        /// master re-executes itself on USR2: the same pid, the same workers.
+        case upgrade
         /// A child exited: reap.
         case reap
         /// Logged, nothing else (`reason` says why): a habit from another server that means nothing here yet.
@@ -32,8 +35,8 @@ public enum Signal: Int32, Sendable, CaseIterable {
         case .child: .reap
         // logrotate sends USR1 to Gunicorn and nginx to reopen their logs: ours go to stderr (the journal), never a file.
         case .user1: .ignored(reason: "the supervisor writes no log file to reopen (its log goes to stderr and the journal)")
-        // Gunicorn's and nginx's in-place upgrade; ours does not exist yet.
-        case .user2: .ignored(reason: "there is no in-place upgrade; use systemctl restart")
+        // Gunicorn's and nginx's binary upgrade, HAProxy's master reload: ours keeps the pid (no "old master" to stop).
+        case .user2: .upgrade
         case .alarm: .ignored(reason: "it means nothing to the supervisor")
         case .abort, .kill, .cont: nil
         }

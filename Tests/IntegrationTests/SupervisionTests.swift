@@ -165,15 +165,21 @@ struct SupervisionTests {
         #expect(supervisor.waitForExit(timeout: 10) == 0)
     }
 
-    @Test("SIGUSR1, SIGUSR2 and SIGALRM, sent out of habit, are logged and change nothing: no exit, no drain")
+    @Test("SIGUSR1 and SIGALRM, sent out of habit, are logged and change nothing; SIGUSR2 upgrades in place: same pid, same workers, no drain")
     func habitualSignalsDoNotKill() throws {
         let supervisor = try SupervisorProcess(["--workers", "2"])
         #expect(eventually { supervisor.liveWorkers.count == 2 })
         let workers = supervisor.liveWorkers
-        for (signal, name) in [(SIGUSR1, "SIGUSR1"), (SIGUSR2, "SIGUSR2"), (SIGALRM, "SIGALRM")] {
+        for (signal, name) in [(SIGUSR1, "SIGUSR1"), (SIGALRM, "SIGALRM")] {
             supervisor.signal(signal)
             #expect(eventually { supervisor.log.contains("\(name) ignored: ") }, "\(name): \(supervisor.log)")
         }
+        // Refused while the pool starts (as `hyperglassctl upgrade`), with the reason.
+        #expect(eventually(timeout: 10) { supervisor.ctl(["health", "--ready-share", "1"]).status == 0 }, "\(supervisor.log)")
+        supervisor.signal(SIGUSR2)
+        #expect(eventually(timeout: 10) { supervisor.log.contains("upgraded from ") }, "\(supervisor.log)")
+        #expect(supervisor.log.contains("SIGUSR2: upgrading in place to the installed program"), "\(supervisor.log)")
+        #expect(supervisor.log.contains(": pid \(supervisor.pid) kept, 2 of 2 workers kept"), "\(supervisor.log)")
         #expect(supervisor.process.isRunning)
         #expect(supervisor.ctl(["ping"]).status == 0)
         #expect(supervisor.liveWorkers == workers, "no worker was drained or replaced")

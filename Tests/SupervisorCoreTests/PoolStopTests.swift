@@ -130,11 +130,24 @@ struct PoolStopTests {
         #expect(driver.history.spawnedSlots == [0, 1, 0])
     }
 
-    @Test("SIGUSR1, SIGUSR2 and SIGALRM are logged once and change nothing")
+    @Test("SIGUSR2 asks for an in-place upgrade to the installed program, admitted like hyperglassctl upgrade; refused during a roll with a log line")
+    func user2Upgrades() {
+        var driver = PoolDriver(desired: 2)
+        driver.start()
+        let actions = driver.send(.signalReceived(.user2))
+        #expect(actions.contains(.checkUpgrade(path: nil, for: .signal(.user2))), "\(actions)")
+        #expect(actions.logs(atLeast: .notice).first?.hasPrefix("SIGUSR2: upgrading in place to the installed program") == true, "\(actions)")
+        #expect(driver.send(.upgradeFailed(reason: "cannot upgrade: no", for: .signal(.user2))).logs(atLeast: .warning) == ["SIGUSR2: cannot upgrade: no"])
+        driver.send(.reloadRequested(release: 2, policy: .with { $0.readiness = .notify }))
+        let refused = driver.send(.signalReceived(.user2)).logs(atLeast: .warning)
+        #expect(refused.count == 1 && refused[0].hasPrefix("SIGUSR2: cannot upgrade now: a reload is in progress"), "\(refused)")
+    }
+
+    @Test("SIGUSR1 and SIGALRM are logged once and change nothing")
     func habitualSignalsIgnored() {
         var driver = PoolDriver(desired: 2)
         driver.start()
-        for signal in [Signal.user1, .user2, .alarm] {
+        for signal in [Signal.user1, .alarm] {
             let actions = driver.send(.signalReceived(signal))
             #expect(actions.logs(atLeast: .notice).count == 1 && actions.logs(atLeast: .notice)[0].hasPrefix("\(signal.name) ignored: "), "\(actions)")
             #expect(actions.signals.isEmpty && actions.spawnedSlots.isEmpty)
