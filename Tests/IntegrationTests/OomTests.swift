@@ -10,7 +10,7 @@ struct OomTests {
     static let v1MemoryWritable = getuid() == 0 && access("/sys/fs/cgroup/memory/memory.limit_in_bytes", F_OK) == 0
         && access("/sys/fs/cgroup/memory", W_OK) == 0 && access("/dev/kmsg", R_OK) == 0
 
-    @Test("inside a 300M v1 memory cgroup, a worker that grows is OOM-killed and reported as oom; the other worker keeps its pid",
+    @Test("inside a 300M v1 memory cgroup, a worker that grows is OOM-killed and reported as oom; every kernel kill is reported, and the other worker keeps its pid unless the kernel took it too",
           .enabled(if: v1MemoryWritable, "needs root, a writable v1 memory hierarchy and /dev/kmsg"))
     func oomKillIsNamed() throws {
         let cgroup = "/sys/fs/cgroup/memory/hyperglass-oom-test-\(getpid())"
@@ -19,6 +19,7 @@ struct OomTests {
         try "300M".write(toFile: cgroup + "/memory.limit_in_bytes", atomically: false, encoding: .utf8)
         let directory = Paths.temporaryDirectory()
         let metricsPort = freePort()
+        let began = OomTests.uptime()
         let supervisor = try SupervisorProcess(["--workers", "2", "--metrics-bind", "127.0.0.1:\(metricsPort)",
                                                 "--", OomTests.oomWorker, "--record", directory + "/workers.log"],
                                                worker: nil, directory: directory,
@@ -27,13 +28,44 @@ struct OomTests {
         let other = supervisor.records.first { $0.hasSuffix(" started 1") }.flatMap { Int32($0.prefix { $0 != " " }) }
         #expect(eventually(timeout: 15) { supervisor.ctl(["status", "--json"]).out.contains("\"last_exit\":\"killed by the kernel's OOM killer") },
                 "\(supervisor.log)")
-        #expect(httpGet(port: metricsPort, path: "/metrics")?.contains("hyperglass_worker_failures_total{reason=\"oom\"} 1") == true)
         #expect(supervisor.log.contains("exited unexpectedly: killed by the kernel's OOM killer (out of memory)"), "\(supervisor.log)")
         #expect(eventually(timeout: 10) { supervisor.ctl(["status"]).out.contains("2/2 workers ready") }, "the slot restarted: \(supervisor.log)")
-        #expect(other.map(ProcFS.isAlive) == true, "the other worker is untouched")
-        #expect(supervisor.records.filter { $0.hasSuffix(" started 1") }.count == 1)
+        // Every kill is the kernel's, and each is reported as oom. On a loaded machine the kernel may take a second
+        // process of the same memory cgroup while the first victim's memory is still being freed (dmesg: the
+        // 7 MB worker killed 8 ms after the 297 MB one); the other worker is then gone by the kernel's hand, and said so.
+        let ours = Set(supervisor.records.compactMap { Int32($0.prefix { $0 != " " }) })
+        let killed = OomTests.killedByKernel(since: began).intersection(ours)
+        #expect(!killed.isEmpty, "\(OomTests.kernelLog())")
+        #expect(eventually(timeout: 5) {
+            httpGet(port: metricsPort, path: "/metrics")?.contains("hyperglass_worker_failures_total{reason=\"oom\"} \(killed.count)") == true
+        }, "\(killed.count) OOM kills: \(supervisor.log)")
+        if let other, !killed.contains(other) {
+            #expect(ProcFS.isAlive(other), "the other worker, which the kernel did not kill, is untouched: \(supervisor.log)")
+            #expect(supervisor.records.filter { $0.hasSuffix(" started 1") }.count == 1, "\(supervisor.records)")
+        }
         supervisor.signal(SIGTERM)
         #expect(supervisor.waitForExit(timeout: 10) == 0, "the supervisor survived and stops cleanly")
+    }
+
+    /// The pids the kernel's OOM killer has killed since `since` (seconds after boot, as dmesg stamps them).
+    static func killedByKernel(since: Double) -> Set<Int32> {
+        let lines = runProgram("/bin/sh", ["-c", "dmesg 2>/dev/null | grep 'Killed process [0-9]'"]).out.split(separator: "\n")
+        return Set(lines.compactMap { line -> Int32? in
+            // "[12189.291523] Memory cgroup out of memory: Killed process 24691 (python3) ..."
+            guard let stamp = Double(line.dropFirst().prefix { $0 != "]" }.trimmingCharacters(in: .whitespaces)), stamp >= since,
+                  let range = line.range(of: "Killed process ") else { return nil }
+            return Int32(line[range.upperBound...].prefix { $0.isNumber })
+        })
+    }
+
+    /// Seconds since boot, as dmesg stamps its records.
+    static func uptime() -> Double {
+        Double((try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first ?? "") ?? 0
+    }
+
+    /// The kernel's last OOM records, for a failure's message: which process it chose, and why.
+    static func kernelLog() -> String {
+        runProgram("/bin/sh", ["-c", "dmesg 2>/dev/null | grep -iE 'oom|killed process|memory cgroup' | tail -20"]).out
     }
 
     /// The v2 hierarchy offers no memory controller here (a hybrid machine's v2 has only hugetlb).
