@@ -23,6 +23,7 @@ enum StatusReport {
                          ("settling", .number(Double(roll.settling))), ("failed", .number(Double(roll.failed))),
                          ("proving", .bool(roll.proving))])
             } ?? .null),
+            ("upgrade", pool.upgradePreparation.map { .object([("checking", .string($0.shown)), ("seconds", .number(seconds(now - $0.since)))]) } ?? .null),
             // Connections waiting `backlog_wait` unaccepted: `hyperglassctl health` is unhealthy while this is set.
             ("backlog_stall", pool.backlogStall.map { .string($0.description) } ?? .null),
             ("listeners", .array(pool.backlog.listeners.map { listener in

@@ -44,6 +44,7 @@ extension Pool {
             if let progress = rollProgress { text = progress.summary + "; " + text }
             else if let lastRoll, !lastRoll.succeeded { text += "; " + lastRoll.summary }
             if let stall = backlogStall { text += "; " + stall.description }
+            if let preparing = upgradePreparation { text += "; checking \(preparing.shown) for an upgrade in place" }
             if let looping = crashLoopingSlots.first {
                 text += "; crash loop in worker \(looping.id) (\(looping.failures) failures in a row, last: \(looping.lastFailure ?? "unknown"))"
             } else if let next = slots.filter({ $0.restartAt != nil }).min(by: { $0.restartAt! < $1.restartAt! }),

@@ -37,8 +37,8 @@ public struct UpgradePreparation: Equatable, Sendable {
     public let requester: Requester
     public let since: Instant
 
-    /// The binary in words, for replies.
-    var shown: String { path ?? "the installed hyperglass" }
+    /// The binary in words, for replies and status.
+    public var shown: String { path ?? "the installed hyperglass" }
 
     /// Why `intent` must not happen while this upgrade is prepared: first come, first served. A change to the
     /// pool (a reload, a restart, a new count) would make the pool not at rest when the answer comes, and

@@ -35,6 +35,7 @@ struct PoolUpgradePreparationTests {
         #expect(admitted.contains(.checkUpgrade(path: Self.path, for: .client(7))))
         #expect(!execs(admitted))
         #expect(driver.pool.upgradePreparation?.requester == .client(7))
+        #expect(driver.lastStatus == "3/3 workers ready; checking \(Self.path) for an upgrade in place", "STATUS= and status say what waits")
         driver.advance(by: .seconds(3))
         let answered = driver.send(.upgradeChecked(path: Self.path, newVersion: "0.2.0", for: .client(7)))
         #expect(answered.contains(.execUpgrade(path: Self.path, newVersion: "0.2.0", wait: true, for: .client(7))))
