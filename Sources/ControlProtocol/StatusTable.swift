@@ -70,6 +70,8 @@ public enum StatusTable {
 
     static func duration(_ value: JSON?) -> String {
         guard let seconds = value?.number else { return "-" }
+        // `min_ready 500ms` is not `min_ready 0s`.
+        if seconds > 0, seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
         let total = Int(seconds)
         if total < 60 { return "\(total)s" }
         if total < 3600 { return "\(total / 60)m\(twoDigits(total % 60))s" }

@@ -66,6 +66,8 @@ struct StatusReportTests {
     @Test("durations and sizes in the table")
     func units() {
         #expect(StatusTable.duration(.number(59)) == "59s")
+        #expect(StatusTable.duration(.number(0.5)) == "500ms", "a sub-second min_ready is not 0s")
+        #expect(StatusTable.duration(.number(0)) == "0s")
         #expect(StatusTable.duration(.number(65)) == "1m05s")
         #expect(StatusTable.duration(.number(3 * 3600 + 4 * 60)) == "3h04m")
         #expect(StatusTable.duration(.number(2 * 86400 + 5 * 3600)) == "2d5h")
