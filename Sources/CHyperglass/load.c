@@ -78,7 +78,14 @@ static int same_local(const struct sockaddr_storage *bound, const struct inet_di
     return IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) || memcmp(&in6->sin6_addr, m->id.idiag_src, 16) == 0;
 }
 
-long hg_listen_oldest_wait_ms(int fd) {
+/// States a connection reaches only after a process accepted it (and, but for ESTABLISHED and CLOSE_WAIT
+/// with an inode, closed it): none of them waits in an accept queue.
+static int taken_state(int state) {
+    return state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_TIME_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING;
+}
+
+long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_count) {
+    *taken_count = -1;
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof bound;
     if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) return -2;
@@ -100,8 +107,11 @@ long hg_listen_oldest_wait_ms(int fd) {
     msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     msg.req.sdiag_family = (uint8_t)bound.ss_family;
     msg.req.sdiag_protocol = IPPROTO_TCP;
-    // A client that gave up while queued leaves its connection in CLOSE_WAIT, still in the queue.
-    msg.req.idiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_CLOSE_WAIT);
+    // A client that gave up while queued leaves its connection in CLOSE_WAIT, still in the queue. The states
+    // after a process's close are there for the connections taken: one taken since the last look, even one
+    // served and closed by its worker since (TIME_WAIT lasts a minute), shows the workers take connections.
+    msg.req.idiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_CLOSE_WAIT) | (1u << TCP_FIN_WAIT1) | (1u << TCP_FIN_WAIT2)
+                         | (1u << TCP_TIME_WAIT) | (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING);
     msg.req.idiag_ext = 1u << (INET_DIAG_INFO - 1);
     msg.bytecode.rta_type = INET_DIAG_REQ_BYTECODE;
     msg.bytecode.rta_len = RTA_LENGTH(sizeof msg.ops);
@@ -113,16 +123,25 @@ long hg_listen_oldest_wait_ms(int fd) {
         return -2;
     }
     long oldest = -1;
+    int found = 0;
     long answer[4096];
     // Bounded: a dump of more sockets than this many reads is cut short (each read holds dozens).
     for (int reads = 0; reads < 4096; reads++) {
         ssize_t n = recv(nl, answer, sizeof answer, 0);
-        if (n <= 0) { oldest = oldest < 0 ? -2 : oldest; break; }
+        if (n <= 0) break;
         for (struct nlmsghdr *h = (struct nlmsghdr *)answer; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type == NLMSG_DONE) { close(nl); return oldest; }
+            if (h->nlmsg_type == NLMSG_DONE) { close(nl); *taken_count = found; return oldest; }
             if (h->nlmsg_type == NLMSG_ERROR) { close(nl); return -2; }
             struct inet_diag_msg *m = NLMSG_DATA(h);
-            if (m->idiag_inode != 0 || ntohs(m->id.idiag_sport) != port || !same_local(&bound, m)) continue;
+            if (ntohs(m->id.idiag_sport) != port || !same_local(&bound, m)) continue;
+            int queued = (m->idiag_state == TCP_ESTABLISHED || m->idiag_state == TCP_CLOSE_WAIT) && m->idiag_inode == 0;
+            if (!queued) {
+                if (m->idiag_inode != 0 || taken_state(m->idiag_state)) {
+                    if (found < capacity) taken[found] = (uint64_t)m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
+                    found++;
+                }
+                continue;
+            }
             int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
             for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
                 if (a->rta_type != INET_DIAG_INFO || RTA_PAYLOAD(a) < offsetof(struct tcp_info, tcpi_rcv_ssthresh)) continue;
@@ -132,8 +151,9 @@ long hg_listen_oldest_wait_ms(int fd) {
             }
         }
     }
+    // Cut short or failed: the ages seen stand (a lower bound); the connections taken are not all known.
     close(nl);
-    return oldest;
+    return oldest >= 0 ? oldest : -2;
 }
 
 int hg_epoll_watch_once(int epfd, int fd, uint64_t data, int add) {

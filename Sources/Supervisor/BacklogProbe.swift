@@ -2,23 +2,39 @@ import CHyperglass
 import SupervisorCore
 
 /// Looks at the listeners' accept queues (`backlog_wait`, Pool+Backlog.swift): their length from TCP_INFO or
-/// sock_diag, one getsockopt each; and only when connections wait, a TCP listener's oldest wait, from a
-/// sock_diag dump that the kernel filters down to the listener's port.
+/// sock_diag, one getsockopt each; and when connections wait (or `connectionsTaken`: always), a TCP listener's
+/// oldest wait and the connections its workers took, from one sock_diag dump that the kernel filters down
+/// to the listener's port.
 enum BacklogProbe {
-    static func sample(_ listeners: [Listener]) -> [ListenerBacklog] {
+    static func sample(_ listeners: [Listener], connectionsTaken: Bool = false) -> [ListenerBacklog] {
         listeners.compactMap { listener in
             var limit: Int32 = 0
             let waiting = hg_listen_queue(listener.fd, &limit)
             // A kernel that answers neither way: nothing to judge, rather than a guess.
             guard waiting >= 0 else { return nil }
-            var oldest: Duration? = nil
-            if waiting > 0 {
-                let milliseconds = hg_listen_oldest_wait_ms(listener.fd)
-                if milliseconds >= 0 { oldest = .milliseconds(milliseconds) }
-                // -1: the queue emptied between the two looks; the length alone stands for it.
-                if milliseconds == -1 { return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit)) }
+            guard waiting > 0 || connectionsTaken else { return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit)) }
+            let (milliseconds, taken) = look(listener.fd)
+            // -1: the queue emptied between the two looks; the length alone stands for it.
+            if waiting == 0 || milliseconds == -1 {
+                return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit), taken: taken)
             }
-            return ListenerBacklog(address: listener.address, waiting: Int(waiting), oldestWait: oldest, limit: Int(limit))
+            return ListenerBacklog(address: listener.address, waiting: Int(waiting), oldestWait: milliseconds >= 0 ? .milliseconds(milliseconds) : nil,
+                                   limit: Int(limit), taken: taken)
         }
+    }
+
+    /// One dump: the oldest wait in ms (-1 none waits, -2 unknown) and the cookies of the connections taken
+    /// (nil when the dump did not tell them all). A second dump, with room, when the first found more.
+    private static func look(_ fd: Int32) -> (Int, Set<UInt64>?) {
+        var capacity = 4096
+        var milliseconds = -2
+        for _ in 0..<2 {
+            var ids = [UInt64](repeating: 0, count: capacity)
+            var count: Int32 = 0
+            milliseconds = hg_listen_oldest_wait_ms(fd, &ids, Int32(capacity), &count)
+            if count <= capacity { return (milliseconds, count >= 0 ? Set(ids.prefix(Int(count))) : nil) }
+            capacity = Int(count) + 4096
+        }
+        return (milliseconds, nil)
     }
 }

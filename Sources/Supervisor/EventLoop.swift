@@ -332,7 +332,7 @@ final class EventLoop {
         case let .sampleLoad(workers, starting):
             return .loadSampled(loadSampler.sample(listeners: listeners.map(\.fd), workers: workers, starting: starting, at: Sys.now))
         case .sampleBacklog:
-            return .backlogSampled(BacklogProbe.sample(listeners))
+            return .backlogSampled(BacklogProbe.sample(listeners, connectionsTaken: true))
         case .watchForLoad:
             watchListenersForLoad()
         case let .exit(code):

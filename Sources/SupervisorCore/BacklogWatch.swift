@@ -8,12 +8,16 @@ public struct ListenerBacklog: Equatable, Sendable {
     public let oldestWait: Duration?
     /// The listen backlog: the queue's length when full; nil when the kernel did not say.
     public let limit: Int?
+    /// The connections on the listener that a worker took (TCP: socket cookies, of accepted ones and of
+    /// those closed since, TIME_WAIT included); nil when the look did not tell (a unix listener, no dump).
+    public let taken: Set<UInt64>?
 
-    public init(address: String, waiting: Int, oldestWait: Duration?, limit: Int? = nil) {
+    public init(address: String, waiting: Int, oldestWait: Duration?, limit: Int? = nil, taken: Set<UInt64>? = nil) {
         self.address = address
         self.waiting = waiting
         self.oldestWait = oldestWait
         self.limit = limit
+        self.taken = taken
     }
 }
 
@@ -38,6 +42,10 @@ public struct BacklogWatch: Equatable, Sendable {
     public private(set) var sampledAt: Instant? = nil
     /// For a listener whose kernel gives no age: since when every look found its queue non-empty.
     private var waitingSince: [String: Instant] = [:]
+    /// The connections taken at the last look that told them, per listener.
+    private var takenBefore: [String: Set<UInt64>] = [:]
+    /// Per listener: the look since which no look saw a connection taken that the look before it had not.
+    private var takingNoneSince: [String: Instant] = [:]
 
     public init() {}
 
@@ -45,9 +53,23 @@ public struct BacklogWatch: Equatable, Sendable {
         for sample in samples {
             if sample.waiting == 0 { waitingSince[sample.address] = nil }
             else if waitingSince[sample.address] == nil { waitingSince[sample.address] = now }
+            // A look that does not tell the connections taken leaves the account as it was.
+            guard let taken = sample.taken else { continue }
+            if let before = takenBefore[sample.address], taken.isSubset(of: before), takingNoneSince[sample.address] != nil {
+                // Nothing taken since the look before: the streak goes on.
+            } else {
+                takingNoneSince[sample.address] = now
+            }
+            takenBefore[sample.address] = taken
         }
         listeners = samples
         sampledAt = now
+    }
+
+    /// Forgets which connections were taken: the next look that tells them starts the account afresh.
+    mutating func forgetTaken() {
+        takenBefore = [:]
+        takingNoneSince = [:]
     }
 
     /// How long `listener`'s oldest waiting connection had waited at the last look; nil when none waited.
@@ -63,6 +85,22 @@ public struct BacklogWatch: Equatable, Sendable {
         guard limit > .zero else { return nil }
         let stalls = listeners.compactMap { listener in
             wait(of: listener).flatMap { $0 >= limit ? BacklogStall(address: listener.address, waited: $0, waiting: listener.waiting) : nil }
+        }
+        return stalls.max { $0.waited < $1.waited }
+    }
+
+    /// The stall whose workers also took no connection for `limit` (looks that tell the connections taken saw
+    /// none new over that long): a saturated pool leaves connections waiting seconds, yet takes one every
+    /// request's time; only a pool that takes none is broken. A listener whose looks do not tell (a unix one)
+    /// is judged by the wait alone.
+    public func stallTakingNone(limit: Duration) -> BacklogStall? {
+        guard limit > .zero, let sampledAt else { return nil }
+        let stalls = listeners.compactMap { listener -> BacklogStall? in
+            guard let waited = wait(of: listener), waited >= limit else { return nil }
+            if listener.taken != nil {
+                guard let since = takingNoneSince[listener.address], sampledAt - since >= limit else { return nil }
+            }
+            return BacklogStall(address: listener.address, waited: waited, waiting: listener.waiting)
         }
         return stalls.max { $0.waited < $1.waited }
     }

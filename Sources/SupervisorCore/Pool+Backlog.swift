@@ -17,6 +17,8 @@ extension Pool {
         current.provingUntil = now + policy.health.backlogWait + backlogLookInterval
         current.backlogLookDue = now + backlogLookInterval
         roll = current
+        // Whether the new workers take connections is counted from the looks made from now on.
+        backlog.forgetTaken()
         return [.log(.info, "reload: every worker replaced; watching for \(policy.health.backlogWait.spoken) (backlog_wait) that the new workers take connections"),
                 // systemd's reload timeout covers the watch too, however long backlog_wait is.
                 .notifySystemd([.extendTimeout(policy.health.backlogWait + backlogLookInterval + .seconds(5))])]
@@ -36,7 +38,8 @@ extension Pool {
         if let stall, !wasStalled { actions.append(.log(.warning, stall.description)) }
         if stall == nil, wasStalled { actions.append(.log(.notice, "the workers take connections again: none waits \(policy.health.backlogWait.spoken) (backlog_wait) any more")) }
         guard phase.isActive, var current = roll, let until = current.provingUntil else { return actions }
-        if let stall {
+        // A pool that takes connections, however slowly (saturated: every worker busy), is not a broken one.
+        if let stall = backlog.stallTakingNone(limit: policy.health.backlogWait) {
             return actions + reloadFailed(current, message: "reload failed: the new workers do not take connections (\(stall)); kept the previous version", at: now)
         }
         if now >= until { return actions + completeRoll(current, at: now) }

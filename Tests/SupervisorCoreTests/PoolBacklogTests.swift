@@ -75,6 +75,43 @@ struct PoolBacklogTests {
         #expect(driver.pool.slots.allSatisfy { $0.release == 1 })
     }
 
+    @Test("a saturated pool (connections wait longer than backlog_wait, yet every look sees a connection taken that the look before did not) completes its reload")
+    func saturatedPoolTakesConnections() {
+        var driver = Self.running(2)
+        driver.send(.reloadRequested(release: 2, policy: Self.policy))
+        Self.takeOver(&driver)
+        // Two workers, each busy with one connection it took since the last look; six wait 2.4 s.
+        var next: UInt64 = 100
+        driver.listenerBacklog = { _ in
+            next += 2
+            return [ListenerBacklog(address: "127.0.0.1:8001", waiting: 6, oldestWait: .milliseconds(2400), taken: [next, next + 1])]
+        }
+        driver.advance(by: .milliseconds(2600))
+        #expect(driver.pool.roll == nil)
+        #expect(driver.pool.lastRoll?.succeeded == true, "\(String(describing: driver.pool.lastRoll))")
+        #expect(driver.pool.backlogStall != nil, "readiness still says the connections wait too long")
+    }
+
+    @Test("a reload whose looks see the same connections taken (the old workers' kept-alive ones) and one waiting backlog_wait rolls back, as soon as the looks span backlog_wait")
+    func noConnectionTakenRollsBack() {
+        var driver = Self.running(2)
+        // Looks before the reload saw other connections: they do not count for the new workers.
+        driver.send(.backlogSampled([ListenerBacklog(address: "127.0.0.1:8001", waiting: 1, oldestWait: .milliseconds(5), taken: [1])]))
+        driver.send(.reloadRequested(release: 2, policy: Self.policy))
+        Self.takeOver(&driver)
+        let provingSince = driver.now
+        driver.listenerBacklog = { now in
+            // The old workers' connections close over time (the set shrinks); nothing new is taken.
+            let taken: Set<UInt64> = now - provingSince < .seconds(1) ? [7, 8, 9] : [8]
+            return [ListenerBacklog(address: "127.0.0.1:8001", waiting: 4, oldestWait: .milliseconds(300) + (now - provingSince), taken: taken)]
+        }
+        driver.advance(by: .milliseconds(2400))
+        #expect(driver.pool.roll?.kind == .reload, "the looks span 1.5 s of backlog_wait's 2 s: \(String(describing: driver.pool.roll))")
+        driver.advance(by: .milliseconds(200))
+        #expect(driver.pool.roll?.kind == .rollback, "\(String(describing: driver.pool.roll))")
+        #expect(driver.pool.roll?.failure?.contains("do not take connections") == true)
+    }
+
     @Test("a unix listener, whose kernel tells no age: a queue non-empty at every look for backlog_wait is a stall; one empty look resets it")
     func queueWithoutAges() {
         var driver = Self.running(1)

@@ -12,7 +12,11 @@ int hg_listen_queue(int fd, int *backlog);
 /// yet because no process accepted them), of the time since the client last sent anything (tcp_info's
 /// last_data_recv and last_ack_recv): a lower bound of the wait, so it never overstates. -1 when no connection
 /// waits; -2 when the kernel cannot tell (not TCP, no inet_diag).
-long hg_listen_oldest_wait_ms(int fd);
+/// `taken` receives, up to `capacity`, the socket cookies of the listener's connections that a process took
+/// (accepted: an inode, or a state only a close after accept reaches, TIME_WAIT included); `*taken_count` is
+/// how many there were (more than `capacity`: ask again with room), -1 when the dump did not finish. A
+/// connection taken between two looks shows as a cookie the earlier look did not have.
+long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_count);
 
 /// Watches a listener for one incoming connection: EPOLLIN | EPOLLONESHOT, added the first time
 /// (`add` non-zero) and re-armed with EPOLL_CTL_MOD after. One wake-up, then silence until re-armed.

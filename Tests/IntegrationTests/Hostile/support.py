@@ -20,6 +20,7 @@ class Supervisor:
     """`hyperglass start` with a notify socket we own, so its WATCHDOG=1 pings can be timed."""
 
     def __init__(self, extra=(), workers=1, watchdog_usec=None, nofile=None, worker_args=(), env=None, wrapper=(), worker=TESTWORKER):
+        """worker=None: the command comes from the configuration (`--config` in extra), so a reload can change it."""
         self.dir = tempfile.mkdtemp(prefix="hg-hostile-")
         os.chmod(self.dir, 0o755)
         self.control = os.path.join(self.dir, "control.sock")
@@ -39,7 +40,7 @@ class Supervisor:
         environment.update(env or {})
         port = free_port()
         argv = [os.path.join(PRODUCTS, "hyperglass"), "start", "--bind", f"127.0.0.1:{port}", "--control-socket", self.control,
-                "--workers", str(workers), "--control-group", "nogroup", *extra, "--", worker, *worker_args]
+                "--workers", str(workers), "--control-group", "nogroup", *extra, *(["--", worker, *worker_args] if worker else [])]
         self.log = open(os.path.join(self.dir, "supervisor.log"), "w+")
 
         def limits():

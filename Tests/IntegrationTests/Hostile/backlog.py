@@ -1,0 +1,93 @@
+"""backlog_wait (connections waiting unaccepted on a listener) attacked as an unlucky operator would: a
+pool that takes every connection, only slowly, must not be judged one that takes none."""
+import os, socket, subprocess, tempfile, threading, time
+
+import support
+from support import Supervisor, fail, wait_for
+
+SLOWWORKER = os.path.join(support.HERE, "..", "Fixtures", "slowworker.py")
+NON_SERVING = os.path.join(support.HERE, "..", "Fixtures", "non_serving.py")
+
+
+class ClosedLoop:
+    """`clients` clients, each sending one request per connection and waiting for its answer, back to back."""
+
+    def __init__(self, connect, clients):
+        self.served, self.errors, self.stop = 0, [], threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(connect,), daemon=True) for _ in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, connect):
+        while not self.stop.is_set():
+            try:
+                with connect() as c:
+                    c.settimeout(30)
+                    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    ok = c.recv(100).startswith(b"HTTP/1.1 200")
+                with self.lock:
+                    if ok:
+                        self.served += 1
+                    else:
+                        self.errors.append("no 200")
+            except OSError as error:
+                with self.lock:
+                    self.errors.append(str(error))
+
+    def finish(self):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(35)
+        return {"served": self.served, "errors": len(self.errors), "first_errors": self.errors[:3]}
+
+
+def _reload(s, timeout=60):
+    ctl = os.path.join(support.PRODUCTS, "hyperglassctl")
+    started = time.monotonic()
+    result = subprocess.run([ctl, "--socket", s.control, "reload", "--wait"], capture_output=True, text=True, timeout=timeout)
+    return result.returncode, (result.stdout + result.stderr).strip().splitlines()[-1:], round(time.monotonic() - started, 2)
+
+
+def busy_pool_reload():
+    """Two sync workers (one connection at a time, 0.8 s each, well under backlog_wait) and eight clients:
+    connections wait ~2.4 s in the queue because the pool is saturated, yet the workers take one every
+    0.4 s. A reload to the same release completes (it was rolled back: "the new workers do not take
+    connections"); a reload to a release that polls and never accepts, under the same load, still fails."""
+    directory = tempfile.mkdtemp(prefix="hg-backlog-")
+    config = os.path.join(directory, "supervisor.conf")
+    def release(command):
+        with open(config, "w") as f:
+            f.write(f"[worker]\ncommand = {command}\nreadiness = exec\nmin_ready = 1s\n")
+    release(f"{SLOWWORKER} --hold 0.8")
+    s = Supervisor(workers=2, extra=("--config", config), worker=None)
+    load = None
+    try:
+        if not wait_for(lambda: (s.request({"cmd": "status"}).get("supervisor") or {}).get("state") == "running", 20):
+            fail("the pool never ran", log=s.log_text())
+        address = s.request({"cmd": "status"})["supervisor"]["listeners"][0]["address"]
+        port = int(address.rsplit(":", 1)[1])
+        load = ClosedLoop(lambda: socket.create_connection(("127.0.0.1", port), timeout=5), 8)
+        # Saturated: the queue holds connections longer than backlog_wait (what /readyz reports, by design).
+        def saturated():
+            listener = s.request({"cmd": "status"})["supervisor"]["listeners"][0]
+            return (listener.get("oldest_wait_seconds") or 0) >= 2
+        if not wait_for(saturated, 15):
+            fail("the load never kept a connection waiting 2 s", status=s.request({"cmd": "status"})["supervisor"])
+        served_before = load.served
+        status, said, took = _reload(s)
+        figures = {"same_release_reload": {"exit": status, "said": said, "seconds": took, "served_during": load.served - served_before}}
+        if status != 0:
+            fail("a reload of a saturated but serving pool was rolled back as if its workers took no connections", **figures)
+        release(f"{NON_SERVING} poll-no-accept")
+        status, said, took = _reload(s)
+        figures["poll_no_accept_reload"] = {"exit": status, "said": said, "seconds": took}
+        if status != 1 or "do not take connections" not in " ".join(said):
+            fail("a reload to workers that never accept was not refused under saturating load", **figures)
+        figures["load"] = load.finish()
+        load = None
+        print(__import__("json").dumps(figures))
+    finally:
+        if load:
+            load.finish()
+        s.stop()

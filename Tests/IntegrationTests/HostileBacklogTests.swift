@@ -1,0 +1,11 @@
+import Testing
+
+/// `backlog_wait` attacked as an unlucky operator would (Hostile/backlog.py): a pool that takes every
+/// connection, only slowly, is not one that takes none.
+extension Hostile {
+@Suite(.timeLimit(.minutes(5)))
+struct Backlog {
+    @Test("a saturated pool of sync workers (connections wait 2.4 s, one taken every 0.4 s) completes a reload of its release; a reload to workers that never accept still fails under that load")
+    func busyPoolReload() { runHostile("busy_pool_reload") }
+}
+}
