@@ -12,8 +12,9 @@ enum BacklogProbe {
             let waiting = hg_listen_queue(listener.fd, &limit)
             // A kernel that answers neither way: nothing to judge, rather than a guess.
             guard waiting >= 0 else { return nil }
+            var unknown: Int32 = 0
             guard waiting > 0 || connectionsTaken else { return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit)) }
-            let (milliseconds, taken) = look(listener.fd)
+            let (milliseconds, taken) = connectionsTaken ? look(listener.fd) : (hg_listen_oldest_wait_ms(listener.fd, nil, 0, &unknown), nil)
             // -1: the queue emptied between the two looks; the length alone stands for it.
             if waiting == 0 || milliseconds == -1 {
                 return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit), taken: taken)

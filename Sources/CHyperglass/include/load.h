@@ -14,7 +14,8 @@ int hg_listen_queue(int fd, int *backlog);
 /// waits; -2 when the kernel cannot tell (not TCP, no inet_diag).
 /// `taken` receives, up to `capacity`, the socket cookies of the listener's connections that a process took
 /// (accepted: an inode, or a state only a close after accept reaches, TIME_WAIT included); `*taken_count` is
-/// how many there were (more than `capacity`: ask again with room), -1 when the dump did not finish. A
+/// how many there were (more than `capacity`: ask again with room), -1 when the dump did not finish or
+/// `taken` is NULL (then the dump skips the states after a close, which a busy port holds by thousands). A
 /// connection taken between two looks shows as a cookie the earlier look did not have.
 long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_count);
 
