@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -54,6 +55,51 @@ static int unix_listen_queue(int fd, int *backlog) {
         }
     }
     return -1;
+}
+
+int hg_unix_queued(int fd, uint64_t *ids, int capacity) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -1;
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0) return -1;
+    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.req.sdiag_family = AF_UNIX;
+    msg.req.udiag_states = 1 << TCP_LISTEN;
+    msg.req.udiag_ino = (unsigned)st.st_ino;
+    msg.req.udiag_show = UDIAG_SHOW_ICONS;
+    msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    int count = -1;
+    if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof msg) goto done;
+    // Four bytes per queued connection: the answer's size, peeked first, sizes the buffer.
+    ssize_t size = recv(nl, NULL, 0, MSG_PEEK | MSG_TRUNC);
+    if (size <= 0) goto done;
+    long *answer = malloc((size_t)size + sizeof(long));
+    if (!answer) goto done;
+    ssize_t n = recv(nl, answer, (size_t)size, 0);
+    struct nlmsghdr *h = (struct nlmsghdr *)answer;
+    if (n > 0 && NLMSG_OK(h, (size_t)n) && h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+        struct unix_diag_msg *m = NLMSG_DATA(h);
+        int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
+        for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type != UNIX_DIAG_ICONS) continue;
+            const uint32_t *peers = RTA_DATA(a);
+            count = (int)(RTA_PAYLOAD(a) / sizeof *peers);
+            for (int i = 0; i < count && i < capacity; i++) ids[i] = peers[i];
+            break;
+        }
+        // A listener with nothing queued may carry no ICONS attribute at all.
+        if (count < 0) count = 0;
+    }
+    free(answer);
+done:
+    close(nl);
+    return count;
 }
 
 int hg_listen_queue(int fd, int *backlog) {

@@ -19,9 +19,25 @@ enum BacklogProbe {
             if waiting == 0 || milliseconds == -1 {
                 return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit), taken: taken)
             }
+            // No age (a unix listener): which connections wait, so that the watch can time each one itself.
+            let queued = milliseconds == -2 ? unixQueued(listener.fd) : nil
             return ListenerBacklog(address: listener.address, waiting: Int(waiting), oldestWait: milliseconds >= 0 ? .milliseconds(milliseconds) : nil,
-                                   limit: Int(limit), taken: taken)
+                                   limit: Int(limit), taken: taken, queued: queued)
         }
+    }
+
+    /// A unix listener's queued connections (their client ends' inodes); nil when the kernel does not tell.
+    private static func unixQueued(_ fd: Int32) -> Set<UInt64>? {
+        var capacity = 4096
+        for _ in 0..<2 {
+            var ids = [UInt64](repeating: 0, count: capacity)
+            let count = Int(hg_unix_queued(fd, &ids, Int32(capacity)))
+            if count < 0 { return nil }
+            // 0: a client that closed its end while queued (its inode is gone); no identity to time it by.
+            if count <= capacity { return Set(ids.prefix(count)).subtracting([0]) }
+            capacity = count + 4096
+        }
+        return nil
     }
 
     /// One dump: the oldest wait in ms (-1 none waits, -2 unknown) and the cookies of the connections taken

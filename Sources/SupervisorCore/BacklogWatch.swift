@@ -11,13 +11,17 @@ public struct ListenerBacklog: Equatable, Sendable {
     /// The connections on the listener that a worker took (TCP: socket cookies, of accepted ones and of
     /// those closed since, TIME_WAIT included); nil when the look did not tell (a unix listener, no dump).
     public let taken: Set<UInt64>?
+    /// Which connections wait, when the kernel tells no age but tells them apart (a unix listener: each
+    /// one's client end); the watch then times each from the first look that saw it.
+    public let queued: Set<UInt64>?
 
-    public init(address: String, waiting: Int, oldestWait: Duration?, limit: Int? = nil, taken: Set<UInt64>? = nil) {
+    public init(address: String, waiting: Int, oldestWait: Duration?, limit: Int? = nil, taken: Set<UInt64>? = nil, queued: Set<UInt64>? = nil) {
         self.address = address
         self.waiting = waiting
         self.oldestWait = oldestWait
         self.limit = limit
         self.taken = taken
+        self.queued = queued
     }
 }
 
@@ -40,8 +44,12 @@ public struct BacklogStall: Equatable, Sendable, CustomStringConvertible {
 public struct BacklogWatch: Equatable, Sendable {
     public private(set) var listeners: [ListenerBacklog] = []
     public private(set) var sampledAt: Instant? = nil
-    /// For a listener whose kernel gives no age: since when every look found its queue non-empty.
+    /// For a listener whose kernel gives no age nor tells its connections apart: since when every look
+    /// found its queue non-empty.
     private var waitingSince: [String: Instant] = [:]
+    /// For a listener whose kernel tells its queued connections apart but gives no age: the look that first
+    /// saw each one still waiting. A busy queue that never empties holds new connections at every look.
+    private var firstSeen: [String: [UInt64: Instant]] = [:]
     /// The connections taken at the last look that told them, per listener.
     private var takenBefore: [String: Set<UInt64>] = [:]
     /// Per listener: the look since which no look saw a connection taken that the look before it had not.
@@ -53,6 +61,12 @@ public struct BacklogWatch: Equatable, Sendable {
         for sample in samples {
             if sample.waiting == 0 { waitingSince[sample.address] = nil }
             else if waitingSince[sample.address] == nil { waitingSince[sample.address] = now }
+            if let queued = sample.queued, sample.waiting > 0 {
+                let seen = firstSeen[sample.address] ?? [:]
+                firstSeen[sample.address] = Dictionary(uniqueKeysWithValues: queued.map { ($0, seen[$0] ?? now) })
+            } else {
+                firstSeen[sample.address] = nil
+            }
             // A look that does not tell the connections taken leaves the account as it was.
             guard let taken = sample.taken else { continue }
             if let before = takenBefore[sample.address], taken.isSubset(of: before), takingNoneSince[sample.address] != nil {
@@ -76,6 +90,9 @@ public struct BacklogWatch: Equatable, Sendable {
     public func wait(of listener: ListenerBacklog) -> Duration? {
         guard listener.waiting > 0 else { return nil }
         if let age = listener.oldestWait { return age }
+        if let seen = firstSeen[listener.address], let sampledAt {
+            return seen.values.min().map { sampledAt - $0 } ?? .zero
+        }
         guard let since = waitingSince[listener.address], let sampledAt else { return nil }
         return sampledAt - since
     }

@@ -7,5 +7,8 @@ extension Hostile {
 struct Backlog {
     @Test("a saturated pool of sync workers (connections wait 2.4 s, one taken every 0.4 s) completes a reload of its release; a reload to workers that never accept still fails under that load")
     func busyPoolReload() { runHostile("busy_pool_reload") }
+
+    @Test("a unix listener whose one sync worker takes a connection every 0.5 s, its queue never empty, is not called stalled by looks 3 s apart (it was: 'the oldest for 3s', then 6s, 9s); a stopped worker still is")
+    func busyUnixListener() { runHostile("busy_unix_listener") }
 }
 }

@@ -138,6 +138,28 @@ struct PoolBacklogTests {
         #expect(driver.pool.roll?.kind == .rollback, "\(String(describing: driver.pool.roll))")
     }
 
+    @Test("a unix listener whose kernel tells its queued connections apart: each is timed from the first look that saw it, so a queue never empty but always of new connections is no stall")
+    func queuedConnectionsTimedOneByOne() {
+        var driver = Self.running(1)
+        func look(_ queued: Set<UInt64>) {
+            driver.send(.backlogSampled([ListenerBacklog(address: "unix:/run/app.sock", waiting: queued.count, oldestWait: nil, queued: queued)]))
+        }
+        look([1, 2])
+        driver.advance(by: .seconds(3))
+        look([3, 4])
+        #expect(driver.pool.backlogStall == nil, "other connections than 3 s ago: \(String(describing: driver.pool.backlogStall))")
+        driver.advance(by: .seconds(1))
+        look([4, 5])
+        driver.advance(by: .milliseconds(1900))
+        look([5, 6])
+        #expect(driver.pool.backlogStall == nil, "5 was first seen 1.9 s ago")
+        driver.advance(by: .milliseconds(100))
+        look([5, 6, 7])
+        #expect(driver.pool.backlogStall == BacklogStall(address: "unix:/run/app.sock", waited: .seconds(2), waiting: 3))
+        look([])
+        #expect(driver.pool.backlogStall == nil)
+    }
+
     @Test("readiness and status say no while a look shows a stall, and yes at the next look that shows none")
     func readinessFollowsTheLook() {
         var driver = Self.running(2)

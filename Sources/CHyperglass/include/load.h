@@ -19,6 +19,12 @@ int hg_listen_queue(int fd, int *backlog);
 /// connection taken between two looks shows as a cookie the earlier look did not have.
 long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_count);
 
+/// A unix listener's queued connections, by the inode of each one's client end (sock_diag UNIX_DIAG_ICONS):
+/// unix sockets tell no age, but a connection seen at two looks has waited at least the time between them.
+/// Fills up to `capacity` ids; returns how many are queued (more than `capacity`: ask again with room),
+/// -1 when the kernel does not tell.
+int hg_unix_queued(int fd, uint64_t *ids, int capacity);
+
 /// Watches a listener for one incoming connection: EPOLLIN | EPOLLONESHOT, added the first time
 /// (`add` non-zero) and re-armed with EPOLL_CTL_MOD after. One wake-up, then silence until re-armed.
 int hg_epoll_watch_once(int epfd, int fd, uint64_t data, int add);

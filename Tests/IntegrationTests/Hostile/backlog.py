@@ -1,6 +1,6 @@
 """backlog_wait (connections waiting unaccepted on a listener) attacked as an unlucky operator would: a
 pool that takes every connection, only slowly, must not be judged one that takes none."""
-import os, socket, subprocess, tempfile, threading, time
+import json, os, signal, socket, subprocess, tempfile, threading, time
 
 import support
 from support import Supervisor, fail, wait_for
@@ -86,7 +86,64 @@ def busy_pool_reload():
             fail("a reload to workers that never accept was not refused under saturating load", **figures)
         figures["load"] = load.finish()
         load = None
-        print(__import__("json").dumps(figures))
+        print(json.dumps(figures))
+    finally:
+        if load:
+            load.finish()
+        s.stop()
+
+
+def busy_unix_listener():
+    """A unix listener (whose kernel gives no age) served by one sync worker at 0.5 s a request, three
+    clients back to back: each connection waits about 1 s, yet the queue is never empty. Looks 3 s apart
+    must not call that a stall (it said "the oldest for 3s", then 6s, growing for as long as the load
+    lasted); stopping the worker is still one, once two looks span backlog_wait."""
+    directory = tempfile.mkdtemp(prefix="hg-backlog-")
+    path = os.path.join(directory, "app.sock")
+    s = Supervisor(workers=1, worker=SLOWWORKER, worker_args=("--hold", "0.5"),
+                   extra=("--bind", "unix:" + path, "--readiness", "exec", "--min-ready", "0"))
+    load = None
+    def unix_client():
+        c = socket.socket(socket.AF_UNIX)
+        c.settimeout(5)
+        c.connect(path)
+        return c
+    def look():
+        supervisor = s.request({"cmd": "status"})["supervisor"]
+        queue = [l for l in supervisor["listeners"] if l["address"].startswith("unix:")][0]
+        return {"stall": supervisor["backlog_stall"], "waiting": queue["waiting"], "oldest": queue["oldest_wait_seconds"]}
+    try:
+        if not wait_for(lambda: s.request({"cmd": "status"})["supervisor"]["ready"] == 1, 20):
+            fail("the pool never got ready", log=s.log_text())
+        load = ClosedLoop(unix_client, 3)
+        time.sleep(1)
+        looks = []
+        for _ in range(4):
+            looks.append(look())
+            time.sleep(3)
+        figures = {"looks": looks, "load": load.finish()}
+        load = None
+        if any(l["stall"] for l in looks):
+            fail("a unix listener whose worker takes a connection every 0.5 s was called stalled", **figures)
+        if sum(1 for l in looks if l["waiting"] > 0) < 2:
+            fail("the queue was not seen non-empty: the scenario tested nothing", **figures)
+        # A stopped worker takes nothing: connections that wait across two looks 2.5 s apart are a stall.
+        worker = s.request({"cmd": "status"})["workers"][0]["pid"]
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            waiting = [unix_client() for _ in range(3)]
+            time.sleep(0.3)
+            first = look()
+            time.sleep(2.5)
+            second = look()
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        figures["stopped"] = [first, second]
+        for c in waiting:
+            c.close()
+        if not second["stall"]:
+            fail("a stopped worker's unix listener was not called stalled after looks 2.5 s apart", **figures)
+        print(json.dumps(figures))
     finally:
         if load:
             load.finish()
