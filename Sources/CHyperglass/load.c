@@ -130,7 +130,12 @@ static int taken_state(int state) {
     return state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_TIME_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING;
 }
 
-long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_count) {
+static int by_age(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+long hg_listen_oldest_wait_ms(int fd, int waiting, uint64_t *taken, int capacity, int *taken_count) {
     *taken_count = -1;
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof bound;
@@ -170,15 +175,19 @@ long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_
         return -2;
     }
     long oldest = -1;
-    int found = 0;
+    int found = 0, done = 0, failed = 0;
+    // Every queued connection's age: more of them than `waiting` means another listener's queue on this
+    // address and port (SO_REUSEPORT), which the dump cannot tell from ours.
+    long *ages = NULL;
+    int aged = 0, room = 0;
     long answer[4096];
     // Bounded: a dump of more sockets than this many reads is cut short (each read holds dozens).
-    for (int reads = 0; reads < 4096; reads++) {
+    for (int reads = 0; reads < 4096 && !done && !failed; reads++) {
         ssize_t n = recv(nl, answer, sizeof answer, 0);
         if (n <= 0) break;
         for (struct nlmsghdr *h = (struct nlmsghdr *)answer; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type == NLMSG_DONE) { close(nl); *taken_count = taken ? found : -1; return oldest; }
-            if (h->nlmsg_type == NLMSG_ERROR) { close(nl); return -2; }
+            if (h->nlmsg_type == NLMSG_DONE) { done = 1; break; }
+            if (h->nlmsg_type == NLMSG_ERROR) { failed = 1; break; }
             struct inet_diag_msg *m = NLMSG_DATA(h);
             if (ntohs(m->id.idiag_sport) != port || !same_local(&bound, m)) continue;
             int queued = (m->idiag_state == TCP_ESTABLISHED || m->idiag_state == TCP_CLOSE_WAIT) && m->idiag_inode == 0;
@@ -195,11 +204,27 @@ long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_
                 struct tcp_info *info = RTA_DATA(a);
                 long quiet = info->tcpi_last_data_recv < info->tcpi_last_ack_recv ? info->tcpi_last_data_recv : info->tcpi_last_ack_recv;
                 if (quiet > oldest) oldest = quiet;
+                if (aged == room) {
+                    int larger = room ? room * 2 : 256;
+                    long *more = realloc(ages, (size_t)larger * sizeof *ages);
+                    if (!more) { failed = 1; break; }
+                    ages = more;
+                    room = larger;
+                }
+                ages[aged++] = quiet;
             }
         }
     }
-    // Cut short or failed: the ages seen stand (a lower bound); the connections taken are not all known.
     close(nl);
+    // Ours are `waiting` of the connections found: the oldest of ours is at least the waiting-th youngest.
+    if (!failed && waiting > 0 && aged > waiting) {
+        qsort(ages, (size_t)aged, sizeof *ages, by_age);
+        oldest = ages[waiting - 1];
+    }
+    free(ages);
+    if (failed) return -2;
+    if (done) { *taken_count = taken ? found : -1; return oldest; }
+    // Cut short: the ages seen stand (a lower bound); the connections taken are not all known.
     return oldest >= 0 ? oldest : -2;
 }
 

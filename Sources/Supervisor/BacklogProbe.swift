@@ -14,7 +14,7 @@ enum BacklogProbe {
             guard waiting >= 0 else { return nil }
             var unknown: Int32 = 0
             guard waiting > 0 || connectionsTaken else { return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit)) }
-            let (milliseconds, taken) = connectionsTaken ? look(listener.fd) : (hg_listen_oldest_wait_ms(listener.fd, nil, 0, &unknown), nil)
+            let (milliseconds, taken) = connectionsTaken ? look(listener.fd, waiting) : (hg_listen_oldest_wait_ms(listener.fd, waiting, nil, 0, &unknown), nil)
             // -1: the queue emptied between the two looks; the length alone stands for it.
             if waiting == 0 || milliseconds == -1 {
                 return ListenerBacklog(address: listener.address, waiting: 0, oldestWait: nil, limit: Int(limit), taken: taken)
@@ -42,13 +42,13 @@ enum BacklogProbe {
 
     /// One dump: the oldest wait in ms (-1 none waits, -2 unknown) and the cookies of the connections taken
     /// (nil when the dump did not tell them all). A second dump, with room, when the first found more.
-    private static func look(_ fd: Int32) -> (Int, Set<UInt64>?) {
+    private static func look(_ fd: Int32, _ waiting: Int32) -> (Int, Set<UInt64>?) {
         var capacity = 4096
         var milliseconds = -2
         for _ in 0..<2 {
             var ids = [UInt64](repeating: 0, count: capacity)
             var count: Int32 = 0
-            milliseconds = hg_listen_oldest_wait_ms(fd, &ids, Int32(capacity), &count)
+            milliseconds = hg_listen_oldest_wait_ms(fd, waiting, &ids, Int32(capacity), &count)
             if count <= capacity { return (milliseconds, count >= 0 ? Set(ids.prefix(Int(count))) : nil) }
             capacity = Int(count) + 4096
         }

@@ -10,5 +10,8 @@ struct Backlog {
 
     @Test("a unix listener whose one sync worker takes a connection every 0.5 s, its queue never empty, is not called stalled by looks 3 s apart (it was: 'the oldest for 3s', then 6s, 9s); a stopped worker still is")
     func busyUnixListener() { runHostile("busy_unix_listener") }
+
+    @Test("a socket-activated SO_REUSEPORT listener beside another program's listener on the same address and port that never accepts: a 0.3 s pause of our worker is not a stall (the other queue's 3.3 s-old connections were counted as ours)")
+    func foreignReuseportListener() { runHostile("foreign_reuseport_listener") }
 }
 }

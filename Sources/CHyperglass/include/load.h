@@ -11,13 +11,15 @@ int hg_listen_queue(int fd, int *backlog);
 /// over the queued connections (sock_diag: established, on the listener's address and port, with no inode
 /// yet because no process accepted them), of the time since the client last sent anything (tcp_info's
 /// last_data_recv and last_ack_recv): a lower bound of the wait, so it never overstates. -1 when no connection
-/// waits; -2 when the kernel cannot tell (not TCP, no inet_diag).
+/// waits; -2 when the kernel cannot tell (not TCP, no inet_diag). `waiting`: the listener's queue length;
+/// when the dump finds more queued connections than that on the address and port (another program's
+/// SO_REUSEPORT listener there), the waiting-th youngest age stands for the oldest, still a lower bound.
 /// `taken` receives, up to `capacity`, the socket cookies of the listener's connections that a process took
 /// (accepted: an inode, or a state only a close after accept reaches, TIME_WAIT included); `*taken_count` is
 /// how many there were (more than `capacity`: ask again with room), -1 when the dump did not finish or
 /// `taken` is NULL (then the dump skips the states after a close, which a busy port holds by thousands). A
 /// connection taken between two looks shows as a cookie the earlier look did not have.
-long hg_listen_oldest_wait_ms(int fd, uint64_t *taken, int capacity, int *taken_count);
+long hg_listen_oldest_wait_ms(int fd, int waiting, uint64_t *taken, int capacity, int *taken_count);
 
 /// A unix listener's queued connections, by the inode of each one's client end (sock_diag UNIX_DIAG_ICONS):
 /// unix sockets tell no age, but a connection seen at two looks has waited at least the time between them.

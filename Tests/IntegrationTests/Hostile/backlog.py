@@ -148,3 +148,75 @@ def busy_unix_listener():
         if load:
             load.finish()
         s.stop()
+
+
+def foreign_reuseport_listener():
+    """A listener handed over by socket activation with SO_REUSEPORT (a .socket unit's ReusePort=yes), and
+    another program of the same user listening on the same address and port that never accepts: the
+    kernel spreads connections over both queues, and sock_diag cannot tell which queue holds which. Our
+    worker, paused 0.3 s, must not be called stalled for the other program's connections (it was: "20
+    connections ... the oldest for 3.8s")."""
+    port = support.free_port()
+    def listener():
+        l = socket.socket()
+        l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        l.bind(("127.0.0.1", port))
+        l.listen(128)
+        return l
+    ours = listener()
+    directory = tempfile.mkdtemp(prefix="hg-backlog-")
+    control = os.path.join(directory, "control.sock")
+    log = open(os.path.join(directory, "supervisor.log"), "w+")
+    def activate():
+        os.dup2(ours.fileno(), 3)
+    env = {"PATH": os.environ["PATH"], "LISTEN_FDS": "1"}
+    # LISTEN_PID is the supervisor's own pid: the shell sets it to its own, then execs the supervisor.
+    process = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", os.path.join(support.PRODUCTS, "hyperglass"), "start",
+                                "--control-socket", control, "--workers", "1", "--", os.path.join(support.PRODUCTS, "hyperglass-worker")],
+                               env=env, stdout=log, stderr=log, preexec_fn=activate, pass_fds=(ours.fileno(),))
+    ours.close()
+    foreign = listener()  # the other program: never accepts
+    clients = []
+    worker = None
+    status = lambda: support.control_request(control, {"cmd": "status"}, 3)
+    try:
+        if not wait_for(lambda: (status().get("supervisor") or {}).get("ready") == 1, 15):
+            log.flush()
+            fail("the socket-activated supervisor never got ready", log=open(log.name).read()[-2000:])
+        worker = status()["workers"][0]["pid"]
+        def connect(count):
+            for _ in range(count):
+                c = socket.socket()
+                c.connect(("127.0.0.1", port))
+                c.sendall(b"GET / HTTP/1.1\r\n\r\n")
+                clients.append(c)
+        connect(40)  # some of them wait in the other program's queue from now on
+        time.sleep(3)
+        before = status()["supervisor"]
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            connect(40)
+            time.sleep(0.3)
+            paused = status()["supervisor"]
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        figures = {"before": before["listeners"], "paused": paused["listeners"], "stall": paused["backlog_stall"]}
+        if paused["listeners"][0]["waiting"] == 0:
+            fail("our queue was not seen non-empty while the worker was paused: the scenario tested nothing", **figures)
+        if paused["backlog_stall"]:
+            fail("connections waiting in another program's queue on the same port were counted as ours", **figures)
+        print(json.dumps(figures))
+    finally:
+        for c in clients:
+            c.close()
+        foreign.close()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                for child in support.child_pids(process.pid):
+                    os.kill(child, signal.SIGKILL)
+                process.kill()
+                process.wait(5)
+        log.close()
