@@ -68,7 +68,8 @@ extension EventLoop {
     /// The `metrics` control request's text: always rendered afresh (the socket's clients are few and
     /// known; `/metrics` on the open listener is the one served from `collector.scrape`).
     func metricsText() -> String {
-        PrometheusText.render(collector.snapshot(pool: pool, at: Sys.now))
+        lookAtBacklog()
+        return PrometheusText.render(collector.snapshot(pool: pool, at: Sys.now))
     }
 
     /// A fresh look at the listeners' queues before a readiness verdict (`backlog_wait`): on demand, so an idle
@@ -82,7 +83,9 @@ extension EventLoop {
     func httpResponse(method: String, path: String, query: String) -> HTTPEndpoint.Response {
         let text = "text/plain; charset=utf-8"
         switch path {
-        case "/metrics": return .init(status: 200, contentType: PrometheusText.contentType, body: collector.scrape(pool: pool, at: Sys.now))
+        case "/metrics":
+            lookAtBacklog()
+            return .init(status: 200, contentType: PrometheusText.contentType, body: collector.scrape(pool: pool, at: Sys.now))
         case "/readyz":
             let share: Double?
             do { share = try ReadyShare.inQuery(query) } catch {

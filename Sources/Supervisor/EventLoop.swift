@@ -105,7 +105,7 @@ final class EventLoop {
         self.workerSockets = workerSockets
         self.log = log
         self.http = http
-        collector = MetricsCollector(listeners: listeners)
+        collector = MetricsCollector()
         epoll = try Sys.check("epoll_create1") { hg_epoll_create() }
         signals = try Sys.check("signalfd") { hg_signalfd(EventLoop.handledSignals, Int32(EventLoop.handledSignals.count)) }
         timer = try Sys.check("timerfd_create") { hg_timerfd_create() }

@@ -9,10 +9,8 @@ final class MetricsCollector {
     /// When the supervisor started, in seconds since the epoch (read once, at start; an upgrade's new
     /// program moves it back to the first start, Takeover.swift).
     var startTimeSeconds: Double
-    let listeners: [Listener]
 
-    init(listeners: [Listener]) {
-        self.listeners = listeners
+    init() {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         startTimeSeconds = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
@@ -47,7 +45,9 @@ final class MetricsCollector {
             snapshot.cpuSeconds = own.cpuSeconds
         }
         snapshot.startTimeSeconds = startTimeSeconds
-        snapshot.listeners = BacklogProbe.sample(listeners)
+        // The pool's last look (EventLoop.lookAtBacklog, at most one per 100 ms): a look at a stalled queue is a
+        // sock_diag dump of milliseconds, which a flood of `metrics` requests must not repeat per answer.
+        snapshot.listeners = pool.backlog.listeners
         return snapshot
     }
 
