@@ -217,6 +217,10 @@ long hg_listen_oldest_wait_ms(int fd, int waiting, uint64_t *taken, int capacity
     }
     close(nl);
     // Ours are `waiting` of the connections found: the oldest of ours is at least the waiting-th youngest.
+    // The fewer of the lengths before and after the dump: one accepted meanwhile must not count.
+    int after = hg_listen_queue(fd, NULL);
+    if (after >= 0 && after < waiting) waiting = after;
+    if (after == 0) oldest = -1;  // emptied meanwhile: none of ours waits any more
     if (!failed && waiting > 0 && aged > waiting) {
         qsort(ages, (size_t)aged, sizeof *ages, by_age);
         oldest = ages[waiting - 1];
