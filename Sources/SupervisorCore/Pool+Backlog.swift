@@ -11,7 +11,9 @@ extension Pool {
 
     /// Every slot of a reload took over and its predecessors drain: only now do the new workers serve alone,
     /// so only now does a connection nobody takes show. The reload ends after `backlog_wait` (and one look)
-    /// with no connection left waiting that long; one that does rolls the reload back.
+    /// with no connection left waiting that long; one that does, while the looks saw no connection taken for
+    /// as long, rolls the reload back. Connections that wait that long though some were taken (a saturated
+    /// pool, or workers that took a few and wedged) keep the watch on for one `backlog_wait` more.
     mutating func beginProving(at now: Instant) -> [Action] {
         guard var current = roll else { return [] }
         current.provingUntil = now + policy.health.backlogWait + backlogLookInterval
@@ -21,7 +23,7 @@ extension Pool {
         backlog.forgetTaken()
         return [.log(.info, "reload: every worker replaced; watching for \(policy.health.backlogWait.spoken) (backlog_wait) that the new workers take connections"),
                 // systemd's reload timeout covers the watch too, however long backlog_wait is.
-                .notifySystemd([.extendTimeout(policy.health.backlogWait + backlogLookInterval + .seconds(5))])]
+                .notifySystemd([.extendTimeout(policy.health.backlogWait * 2 + backlogLookInterval + .seconds(5))])]
     }
 
     /// The `backlogLook` deadline: ask the shell to look (cleared until the answer comes).
@@ -42,7 +44,9 @@ extension Pool {
         if let stall = backlog.stallTakingNone(limit: policy.health.backlogWait) {
             return actions + reloadFailed(current, message: "reload failed: the new workers do not take connections (\(stall)); kept the previous version", at: now)
         }
-        if now >= until { return actions + completeRoll(current, at: now) }
+        // Some connection has waited backlog_wait, yet one was taken within it: watch one backlog_wait more, so
+        // that workers that took a few connections and wedged are seen taking none, and a saturated pool is not.
+        if now >= until, stall == nil || now >= until + policy.health.backlogWait { return actions + completeRoll(current, at: now) }
         if current.backlogLookDue == nil {
             current.backlogLookDue = now + backlogLookInterval
             roll = current

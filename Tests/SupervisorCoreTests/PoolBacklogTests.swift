@@ -87,9 +87,28 @@ struct PoolBacklogTests {
             return [ListenerBacklog(address: "127.0.0.1:8001", waiting: 6, oldestWait: .milliseconds(2400), taken: [next, next + 1])]
         }
         driver.advance(by: .milliseconds(2600))
+        #expect(driver.pool.roll != nil, "connections waited backlog_wait: one backlog_wait more of watching")
+        driver.advance(by: .seconds(2))
         #expect(driver.pool.roll == nil)
         #expect(driver.pool.lastRoll?.succeeded == true, "\(String(describing: driver.pool.lastRoll))")
         #expect(driver.pool.backlogStall != nil, "readiness still says the connections wait too long")
+    }
+
+    @Test("new workers that take a connection a moment after the watch began, then none: the watch goes on past its end and the reload rolls back once the looks saw none taken for backlog_wait")
+    func takesOneThenWedges() {
+        var driver = Self.running(2)
+        driver.send(.reloadRequested(release: 2, policy: Self.policy))
+        Self.takeOver(&driver)
+        let provingSince = driver.now
+        driver.listenerBacklog = { now in
+            // One connection taken between the first and second look; the queue grows from the start.
+            let taken: Set<UInt64> = now - provingSince < .milliseconds(700) ? [] : [42]
+            return [ListenerBacklog(address: "127.0.0.1:8001", waiting: 5, oldestWait: .milliseconds(400) + (now - provingSince), taken: taken)]
+        }
+        driver.advance(by: .milliseconds(2600))
+        #expect(driver.pool.roll?.kind == .reload, "taken 1.5 s ago: not yet a stall, and not done either")
+        driver.advance(by: .milliseconds(500))
+        #expect(driver.pool.roll?.kind == .rollback, "\(String(describing: driver.pool.roll))")
     }
 
     @Test("a reload whose looks see the same connections taken (the old workers' kept-alive ones) and one waiting backlog_wait rolls back, as soon as the looks span backlog_wait")
