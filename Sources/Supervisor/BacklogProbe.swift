@@ -43,7 +43,8 @@ enum BacklogProbe {
     /// One dump: the oldest wait in ms (-1 none waits, -2 unknown) and the cookies of the connections taken
     /// (nil when the dump did not tell them all). A second dump, with room, when the first found more.
     private static func look(_ fd: Int32, _ waiting: Int32) -> (Int, Set<UInt64>?) {
-        var capacity = 4096
+        // Room for a busy port's open and TIME_WAIT connections at once (128 KB, for a proving look only).
+        var capacity = 16384
         var milliseconds = -2
         for _ in 0..<2 {
             var ids = [UInt64](repeating: 0, count: capacity)
