@@ -39,14 +39,22 @@ extension Pool {
         var actions: [Action] = []
         if let stall, !wasStalled { actions.append(.log(.warning, stall.description)) }
         if stall == nil, wasStalled { actions.append(.log(.notice, "the workers take connections again: none waits \(policy.health.backlogWait.spoken) (backlog_wait) any more")) }
-        guard phase.isActive, var current = roll, let until = current.provingUntil else { return actions }
+        guard phase.isActive, var current = roll, let until = current.provingUntil else {
+            // The account of connections taken is for a reload's watch only (a busy port's runs to thousands).
+            backlog.forgetTaken()
+            return actions
+        }
         // A pool that takes connections, however slowly (saturated: every worker busy), is not a broken one.
         if let stall = backlog.stallTakingNone(limit: policy.health.backlogWait) {
+            backlog.forgetTaken()
             return actions + reloadFailed(current, message: "reload failed: the new workers do not take connections (\(stall)); kept the previous version", at: now)
         }
         // Some connection has waited backlog_wait, yet one was taken within it: watch one backlog_wait more, so
         // that workers that took a few connections and wedged are seen taking none, and a saturated pool is not.
-        if now >= until, stall == nil || now >= until + policy.health.backlogWait { return actions + completeRoll(current, at: now) }
+        if now >= until, stall == nil || now >= until + policy.health.backlogWait {
+            backlog.forgetTaken()
+            return actions + completeRoll(current, at: now)
+        }
         if current.backlogLookDue == nil {
             current.backlogLookDue = now + backlogLookInterval
             roll = current
