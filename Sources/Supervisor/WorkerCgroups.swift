@@ -44,7 +44,7 @@ final class WorkerCgroups {
             }
             base = own
         } else {
-            base = own + "/hyperglass-\(me)"
+            base = own + "/" + sharedBaseName(pid: me)
             guard makeDirectory(base) else { return (nil, "cannot create \(base): \(String(cString: strerror(errno)))") }
         }
         // Only controllers the parent offers can be enabled; each one alone, so a refused one spoils none.
@@ -67,7 +67,14 @@ final class WorkerCgroups {
         guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified, path != "/" else { return nil }
         let own = mount + path
         let delegated = own.hasSuffix("/supervisor")
-        let base = delegated ? String(own.dropLast("/supervisor".count)) : own + "/hyperglass-\(getpid())"
+        let base: String
+        if delegated {
+            base = String(own.dropLast("/supervisor".count))
+        } else {
+            // A first program of an earlier build named its shared base without the pid namespace.
+            let named: [String] = [own + "/" + sharedBaseName(pid: getpid()), own + "/hyperglass-\(getpid())"]
+            base = named.first { access($0, W_OK) == 0 } ?? named[0]
+        }
         guard access(base, W_OK) == 0 else { return nil }
         let enabled = ((try? Sys.readFile(base + "/cgroup.subtree_control", limit: 1024)) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
         let cgroups = WorkerCgroups(base: base, ownsBase: !delegated, controllers: Set(enabled.map(String.init)))
@@ -155,9 +162,36 @@ final class WorkerCgroups {
         if ownsBase { rmdir(base) }
     }
 
-    /// The `hyperglass-PID` cgroups beside ours of supervisors that are gone (SIGKILLed: no exit ran):
-    /// what their workers left is killed and the cgroups removed, so it cannot hold the addresses we are
-    /// about to bind. Returns how many processes were left there, for the log.
+    /// This process's pid namespace as the kernel numbers it (`/proc/self/ns/pid` → `pid:[4026531836]`): the
+    /// cgroup tree is shared across pid namespaces (containers without a cgroup namespace, `unshare --pid`),
+    /// pids are not, so a shared base is named by both and judged only by a supervisor of the same namespace.
+    static let pidNamespace: String = {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/self/ns/pid", &buffer, buffer.count - 1)
+        let link = n > 0 ? String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        let digits = link.filter(\.isNumber)
+        return digits.isEmpty ? "0" : digits
+    }()
+
+    /// `hyperglass-NAMESPACE-PID`: the workers' cgroups of a supervisor that shares its cgroup.
+    static func sharedBaseName(pid: Int32) -> String { "hyperglass-\(pidNamespace)-\(pid)" }
+
+    /// The pid of the supervisor that made the shared base `name`, when a supervisor of our pid namespace did
+    /// (or an earlier build, whose names carried the pid alone); nil for another namespace's, which we cannot
+    /// judge: its pid means another process here, or none (it used to kill a live supervisor's workers).
+    static func creator(ofSharedBase name: String) -> Int32? {
+        guard name.hasPrefix("hyperglass-") else { return nil }
+        let parts = name.dropFirst("hyperglass-".count).split(separator: "-", omittingEmptySubsequences: false)
+        switch parts.count {
+        case 1: return Int32(parts[0])
+        case 2: return parts[0] == Substring(pidNamespace) ? Int32(parts[1]) : nil
+        default: return nil
+        }
+    }
+
+    /// The `hyperglass-NAMESPACE-PID` cgroups beside ours of supervisors that are gone (SIGKILLed: no exit
+    /// ran): what their workers left is killed and the cgroups removed, so it cannot hold the addresses we
+    /// are about to bind. Returns how many processes were left there, for the log.
     static func removeAbandoned() -> Int {
         guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified else { return 0 }
         let own = mount + (path == "/" ? "" : path)
@@ -165,7 +199,7 @@ final class WorkerCgroups {
         var killed = 0
         for name in entries(of: own) where name.hasPrefix("hyperglass-") {
             // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to).
-            guard let pid = Int32(name.dropFirst(11)), pid != getpid(), Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
+            guard let pid = creator(ofSharedBase: name), pid != getpid(), Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
             let directory = own + "/" + name
             for worker in entries(of: directory) where worker.hasPrefix("worker-") {
                 killed += ((try? Sys.readFile("\(directory)/\(worker)/cgroup.procs", limit: 1 << 16)) ?? "").split(separator: "\n").count

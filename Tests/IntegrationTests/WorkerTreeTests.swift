@@ -13,6 +13,9 @@ struct WorkerTreeTests {
         FileManager.default.fileExists(atPath: $0 + "/cgroup.controllers") && access($0, W_OK) == 0
     }
     static let isRoot = getuid() == 0
+    /// This process's pid namespace, as the supervisor names its shared cgroup base by it.
+    static let pidNamespace = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")) ?? "").filter(\.isNumber)
+    static let canUnsharePid = isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
 
     /// The pids of the helpers the workers left ("PID stray" lines).
     func strays(_ supervisor: SupervisorProcess) -> [Int32] {
@@ -61,10 +64,32 @@ struct WorkerTreeTests {
         let directory = Paths.temporaryDirectory()
         let real = try SupervisorProcess(["--workers", "2", "--min-ready", "0", "--", WorkerTreeTests.strayWorker, "--record", directory + "/workers.log"],
                                          worker: nil, directory: directory)
-        let base = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].first { FileManager.default.fileExists(atPath: $0 + "/cgroup.controllers") }!
         #expect(eventually(timeout: 10) { real.log.contains("a cgroup per worker under") }, "\(real.log)")
+        // "a cgroup per worker under /sys/fs/cgroup/unified/…/hyperglass-4026531836-4242 (shared cgroup, …)"
+        let base = real.log.components(separatedBy: "a cgroup per worker under ").dropFirst().first?.components(separatedBy: " (").first ?? ""
+        #expect(base.hasSuffix("/hyperglass-\(WorkerTreeTests.pidNamespace)-\(real.pid)") && FileManager.default.fileExists(atPath: base), "\(base)")
         restartTenTimesAndStop(real, expectLog: "a cgroup per worker under")
-        #expect(!FileManager.default.fileExists(atPath: base + "/hyperglass-\(real.pid)"), "its cgroup is removed at exit")
+        #expect(!FileManager.default.fileExists(atPath: base), "its cgroup \(base) is removed at exit")
+    }
+
+    @Test("a supervisor started in another pid namespace (unshare --pid) leaves this one's workers and cgroup alone",
+          .enabled(if: cgroupsWritable && canUnsharePid, "needs root, unshare and a writable cgroup v2 hierarchy"))
+    func otherPidNamespaceLeavesOursAlone() throws {
+        let ours = try SupervisorProcess(["--workers", "1", "--readiness", "exec"])
+        #expect(eventually(timeout: 10) { ours.liveWorkers.count == 1 && ours.log.contains("a cgroup per worker under") }, "\(ours.log)")
+        let worker = ours.liveWorkers
+        // Its own pid namespace and /proc, the same cgroup tree: our pid means nothing there (or another process).
+        let other = try SupervisorProcess(["--workers", "1", "--readiness", "exec"],
+                                          launcher: ["/usr/bin/unshare", "--pid", "--kill-child=SIGTERM", "--mount-proc"])
+        #expect(eventually(timeout: 10) { other.log.contains("a cgroup per worker under") }, "\(other.log)")
+        usleep(300_000)
+        #expect(!other.log.contains("left in the cgroups of a supervisor that was killed"), "\(other.log)")
+        #expect(ours.liveWorkers == worker && worker.allSatisfy(ProcFS.isAlive), "our worker was killed: \(ours.log)\n\(other.log)")
+        // unshare does not pass SIGTERM on: its child, the supervisor (PID 1 in there), gets it directly.
+        for pid in ProcFS.children(of: other.pid) { kill(pid, SIGTERM) }
+        #expect(other.waitForExit(timeout: 10) == 0, "\(other.log)")
+        ours.signal(SIGTERM)
+        #expect(ours.waitForExit(timeout: 10) == 0, "\(ours.log)")
     }
 
     @Test("without a writable cgroup (an unprivileged user): strays are found as orphans, SIGTERM then SIGKILL, none left after SIGTERM",
