@@ -164,12 +164,15 @@ public struct ConfigKey: Sendable {
         ConfigKey("health_failures", "health", accepts: "a number from 1 to 100", render: { ["\($0.health.probeFailures)"] }) {
             s, v throws(ConfigValueError) in s.health.probeFailures = try ValueParser.integer(v, in: 1...100)
         },
-        ConfigKey("backlog_wait", "health", accepts: "a duration of at least 100ms such as 2s, or 0 for none",
+        ConfigKey("backlog_wait", "health", accepts: "a duration from 100ms to 1m such as 2s, or 0 for none",
                   render: { [$0.health.backlogWait == .zero ? "0" : $0.health.backlogWait.configText] }) {
             s, v throws(ConfigValueError) in
             // Shorter, a connection that arrived a moment ago would count as one nobody takes.
             let wait = try ValueParser.duration(v)
             guard wait == .zero || wait >= .milliseconds(100) else { throw ConfigValueError("'\(v)' is too short (use 0 for none, or at least 100ms)") }
+            // Longer, every reload would stay open that long, refusing the next; a wait that long is no longer a
+            // slow pool's but a dead one's, and 0 says "do not judge" better.
+            guard wait <= .seconds(60) else { throw ConfigValueError("'\(v)' is too long (at most 1m; use 0 for none)") }
             s.health.backlogWait = wait
         },
         ConfigKey("health_grace", "health", accepts: "a duration such as 60s (default: ready_timeout)", unset: "ready_timeout",

@@ -264,6 +264,13 @@ struct ConfigRefusalTests {
         #expect(error("[restart]\nbackoff_initial = 10ms\n") == nil)
     }
 
+    @Test("backlog_wait is 0 or from 100ms to 1m: shorter judges a connection that just arrived, longer holds every reload open that long")
+    func backlogWaitBounds() {
+        #expect(error("[health]\nbacklog_wait = 50ms\n") == "supervisor.conf:2: backlog_wait: '50ms' is too short (use 0 for none, or at least 100ms); expected a duration from 100ms to 1m such as 2s, or 0 for none")
+        #expect(error("[health]\nbacklog_wait = 61s\n")?.contains("'61s' is too long (at most 1m; use 0 for none)") == true)
+        for ok in ["0", "100ms", "2s", "1m"] { #expect(error("[health]\nbacklog_wait = \(ok)\n") == nil, "\(ok)") }
+    }
+
     @Test("backoff_max below backoff_initial is refused")
     func maxBelowInitial() {
         #expect(error("[restart]\nbackoff_initial = 2s\nbackoff_max = 1s\n")?.contains("longer than backoff_max") == true)
