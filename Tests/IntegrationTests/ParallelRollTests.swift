@@ -110,11 +110,13 @@ struct ParallelRollTests {
         #expect(lowest >= 4, "the pool fell to \(lowest) live workers")
         #expect(eventually { Set(supervisor.liveWorkers).isDisjoint(with: before) })
         // uvicorn's own shutdown closes a connection it accepted in the instant before SIGTERM whose request it
-        // had not read yet ("EOF before a complete response head"): about 1 in 4 rolls on a loaded machine, and
-        // the same with uvicorn alone under systemd. One such loss is uvicorn's; anything else is ours.
+        // had not read yet: the client sees EOF, or a reset when the request was in the socket's buffer (the
+        // kernel resets a socket closed with unread data). About 1 roll in 4 on a loaded machine, and the same
+        // with uvicorn alone under systemd. One such loss is uvicorn's; anything else is ours.
         let failed = counts["new_failed"] as? Int ?? -1
         let errors = counts["errors"] as? [String] ?? []
-        #expect(failed == 0 || failed == 1 && errors.allSatisfy { $0.contains("EOF before a complete response head (nothing received)") }, "\(counts)")
+        let uvicornsRace = errors.allSatisfy { $0.contains("EOF before a complete response head (nothing received)") || $0.contains("ConnectionResetError(104") }
+        #expect(failed == 0 || failed == 1 && uvicornsRace, "\(counts)")
         supervisor.signal(SIGTERM)
         _ = supervisor.waitForExit(timeout: 30)
         print("restart all of 4 uvicorn --fd 3 (defaults) took \(String(format: "%.2f", elapsed)) s under load; slowest start \(String(format: "%.3f", start)) s, bound \(String(format: "%.2f", bound)) s; lowest live \(lowest); load \(counts)")
