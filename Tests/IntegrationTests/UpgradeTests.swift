@@ -264,9 +264,14 @@ struct UpgradeTests {
         #expect(restart.status == 0, "\(restart)")
         let during = supervisor.ctl(["upgrade", "--wait", Paths.hyperglass])
         #expect(during.status == 1 && during.err.contains("restart is in progress"), "\(during)")
-        #expect(eventually(timeout: 10) { supervisor.ctl(["status", "--json"]).out.contains("\"ready\":2") && supervisor.liveWorkers.count == 2 })
+        // The restart went on (every old worker replaced; two ready and none besides midway through the roll
+        // is not its end), and the upgrade did not happen.
+        #expect(eventually(timeout: 15) {
+            supervisor.ctl(["status", "--json"]).out.contains("\"ready\":2") && supervisor.liveWorkers.count == 2
+                && workers.isDisjoint(with: supervisor.liveWorkers)
+        }, "\(supervisor.log)")
         #expect(supervisor.process.isRunning)
-        #expect(workers.isDisjoint(with: supervisor.liveWorkers))  // the restart went on, the upgrade did not happen
+        #expect(exe(supervisor.pid) == Paths.hyperglass)
     }
 
     @Test("an execve that fails after the preflight leaves the supervisor running as before")

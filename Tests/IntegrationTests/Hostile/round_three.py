@@ -82,6 +82,8 @@ def upgrade_check_that_hangs_silently():
             if ping.get("ok") is not True:
                 fail(f"after an upgrade to a binary that {name}, ping was not answered", **figures)
         leftovers = _pids_in(pids)
+        # SIGKILLed, a process is gone once the scheduler runs it: a moment on a loaded machine, not at once.
+        wait_for(lambda: not any(_alive(pid) for pid in leftovers), 3)
         alive = [pid for pid in leftovers if _alive(pid)]
         figures["left_running"] = alive
         if not leftovers or alive:
