@@ -57,13 +57,30 @@ extension EventLoop {
 
     /// Called by the reaper for every reaped pid: true when it was a check (this one, or one ended earlier).
     func upgradeCheckReaped(_ pid: Int32, _ exit: ExitStatus) -> Bool {
-        if endedChecks.remove(pid) != nil { return true }
+        if endedChecks.remove(pid) != nil {
+            killLeftovers(ofCheck: pid)
+            return true
+        }
         guard var check = upgradeCheck, check.pid == pid else { return false }
         check.exit = exit
+        // Before reading: a leftover holding the pipe dies, and what the check wrote is judged at its end of file.
+        killLeftovers(ofCheck: pid)
         upgradeCheck = check
         // What it wrote before exiting is in the pipe now: read it before judging.
         if check.outputFD >= 0 { upgradeCheckReadable(check.outputFD) } else if check.isDone { upgradeCheckAnswered() }
         return true
+    }
+
+    /// What a check started outside its process group (`setsid`, a double fork) was reparented to us, the
+    /// subreaper, when its parent ended: by the check's reaping, every child of ours that is neither a worker,
+    /// nor in a worker's cgroup, nor a worker's stray being ended already (Strays.swift) is such a leftover,
+    /// and is killed (no grace: the check is not serving anyone); the reaper takes it.
+    private func killLeftovers(ofCheck check: Int32) {
+        for pid in Strays.children() where !unreaped.contains(pid) && !isUpgradeCheck(pid) && spawner.trees.strays.pending[pid] == nil {
+            guard let (state, _) = Strays.stat(pid), state != "Z", spawner.trees.cgroups?.holds(pid) != true else { continue }
+            log(.warning, "upgrade: killing process \(pid) (\(Strays.commandLine(pid))), left running by the upgrade check (pid \(check))")
+            kill(pid, SIGKILL)
+        }
     }
 
     /// Whether `pid` is a check not yet reaped (its process group is ended with it, as a worker's is).

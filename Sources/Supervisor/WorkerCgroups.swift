@@ -121,6 +121,14 @@ final class WorkerCgroups {
 
     func adopt(_ directory: String, pid: Int32) { byPid[pid] = directory }
 
+    /// Whether `pid` is in one of our workers' cgroups (a live worker's helper, reparented to us when its parent exited).
+    func holds(_ pid: Int32) -> Bool {
+        guard let mount = CgroupLimits.unifiedMount(),
+              let path = CgroupMembership(procSelfCgroup: (try? Sys.readFile("/proc/\(pid)/cgroup", limit: 8192)) ?? "").unified
+        else { return false }
+        return (mount + (path == "/" ? "" : path)).hasPrefix(base + "/worker-")
+    }
+
     func directory(of pid: Int32) -> String? { byPid[pid] }
 
     /// Kills what is left in the cgroup of `pid` (reaped) and forgets it. Returns its `cgroup.events`

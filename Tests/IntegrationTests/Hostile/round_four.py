@@ -1,0 +1,94 @@
+"""Round four: the upgrade preflight beside the event loop, SIGUSR2's upgrade in place, and the shared
+worker cgroups named by pid namespace, attacked as an outsider and an unlucky operator would."""
+import json, os, shutil, signal, sys, tempfile, time
+
+import support
+from support import Supervisor, fail, wait_for
+from round_three import _alive, _pids_in, _running, _script
+
+
+def _cgroup_of(pid):
+    """The v2 cgroup path of `pid` (the `0::` line), or None."""
+    try:
+        for line in open(f"/proc/{pid}/cgroup"):
+            if line.startswith("0::"):
+                return line[3:].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _unified_mount():
+    return next((m for m in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified") if os.path.exists(m + "/cgroup.controllers")), None)
+
+
+def _cgroup_base(s):
+    """The shared or delegated base the supervisor's log names ("a cgroup per worker under BASE (…"), or None."""
+    text = open(s.log.name).read()
+    marker = "a cgroup per worker under "
+    if marker not in text:
+        return None
+    return text.split(marker, 1)[1].split(" (", 1)[0]
+
+
+def upgrade_check_leaves_no_daemon():
+    """`upgrade PATH` where PATH starts a `setsid` child that holds its output and exits with its answer, a
+    double-forked daemon with its output closed, or a `setsid` child and then hangs: each is refused (the
+    first by what it wrote, at once, not as hung 5 s later), and nothing any of them started lives on (both
+    outlived the check: reparented to the supervisor, the subreaper, outside the check's process group).
+    A live worker's own helper, reparented to the supervisor the same way but in the worker's cgroup, lives."""
+    scratch = tempfile.mkdtemp(prefix="hg-upgrade-daemon-")
+    os.chmod(scratch, 0o755)
+    pids = os.path.join(scratch, "pids")
+    helper = os.path.join(scratch, "helper")
+    # The worker double-forks a helper (reparented to the supervisor while the worker lives), then serves.
+    worker = _script(scratch, "worker", f"( setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {helper} )\n"
+                                         f"exec {support.TESTWORKER} \"$@\"\n")
+    s = Supervisor(workers=1, worker=worker)
+    try:
+        _running(s)
+        cgroups = _cgroup_base(s) is not None
+        if not wait_for(lambda: _pids_in(helper), 5):
+            fail("the worker's helper did not start", log=s.log_text())
+        workers = [pid for pid in s.children() if pid not in _pids_in(helper)]
+        cases = {
+            "leaves a setsid child holding its output":
+                (_script(scratch, "holder", f"setsid sleep 301 &\necho $! >> {pids}\nsleep 0.3\necho 'hyperglass 9 cannot take over: a test'\nexit 1\n"),
+                 "refused to take over", 3),
+            "leaves a double-forked daemon":
+                (_script(scratch, "daemon", f"( setsid sleep 302 </dev/null >/dev/null 2>&1 & echo $! >> {pids} )\nsleep 0.3\necho no\nexit 1\n"),
+                 "refused to take over", 3),
+            "starts a setsid child and hangs":
+                (_script(scratch, "hanger", f"setsid sleep 303 </dev/null >/dev/null 2>&1 &\necho $! >> {pids}\nexec sleep 60\n"),
+                 "did not answer", 8),
+        }
+        figures = {"worker_cgroups": cgroups}
+        for name, (path, expected, bound) in cases.items():
+            start = time.monotonic()
+            reply = s.request({"v": 1, "cmd": "upgrade", "path": path}, timeout=20)
+            took = time.monotonic() - start
+            figures[name] = {"reply": reply.get("error", reply), "seconds": round(took, 2)}
+            if reply.get("ok") is not False or expected not in reply.get("error", "") or took > bound:
+                fail(f"an upgrade to a check that {name} was not refused ({expected}) within {bound} s", **figures)
+        # The reaper takes what was killed; allow it a moment.
+        wait_for(lambda: not any(_alive(pid) for pid in _pids_in(pids)), 2)
+        started = _pids_in(pids)
+        figures["left_running"] = [pid for pid in started if _alive(pid)]
+        if len(started) != len(cases) or figures["left_running"]:
+            fail("what the refused checks started still runs (or never ran)", **figures, log=s.log_text())
+        figures["worker_helper_alive"] = all(_alive(pid) for pid in _pids_in(helper))
+        if cgroups and not figures["worker_helper_alive"]:
+            fail("a live worker's helper (in the worker's cgroup) was killed at a check's end", **figures, log=s.log_text())
+        if not workers or not set(workers) <= set(s.children()):
+            fail("the worker changed", **figures, workers_before=workers, children=s.children())
+        if s.request({"cmd": "ping"}).get("ok") is not True:
+            fail("the supervisor does not answer", **figures)
+        print(json.dumps(figures))
+    finally:
+        for pid in _pids_in(pids) + _pids_in(helper):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        s.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
