@@ -64,8 +64,9 @@ final class WorkerCgroups {
     /// by its cgroup's members; a worker cgroup with no live worker in it belonged to one that exited during
     /// the exec, and what it left is killed now, as its reaping would have. Nil when the first program had none.
     static func resume(workers: Set<Int32>) -> WorkerCgroups? {
-        guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified, path != "/" else { return nil }
-        let own = mount + path
+        guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified else { return nil }
+        // In the root cgroup too (a container's own cgroup namespace shows it as "/"), as `setUp` made it there.
+        let own = mount + (path == "/" ? "" : path)
         let delegated = own.hasSuffix("/supervisor")
         let base: String
         if delegated {

@@ -92,3 +92,39 @@ def upgrade_check_leaves_no_daemon():
                 pass
         s.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def upgrade_keeps_worker_cgroups_in_root_cgroup():
+    """A supervisor in the root of its cgroup tree (a container's own cgroup namespace, or here) upgraded in
+    place: the new program goes on putting workers in cgroups under the same base, and removes the base at
+    exit. (It found none: a worker started after the upgrade ran in the root cgroup, untracked, and the base
+    with the old worker's cgroup stayed behind after a clean exit.)"""
+    s = Supervisor(workers=1)
+    try:
+        _running(s)
+        base = _cgroup_base(s)
+        own = _cgroup_of(s.pid)
+        if base is None:
+            print("{}")
+            print("SKIP: the supervisor made no worker cgroups here", file=sys.stderr)
+            sys.exit(77)
+        figures = {"base": base, "supervisor_cgroup": own}
+        upgraded = s.request({"v": 1, "cmd": "upgrade", "path": os.path.join(support.PRODUCTS, "hyperglass"), "wait": True}, timeout=20)
+        figures["upgrade"] = upgraded.get("summary", upgraded)
+        if upgraded.get("ok") is not True:
+            fail("the upgrade to the same build failed", **figures, log=s.log_text())
+        restart = s.request({"v": 1, "cmd": "restart", "worker": "all", "wait": True}, timeout=30)
+        if restart.get("ok") is not True:
+            fail("restart after the upgrade failed", **figures, restart=restart, log=s.log_text())
+        workers = s.children()
+        mount = _unified_mount()
+        figures["worker_cgroups_after"] = {pid: _cgroup_of(pid) for pid in workers}
+        if not workers or any(not (mount + (_cgroup_of(pid) or "")).startswith(base + "/worker-") for pid in workers):
+            fail("a worker started after the upgrade is not in a worker cgroup under the base", **figures)
+        s.stop()
+        figures["base_left_after_exit"] = os.path.exists(base)
+        if figures["base_left_after_exit"]:
+            fail("the base cgroup stayed behind after the upgraded supervisor exited", **figures)
+        print(json.dumps(figures))
+    finally:
+        s.stop()
