@@ -210,8 +210,13 @@ final class WorkerCgroups {
             // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to).
             guard let pid = creator(ofSharedBase: name), pid != getpid(), Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
             let directory = own + "/" + name
-            for worker in entries(of: directory) where worker.hasPrefix("worker-") {
-                killed += ((try? Sys.readFile("\(directory)/\(worker)/cgroup.procs", limit: 1 << 16)) ?? "").split(separator: "\n").count
+            let workers = entries(of: directory).filter { $0.hasPrefix("worker-") }
+            let members = workers.map { ((try? Sys.readFile("\(directory)/\($0)/cgroup.procs", limit: 1 << 16)) ?? "").split(separator: "\n") }
+            // A process of a pid namespace we cannot see is listed as 0: its supervisor is not ours to judge (an
+            // earlier build's `hyperglass-PID` names no namespace, and that pid means nothing here).
+            if members.joined().contains("0") { continue }
+            for (worker, members) in zip(workers, members) {
+                killed += members.count
                 write("1", to: "\(directory)/\(worker)/cgroup.kill")
                 var tries = 0
                 while rmdir("\(directory)/\(worker)") != 0, errno == EBUSY, tries < 100 {

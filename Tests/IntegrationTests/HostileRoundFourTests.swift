@@ -9,6 +9,8 @@ struct RoundFour {
 
     @Test("a supervisor in the root cgroup keeps its worker cgroups across an upgrade in place, and removes its base at exit")
     func upgradeKeepsWorkerCgroupsInRootCgroup() { runHostile("upgrade_keeps_worker_cgroups_in_root_cgroup") }
-}
+
+    @Test("a start in another pid namespace leaves alone a live supervisor whose base has the earlier build's name hyperglass-PID")
+    func legacyCgroupOfAnotherPidNamespace() { runHostile("legacy_cgroup_of_another_pid_namespace") }
 }
 }

@@ -128,3 +128,55 @@ def upgrade_keeps_worker_cgroups_in_root_cgroup():
         print(json.dumps(figures))
     finally:
         s.stop()
+
+
+def legacy_cgroup_of_another_pid_namespace():
+    """A start in another pid namespace (unshare --pid) beside a live supervisor whose shared base has the
+    earlier build's name, `hyperglass-PID` (what an in-place upgrade from that build keeps): it must not kill
+    that supervisor's workers. The name says no namespace, so the pid is looked up where it means nothing;
+    the workers' cgroups list the processes as 0 there, which says they are not ours to judge."""
+    if not os.path.exists("/usr/bin/unshare"):
+        print("{}")
+        print("SKIP: no /usr/bin/unshare", file=sys.stderr)
+        sys.exit(77)
+    mount = _unified_mount()
+    own = _cgroup_of(os.getpid())
+    if mount is None or own is None or not os.access(mount + ("" if own == "/" else own), os.W_OK):
+        print("{}")
+        print("SKIP: no writable cgroup v2 here", file=sys.stderr)
+        sys.exit(77)
+    import subprocess
+    # The live "supervisor" of the earlier build: this sleep, its workers' cgroup holding a victim.
+    victim = subprocess.Popen(["sleep", "300"])
+    base = mount + ("" if own == "/" else own) + f"/hyperglass-{victim.pid}"
+    os.mkdir(base)
+    os.mkdir(base + "/worker-0.1")
+    with open(base + "/worker-0.1/cgroup.procs", "w") as f:
+        f.write(str(victim.pid))
+    s = None
+    try:
+        s = Supervisor(workers=1, wrapper=["/usr/bin/unshare", "--pid", "--fork", "--mount-proc"])
+        if not wait_for(lambda: _cgroup_base(s) is not None, 10):
+            fail("the supervisor in another pid namespace did not start", log=s.log_text())
+        time.sleep(0.3)
+        figures = {"legacy_base": base, "victim_alive": victim.poll() is None,
+                   "said_killed": "left in the cgroups of a supervisor that was killed" in s.log_text()}
+        if not figures["victim_alive"] or figures["said_killed"] or not os.path.exists(base):
+            fail("a start in another pid namespace killed a live supervisor's workers (earlier build's cgroup name)", **figures, log=s.log_text())
+        print(json.dumps(figures))
+    finally:
+        if s:
+            s.stop()
+        victim.kill()
+        victim.wait(5)
+        for path in (base + "/worker-0.1", base):
+            wait_for(lambda: not os.path.exists(path) or _try_rmdir(path), 2)
+
+
+def _try_rmdir(path):
+    try:
+        os.rmdir(path)
+        return True
+    except OSError:
+        return False
+
