@@ -200,15 +200,16 @@ final class WorkerCgroups {
 
     /// The `hyperglass-NAMESPACE-PID` cgroups beside ours of supervisors that are gone (SIGKILLed: no exit
     /// ran): what their workers left is killed and the cgroups removed, so it cannot hold the addresses we
-    /// are about to bind. Returns how many processes were left there, for the log.
+    /// are about to bind. Returns how many processes were left there, for the log. Only at start, before `setUp`.
     static func removeAbandoned() -> Int {
         guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified else { return 0 }
         let own = mount + (path == "/" ? "" : path)
         guard access(own, W_OK) == 0 else { return 0 }
         var killed = 0
         for name in entries(of: own) where name.hasPrefix("hyperglass-") {
-            // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to).
-            guard let pid = creator(ofSharedBase: name), pid != getpid(), Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
+            // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to); or
+            // ours by its name, which, before our own is made, means a predecessor's that had our pid (pids wrap).
+            guard let pid = creator(ofSharedBase: name), pid == getpid() || Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
             let directory = own + "/" + name
             let workers = entries(of: directory).filter { $0.hasPrefix("worker-") }
             let members = workers.map { ((try? Sys.readFile("\(directory)/\($0)/cgroup.procs", limit: 1 << 16)) ?? "").split(separator: "\n") }

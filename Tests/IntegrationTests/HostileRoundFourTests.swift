@@ -12,5 +12,8 @@ struct RoundFour {
 
     @Test("a start in another pid namespace leaves alone a live supervisor whose base has the earlier build's name hyperglass-PID")
     func legacyCgroupOfAnotherPidNamespace() { runHostile("legacy_cgroup_of_another_pid_namespace") }
+
+    @Test("a start whose pid a SIGKILLed supervisor had finds that one's base under its own name and ends its stray, rather than sharing its cgroup with it")
+    func leftoverCgroupWithOurOwnPid() { runHostile("leftover_cgroup_with_our_own_pid") }
 }
 }

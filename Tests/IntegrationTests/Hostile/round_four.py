@@ -180,3 +180,46 @@ def _try_rmdir(path):
     except OSError:
         return False
 
+
+
+def leftover_cgroup_with_our_own_pid():
+    """A start whose pid a SIGKILLed supervisor of the same pid namespace had (pids wrap): its base
+    `hyperglass-NS-PID`, with a stray still in a worker's cgroup, has our own name. It is a leftover all
+    the same (nothing of ours exists before the start): the stray is killed and the cgroup made anew, not
+    skipped as ours, leaving the stray alive (holding the addresses about to be bound) and our first worker
+    joining its cgroup."""
+    mount = _unified_mount()
+    own = _cgroup_of(os.getpid())
+    if mount is None or own is None or not os.access(mount + ("" if own == "/" else own), os.W_OK):
+        print("{}")
+        print("SKIP: no writable cgroup v2 here", file=sys.stderr)
+        sys.exit(77)
+    scratch = tempfile.mkdtemp(prefix="hg-own-pid-")
+    os.chmod(scratch, 0o755)
+    stray = os.path.join(scratch, "stray")
+    namespace = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    parent = mount + ("" if own == "/" else own)
+    # The shell makes the predecessor's leftovers under its own pid, then becomes the supervisor (same pid).
+    script = (f'base={parent}/hyperglass-{namespace}-$$\nmkdir -p "$base/worker-0.1"\n'
+              f'( sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {stray} )\n'
+              f'cat {stray} > "$base/worker-0.1/cgroup.procs"\nexec "$@"\n')
+    s = None
+    try:
+        s = Supervisor(workers=1, wrapper=["/bin/sh", "-c", script, "sh"])
+        _running(s)
+        victim = (_pids_in(stray) or [0])[0]
+        figures = {"stray": victim, "stray_alive": victim > 0 and _alive(victim),
+                   "said_killed": "left in the cgroups of a supervisor that was killed" in s.log_text(),
+                   "worker_cgroups": {pid: _cgroup_of(pid) for pid in s.children()}}
+        if not victim or figures["stray_alive"] or not figures["said_killed"]:
+            fail("a leftover base with our own pid's name was skipped as ours: its stray lives", **figures, log=s.log_text())
+        print(json.dumps(figures))
+    finally:
+        if s:
+            s.stop()
+        for pid in _pids_in(stray):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(scratch, ignore_errors=True)
