@@ -57,7 +57,7 @@ extension EventLoop {
 
     /// Called by the reaper for every reaped pid: true when it was a check (this one, or one ended earlier).
     func upgradeCheckReaped(_ pid: Int32, _ exit: ExitStatus) -> Bool {
-        if endedChecks.remove(pid) != nil {
+        if endedChecks.remove(pid) != nil || checkLeftovers.remove(pid) != nil {
             killLeftovers(ofCheck: pid)
             return true
         }
@@ -74,12 +74,15 @@ extension EventLoop {
     /// What a check started outside its process group (`setsid`, a double fork) was reparented to us, the
     /// subreaper, when its parent ended: by the check's reaping, every child of ours that is neither a worker,
     /// nor in a worker's cgroup, nor a worker's stray being ended already (Strays.swift) is such a leftover,
-    /// and is killed (no grace: the check is not serving anyone); the reaper takes it.
-    private func killLeftovers(ofCheck check: Int32) {
-        for pid in Strays.children() where !unreaped.contains(pid) && !isUpgradeCheck(pid) && spawner.trees.strays.pending[pid] == nil {
-            guard let (state, _) = Strays.stat(pid), state != "Z", spawner.trees.cgroups?.holds(pid) != true else { continue }
-            log(.warning, "upgrade: killing process \(pid) (\(Strays.commandLine(pid))), left running by the upgrade check (pid \(check))")
-            kill(pid, SIGKILL)
+    /// and is killed (no grace: the check is not serving anyone). Its own orphans come to us as it dies, before
+    /// its reaping, which looks again (`checkLeftovers`): a chain of any depth ends, none missed by a race.
+    private func killLeftovers(ofCheck pid: Int32) {
+        for child in Strays.children() where !unreaped.contains(child) && !isUpgradeCheck(child) && !checkLeftovers.contains(child)
+            && spawner.trees.strays.pending[child] == nil {
+            guard let (state, _) = Strays.stat(child), state != "Z", spawner.trees.cgroups?.holds(child) != true else { continue }
+            log(.warning, "upgrade: killing process \(child) (\(Strays.commandLine(child))), left running by an upgrade check (it ended with pid \(pid))")
+            kill(child, SIGKILL)
+            checkLeftovers.insert(child)
         }
     }
 

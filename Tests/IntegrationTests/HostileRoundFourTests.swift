@@ -4,7 +4,7 @@ import Testing
 extension Hostile {
 @Suite(.timeLimit(.minutes(5)))
 struct RoundFour {
-    @Test("an upgrade check that leaves a setsid child holding its output, a double-forked daemon, or a setsid child and hangs: refused (the first at once, by what it wrote), nothing it started lives on; a live worker's helper lives")
+    @Test("an upgrade check that leaves a setsid child holding its output, a double-forked daemon, a setsid child with a child of its own, or a setsid child and hangs: refused (the first at once, by what it wrote), nothing it started lives on; a live worker's helper lives")
     func upgradeCheckLeavesNoDaemon() { runHostile("upgrade_check_leaves_no_daemon") }
 
     @Test("a supervisor in the root cgroup keeps its worker cgroups across an upgrade in place, and removes its base at exit")

@@ -58,6 +58,12 @@ def upgrade_check_leaves_no_daemon():
             "leaves a double-forked daemon":
                 (_script(scratch, "daemon", f"( setsid sleep 302 </dev/null >/dev/null 2>&1 & echo $! >> {pids} )\nsleep 0.3\necho no\nexit 1\n"),
                  "refused to take over", 3),
+            # A setsid child with a child of its own: that one comes to the supervisor only when its parent, killed
+            # as the check's leftover, has died, after the look that found its parent.
+            "leaves a setsid child with a child of its own":
+                (_script(scratch, "nested", f"setsid sh -c 'sleep 305 </dev/null >/dev/null 2>&1 & echo $! >> {pids}; exec sleep 60' </dev/null >/dev/null 2>&1 &\n"
+                                            "sleep 0.3\necho no\nexit 1\n"),
+                 "refused to take over", 3),
             "starts a setsid child and hangs":
                 (_script(scratch, "hanger", f"setsid sleep 303 </dev/null >/dev/null 2>&1 &\necho $! >> {pids}\nexec sleep 60\n"),
                  "did not answer", 8),
@@ -70,6 +76,11 @@ def upgrade_check_leaves_no_daemon():
             figures[name] = {"reply": reply.get("error", reply), "seconds": round(took, 2)}
             if reply.get("ok") is not False or expected not in reply.get("error", "") or took > bound:
                 fail(f"an upgrade to a check that {name} was not refused ({expected}) within {bound} s", **figures)
+            # Each case alone: a later check's end must not be what ends an earlier one's leftovers.
+            wait_for(lambda: not any(_alive(pid) for pid in _pids_in(pids)), 2)
+            figures[name]["left_running"] = [pid for pid in _pids_in(pids) if _alive(pid)]
+            if figures[name]["left_running"]:
+                fail(f"what a check that {name} started still runs after its refusal", **figures, log=s.log_text())
         # The reaper takes what was killed; allow it a moment.
         wait_for(lambda: not any(_alive(pid) for pid in _pids_in(pids)), 2)
         started = _pids_in(pids)
