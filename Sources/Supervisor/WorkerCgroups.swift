@@ -204,7 +204,9 @@ final class WorkerCgroups {
     static func removeAbandoned() -> Int {
         guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified else { return 0 }
         let own = mount + (path == "/" ? "" : path)
-        guard access(own, W_OK) == 0 else { return 0 }
+        // Whether a pid is gone is read in /proc: only when it shows our pid namespace (under `unshare --pid`
+        // without --mount-proc it shows the parent's, where our pids name other processes, or none).
+        guard access(own, W_OK) == 0, procShowsOurPids else { return 0 }
         var killed = 0
         for name in entries(of: own) where name.hasPrefix("hyperglass-") {
             // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to); or
@@ -228,6 +230,13 @@ final class WorkerCgroups {
             rmdir(directory)
         }
         return killed
+    }
+
+    /// `/proc/self` names our pid: this /proc is our pid namespace's.
+    private static var procShowsOurPids: Bool {
+        var buffer = [CChar](repeating: 0, count: 32)
+        let n = readlink("/proc/self", &buffer, buffer.count - 1)
+        return n > 0 && String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) == String(getpid())
     }
 
     private static func entries(of path: String) -> [String] {

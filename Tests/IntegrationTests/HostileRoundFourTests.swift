@@ -15,5 +15,8 @@ struct RoundFour {
 
     @Test("a start whose pid a SIGKILLed supervisor had finds that one's base under its own name and ends its stray, rather than sharing its cgroup with it")
     func leftoverCgroupWithOurOwnPid() { runHostile("leftover_cgroup_with_our_own_pid") }
+
+    @Test("a second supervisor in one pid namespace whose /proc is the parent's (unshare --pid without --mount-proc) leaves the first one's worker alone")
+    func secondStartUnderUnshareWithoutMountProc() { runHostile("second_start_under_unshare_without_mount_proc") }
 }
 }

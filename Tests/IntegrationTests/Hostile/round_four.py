@@ -234,3 +234,51 @@ def leftover_cgroup_with_our_own_pid():
             except ProcessLookupError:
                 pass
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def second_start_under_unshare_without_mount_proc():
+    """Two supervisors in one new pid namespace whose /proc is still the parent's (`unshare --pid --fork`
+    without --mount-proc): the second must not kill the first one's worker. The base's name says our
+    namespace, but a pid looked up in that /proc means another process there, or none (the second killed
+    the first one's live worker: 'killed by SIGKILL'). Readiness by exec: by accepting reads /proc too."""
+    import subprocess
+    if not os.path.exists("/usr/bin/unshare"):
+        print("{}")
+        print("SKIP: no /usr/bin/unshare", file=sys.stderr)
+        sys.exit(77)
+    scratch = tempfile.mkdtemp(prefix="hg-unshare-noproc-")
+    os.chmod(scratch, 0o755)
+    hyperglass = os.path.join(support.PRODUCTS, "hyperglass")
+
+    def start(name):
+        return (f"{hyperglass} start --bind 127.0.0.1:{support.free_port()} --control-socket {scratch}/{name}.sock --workers 1 --readiness exec "
+                f"-- {support.TESTWORKER} > {scratch}/{name}.log 2>&1 &\n")
+    # The first supervisor gets a pid that names no process in this /proc (the parent namespace's): found by forking.
+    script = ("i=0\nwhile [ $i -lt 5000 ]; do /bin/true & wait $!; [ -e /proc/$(( $! + 1 )) ] || break; i=$((i+1)); done\n"
+              + start("first") + "first=$!\n"
+              + f"i=0\nwhile [ $i -lt 100 ] && ! grep -q 'workers ready' {scratch}/first.log; do sleep 0.1; i=$((i+1)); done\n"
+              + start("second") + "second=$!\n"
+              + f"i=0\nwhile [ $i -lt 100 ] && ! grep -q 'workers ready' {scratch}/second.log; do sleep 0.1; i=$((i+1)); done\n"
+              + "sleep 0.5\nkill -TERM $first $second\nwait\n")
+    try:
+        process = subprocess.Popen(["/usr/bin/unshare", "--pid", "--fork", "/bin/sh", "-c", script],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # its child, the namespace's init, takes the namespace with it
+            process.wait(5)
+            fail("the two supervisors did not stop in time")
+        read = lambda name: open(os.path.join(scratch, name + ".log")).read() if os.path.exists(os.path.join(scratch, name + ".log")) else ""
+        first, second = read("first"), read("second")
+        figures = {"first_worker_killed": "exited unexpectedly: killed by SIGKILL" in first,
+                   "second_said_killed": "left in the cgroups of a supervisor that was killed" in second,
+                   "both_ready": "workers ready" in first and "workers ready" in second}
+        if figures["first_worker_killed"] or figures["second_said_killed"]:
+            fail("a second start in the same pid namespace, its /proc the parent's, killed the first one's live worker", **figures,
+                 first=first[-800:], second=second[-800:])
+        if not figures["both_ready"]:
+            fail("the two supervisors did not both start", **figures, first=first[-800:], second=second[-800:])
+        print(json.dumps(figures))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
