@@ -18,5 +18,8 @@ struct RoundFour {
 
     @Test("a second supervisor in one pid namespace whose /proc is the parent's (unshare --pid without --mount-proc) leaves the first one's worker alone")
     func secondStartUnderUnshareWithoutMountProc() { runHostile("second_start_under_unshare_without_mount_proc") }
+
+    @Test("a /livez probe connected to metrics_bind before an upgrade in place, its request sent after (or half before), is answered by the new program")
+    func probeConnectedAcrossAnUpgrade() { runHostile("probe_connected_across_an_upgrade") }
 }
 }
