@@ -44,6 +44,13 @@ extension EventLoop {
             switch buffer.withUnsafeMutableBytes({ Sys.read(fd, $0) }) {
             case .bytes(let n):
                 check.output += buffer[..<min(n, max(0, UpgradeCheck.outputLimit - check.output.count))]
+                // Nothing past the limit is kept: the pipe is closed, and a check that writes without end gets
+                // EPIPE (or dies of SIGPIPE) rather than keeping one of our CPUs busy reading it until the timeout.
+                if check.output.count >= UpgradeCheck.outputLimit {
+                    Sys.close(fd)
+                    check.outputFD = -1
+                    break reading
+                }
             case .wouldBlock: break reading
             case .endOfFile, .failed:
                 Sys.close(fd)  // also leaves the epoll set

@@ -21,5 +21,8 @@ struct RoundFour {
 
     @Test("a /livez probe connected to metrics_bind before an upgrade in place, its request sent after (or half before), is answered by the new program")
     func probeConnectedAcrossAnUpgrade() { runHostile("probe_connected_across_an_upgrade") }
+
+    @Test("an upgrade check that writes without end is refused at once by what it wrote, not read for 5 s at the cost of a CPU")
+    func upgradeCheckThatWritesForever() { runHostile("upgrade_check_that_writes_forever") }
 }
 }

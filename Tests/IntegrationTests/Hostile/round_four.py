@@ -321,3 +321,27 @@ def probe_connected_across_an_upgrade():
         for c, _ in held:
             c.close()
         s.stop()
+
+
+def upgrade_check_that_writes_forever():
+    """`upgrade PATH` where PATH writes without end (`yes`): refused at once by what it wrote, not read
+    for its whole 5 s at the cost of a CPU (the supervisor used 491 of 500 ticks meanwhile); pings answer."""
+    s = Supervisor(workers=1)
+    scratch = tempfile.mkdtemp(prefix="hg-upgrade-yes-")
+    try:
+        _running(s)
+        path = _script(scratch, "yes", "exec yes 'hyperglass 9 can take over state version 2'\n")
+        ticks = lambda: sum(int(x) for x in open(f"/proc/{s.pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
+        before, start = ticks(), time.monotonic()
+        reply = s.request({"v": 1, "cmd": "upgrade", "path": path}, timeout=20)
+        took = time.monotonic() - start
+        used = (ticks() - before) / os.sysconf("SC_CLK_TCK")
+        figures = {"reply": reply.get("error", reply), "seconds": round(took, 2), "supervisor_cpu_seconds": round(used, 2)}
+        if reply.get("ok") is not False or "refused to take over" not in reply.get("error", "") or took > 2 or used > 0.5:
+            fail("a check that writes without end was not refused at once, cheaply", **figures)
+        if s.request({"cmd": "ping"}, timeout=3).get("ok") is not True or s.process.poll() is not None:
+            fail("the supervisor does not answer", **figures)
+        print(json.dumps(figures))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        s.stop()
