@@ -112,6 +112,17 @@ extension EventLoop {
         armTimer()
     }
 
+    /// Metrics connections the old image accepted and had not answered (Upgrade.swift): watched again.
+    func adopt(httpClients: [CarriedHTTPClient]) {
+        guard let http else {
+            for client in httpClients { Sys.close(client.fd) }
+            return
+        }
+        for client in httpClients where http.adopt(client) {
+            do { try Epoll.add(epoll, client.fd, HG_EPOLLIN | HG_EPOLLRDHUP, EventLoop.httpTag | UInt64(UInt32(bitPattern: client.fd))) } catch { http.disconnect(client.fd) }
+        }
+    }
+
     func httpClientReady(_ fd: Int32, events: UInt32) {
         guard let http else { return }
         if events & HG_EPOLLOUT != 0 { http.writable(fd) }

@@ -44,6 +44,13 @@ extension EventLoop {
             switch buffer.withUnsafeMutableBytes({ Sys.read(fd, $0) }) {
             case .bytes(let n):
                 check.output += buffer[..<min(n, max(0, UpgradeCheck.outputLimit - check.output.count))]
+                // Nothing past the limit is kept: the pipe is closed, and a check that writes without end gets
+                // EPIPE (or dies of SIGPIPE) rather than keeping one of our CPUs busy reading it until the timeout.
+                if check.output.count >= UpgradeCheck.outputLimit {
+                    Sys.close(fd)
+                    check.outputFD = -1
+                    break reading
+                }
             case .wouldBlock: break reading
             case .endOfFile, .failed:
                 Sys.close(fd)  // also leaves the epoll set
@@ -57,13 +64,33 @@ extension EventLoop {
 
     /// Called by the reaper for every reaped pid: true when it was a check (this one, or one ended earlier).
     func upgradeCheckReaped(_ pid: Int32, _ exit: ExitStatus) -> Bool {
-        if endedChecks.remove(pid) != nil { return true }
+        if endedChecks.remove(pid) != nil || checkLeftovers.remove(pid) != nil {
+            killLeftovers(ofCheck: pid)
+            return true
+        }
         guard var check = upgradeCheck, check.pid == pid else { return false }
         check.exit = exit
+        // Before reading: a leftover holding the pipe dies, and what the check wrote is judged at its end of file.
+        killLeftovers(ofCheck: pid)
         upgradeCheck = check
         // What it wrote before exiting is in the pipe now: read it before judging.
         if check.outputFD >= 0 { upgradeCheckReadable(check.outputFD) } else if check.isDone { upgradeCheckAnswered() }
         return true
+    }
+
+    /// What a check started outside its process group (`setsid`, a double fork) was reparented to us, the
+    /// subreaper, when its parent ended: by the check's reaping, every child of ours that is neither a worker,
+    /// nor in a worker's cgroup, nor a worker's stray being ended already (Strays.swift) is such a leftover,
+    /// and is killed (no grace: the check is not serving anyone). Its own orphans come to us as it dies, before
+    /// its reaping, which looks again (`checkLeftovers`): a chain of any depth ends, none missed by a race.
+    private func killLeftovers(ofCheck pid: Int32) {
+        for child in Strays.children() where !unreaped.contains(child) && !isUpgradeCheck(child) && !checkLeftovers.contains(child)
+            && spawner.trees.strays.pending[child] == nil {
+            guard let (state, _) = Strays.stat(child), state != "Z", spawner.trees.cgroups?.holds(child) != true else { continue }
+            log(.warning, "upgrade: killing process \(child) (\(Strays.commandLine(child))), left running by an upgrade check (it ended with pid \(pid))")
+            kill(child, SIGKILL)
+            checkLeftovers.insert(child)
+        }
     }
 
     /// Whether `pid` is a check not yet reaped (its process group is ended with it, as a worker's is).

@@ -58,6 +58,8 @@ final class EventLoop {
     var upgradeCheck: UpgradeCheck.Running? = nil
     /// Checks killed (timed out, abandoned) and not reaped yet: their exits are no worker's.
     var endedChecks: Set<Int32> = []
+    /// What checks left and were killed, not reaped yet: each one's reaping looks again for what it left.
+    var checkLeftovers: Set<Int32> = []
     /// Clients whose reply comes from a later dispatch than their request's (an upgrade's, after its check),
     /// by fd, with their connection: a reply for a connection that has gone meanwhile is dropped, never sent
     /// to a newcomer that reused the fd. The connection itself is held, not its ObjectIdentifier: a freed

@@ -241,6 +241,26 @@ final class HTTPEndpoint {
 
     func isOpen(_ fd: Int32) -> Bool { connections[fd] != nil }
 
+    /// For an in-place upgrade: the connections whose request is not (wholly) in yet, which the new image
+    /// goes on reading (an answered one has its reply in flight or sent, and is closed by the exec).
+    var unanswered: [CarriedHTTPClient] {
+        connections.values.filter { !$0.answered && !$0.lingering && !$0.discardsInput && $0.output.isEmpty }
+            .sorted { $0.fd < $1.fd }.map { CarriedHTTPClient(fd: $0.fd, acceptedAt: $0.acceptedAt, unread: $0.input) }
+    }
+
+    /// A connection the old image accepted (Takeover.swift), with what it had read; its deadline runs from its accept.
+    /// Returns whether it was taken (not past the cap: the newest ones are closed).
+    func adopt(_ client: CarriedHTTPClient) -> Bool {
+        guard connections.count < HTTPEndpoint.maxConnections, connections[client.fd] == nil else {
+            Sys.close(client.fd)
+            return false
+        }
+        let connection = Connection(fd: client.fd, at: client.acceptedAt)
+        connection.input = client.unread
+        connections[client.fd] = connection
+        return true
+    }
+
     func disconnect(_ fd: Int32) {
         if let connection = connections[fd] { drop(connection) }
     }

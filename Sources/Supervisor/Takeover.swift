@@ -95,6 +95,7 @@ enum Takeover {
                 loop.collector.startTimeSeconds -= (Sys.now - startedAt).seconds
                 loop.startedAt = startedAt
             }
+            loop.adopt(httpClients: state.httpClients)
             for client in state.clients {
                 guard let connection = control.adoptClient(client.fd, unread: client.unread, at: Sys.now) else { continue }
                 if client.follower { _ = loop.follow(from: connection.fd) }

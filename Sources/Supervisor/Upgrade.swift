@@ -71,6 +71,8 @@ extension EventLoop {
                                  notifyName: $0.notifyName, healthName: $0.healthName)
         }
         state.waiterFD = waiter
+        // A probe connected just before the exec sends its request to the new image.
+        state.httpClients = http?.unanswered ?? []
         // Every other open connection goes along, with what it sent: a request made around the exec is
         // answered by the new image. (One with a half-written reply or a pending --wait is closed instead.)
         state.clients = control.clients.values.sorted { $0.fd < $1.fd }.compactMap { client in

@@ -64,8 +64,9 @@ final class WorkerCgroups {
     /// by its cgroup's members; a worker cgroup with no live worker in it belonged to one that exited during
     /// the exec, and what it left is killed now, as its reaping would have. Nil when the first program had none.
     static func resume(workers: Set<Int32>) -> WorkerCgroups? {
-        guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified, path != "/" else { return nil }
-        let own = mount + path
+        guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified else { return nil }
+        // In the root cgroup too (a container's own cgroup namespace shows it as "/"), as `setUp` made it there.
+        let own = mount + (path == "/" ? "" : path)
         let delegated = own.hasSuffix("/supervisor")
         let base: String
         if delegated {
@@ -120,6 +121,14 @@ final class WorkerCgroups {
     }
 
     func adopt(_ directory: String, pid: Int32) { byPid[pid] = directory }
+
+    /// Whether `pid` is in one of our workers' cgroups (a live worker's helper, reparented to us when its parent exited).
+    func holds(_ pid: Int32) -> Bool {
+        guard let mount = CgroupLimits.unifiedMount(),
+              let path = CgroupMembership(procSelfCgroup: (try? Sys.readFile("/proc/\(pid)/cgroup", limit: 8192)) ?? "").unified
+        else { return false }
+        return (mount + (path == "/" ? "" : path)).hasPrefix(base + "/worker-")
+    }
 
     func directory(of pid: Int32) -> String? { byPid[pid] }
 
@@ -191,18 +200,26 @@ final class WorkerCgroups {
 
     /// The `hyperglass-NAMESPACE-PID` cgroups beside ours of supervisors that are gone (SIGKILLed: no exit
     /// ran): what their workers left is killed and the cgroups removed, so it cannot hold the addresses we
-    /// are about to bind. Returns how many processes were left there, for the log.
+    /// are about to bind. Returns how many processes were left there, for the log. Only at start, before `setUp`.
     static func removeAbandoned() -> Int {
         guard let mount = CgroupLimits.unifiedMount(), let path = CgroupLimits.membership().unified else { return 0 }
         let own = mount + (path == "/" ? "" : path)
-        guard access(own, W_OK) == 0 else { return 0 }
+        // Whether a pid is gone is read in /proc: only when it shows our pid namespace (under `unshare --pid`
+        // without --mount-proc it shows the parent's, where our pids name other processes, or none).
+        guard access(own, W_OK) == 0, procShowsOurPids else { return 0 }
         var killed = 0
         for name in entries(of: own) where name.hasPrefix("hyperglass-") {
-            // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to).
-            guard let pid = creator(ofSharedBase: name), pid != getpid(), Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
+            // Gone, or a zombie its parent has not reaped yet (a SIGKILLed supervisor's parent may be slow to); or
+            // ours by its name, which, before our own is made, means a predecessor's that had our pid (pids wrap).
+            guard let pid = creator(ofSharedBase: name), pid == getpid() || Strays.stat(pid).map({ $0.state == "Z" }) ?? true else { continue }
             let directory = own + "/" + name
-            for worker in entries(of: directory) where worker.hasPrefix("worker-") {
-                killed += ((try? Sys.readFile("\(directory)/\(worker)/cgroup.procs", limit: 1 << 16)) ?? "").split(separator: "\n").count
+            let workers = entries(of: directory).filter { $0.hasPrefix("worker-") }
+            let members = workers.map { ((try? Sys.readFile("\(directory)/\($0)/cgroup.procs", limit: 1 << 16)) ?? "").split(separator: "\n") }
+            // A process of a pid namespace we cannot see is listed as 0: its supervisor is not ours to judge (an
+            // earlier build's `hyperglass-PID` names no namespace, and that pid means nothing here).
+            if members.joined().contains("0") { continue }
+            for (worker, members) in zip(workers, members) {
+                killed += members.count
                 write("1", to: "\(directory)/\(worker)/cgroup.kill")
                 var tries = 0
                 while rmdir("\(directory)/\(worker)") != 0, errno == EBUSY, tries < 100 {
@@ -213,6 +230,13 @@ final class WorkerCgroups {
             rmdir(directory)
         }
         return killed
+    }
+
+    /// `/proc/self` names our pid: this /proc is our pid namespace's.
+    private static var procShowsOurPids: Bool {
+        var buffer = [CChar](repeating: 0, count: 32)
+        let n = readlink("/proc/self", &buffer, buffer.count - 1)
+        return n > 0 && String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) == String(getpid())
     }
 
     private static func entries(of path: String) -> [String] {

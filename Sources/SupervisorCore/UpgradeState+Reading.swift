@@ -64,6 +64,7 @@ struct StateReader {
     private var directory: (path: String, started: Int)?
     private var workerSockets: [CarriedWorkerSockets] = []
     private var clients: [CarriedClient] = []
+    private var httpClients: [CarriedHTTPClient] = []
     private var spawns: UInt64 = 0
     private var probeFailures: UInt64 = 0
     private var failures: [FailureReason: UInt64] = [:]
@@ -190,16 +191,10 @@ struct StateReader {
             control = CarriedControl(fd: try fields.fd("fd"), path: try fields.string("path"))
             waiter = try fields.bounded("waiter", StateReader.fds)
         case "client":
-            let hex = Array((fields.values["unread"] ?? "").utf8)
-            guard hex.count % 2 == 0 else { throw .malformed(line: number, "'unread' is not hex") }
-            var unread: [UInt8] = []
-            for index in stride(from: 0, to: hex.count, by: 2) {
-                guard let byte = UInt8(String(decoding: hex[index..<index + 2], as: UTF8.self), radix: 16) else {
-                    throw .malformed(line: number, "'unread' is not hex")
-                }
-                unread.append(byte)
-            }
-            clients.append(CarriedClient(fd: try fields.fd("fd"), follower: fields.values["follower"] == "true", unread: unread))
+            clients.append(CarriedClient(fd: try fields.fd("fd"), follower: fields.values["follower"] == "true", unread: try unread(fields, line: number)))
+        case "httpClient":
+            httpClients.append(CarriedHTTPClient(fd: try fields.fd("fd"), acceptedAt: try fields.instant("accepted") ?? Instant(nanoseconds: 0),
+                                                 unread: try unread(fields, line: number)))
         case "sockets":
             directory = (try fields.string("directory"), try fields.count("started"))
         case "workerSockets":
@@ -231,6 +226,20 @@ struct StateReader {
         }
     }
 
+    /// A record's `unread` bytes, in hex.
+    private func unread(_ fields: Fields, line number: Int) throws(UpgradeStateError) -> [UInt8] {
+        let hex = Array((fields.values["unread"] ?? "").utf8)
+        guard hex.count % 2 == 0 else { throw .malformed(line: number, "'unread' is not hex") }
+        var unread: [UInt8] = []
+        for index in stride(from: 0, to: hex.count, by: 2) {
+            guard let byte = UInt8(String(decoding: hex[index..<index + 2], as: UTF8.self), radix: 16) else {
+                throw .malformed(line: number, "'unread' is not hex")
+            }
+            unread.append(byte)
+        }
+        return unread
+    }
+
     func finish() throws(UpgradeStateError) -> UpgradeState {
         guard let from else { throw .malformed(line: 0, "no 'from' record") }
         guard let release else { throw .malformed(line: 0, "no 'pool' record") }
@@ -258,6 +267,7 @@ struct StateReader {
         state.waiterFD = waiter
         state.workerSockets = workerSockets
         state.clients = clients
+        state.httpClients = httpClients
         return state
     }
 }

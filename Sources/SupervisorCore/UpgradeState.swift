@@ -37,6 +37,8 @@ public struct UpgradeState: Equatable, Sendable {
     public var waiterFD: Int32? = nil
     /// Open control connections, so a request sent around the exec is answered by the new image.
     public var clients: [CarriedClient] = []
+    /// Open metrics_bind connections not answered yet (a probe whose request comes just after the exec).
+    public var httpClients: [CarriedHTTPClient] = []
 
     public init(fromVersion: String, handoverAt: Instant, pool: PoolSnapshot, control: CarriedControl,
                 workerSocketDirectory: String, workerSocketsStarted: Int) {
@@ -51,6 +53,7 @@ public struct UpgradeState: Equatable, Sendable {
     /// Every fd the new image adopts: what must survive execve (close-on-exec cleared on exactly these).
     public var carriedFDs: [Int32] {
         listeners.map(\.fd) + metricsListeners.map(\.fd) + [control.fd] + workerSockets.map(\.notifyFD) + (waiterFD.map { [$0] } ?? []) + clients.map(\.fd)
+            + httpClients.map(\.fd)
     }
 }
 
@@ -85,6 +88,19 @@ public struct CarriedClient: Equatable, Sendable {
     public init(fd: Int32, follower: Bool, unread: [UInt8]) {
         self.fd = fd
         self.follower = follower
+        self.unread = unread
+    }
+}
+
+/// A metrics_bind connection whose request is not (wholly) in yet: what it sent so far, and when it was
+/// accepted (its deadlines run from then, not from the exec).
+public struct CarriedHTTPClient: Equatable, Sendable {
+    public var fd: Int32
+    public var acceptedAt: Instant
+    public var unread: [UInt8]
+    public init(fd: Int32, acceptedAt: Instant, unread: [UInt8]) {
+        self.fd = fd
+        self.acceptedAt = acceptedAt
         self.unread = unread
     }
 }
@@ -176,6 +192,10 @@ extension UpgradeState {
         for client in clients {
             record("client", [("fd", String(client.fd)), ("follower", client.follower ? "true" : nil),
                               ("unread", client.unread.isEmpty ? nil : client.unread.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())])
+        }
+        for client in httpClients {
+            record("httpClient", [("fd", String(client.fd)), ("accepted", String(client.acceptedAt.nanoseconds)),
+                                  ("unread", client.unread.isEmpty ? nil : client.unread.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())])
         }
         record("sockets", [("directory", workerSocketDirectory), ("started", String(workerSocketsStarted))])
         for sockets in workerSockets {

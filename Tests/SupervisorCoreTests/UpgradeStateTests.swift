@@ -40,6 +40,8 @@ struct UpgradeStateTests {
         state.waiterFD = 9
         state.clients = [CarriedClient(fd: 20, follower: true, unread: []),
                          CarriedClient(fd: 21, follower: false, unread: Array("{\"cmd\":\"ping\"}\n{\"cmd\"".utf8) + [0, 0xFF])]
+        state.httpClients = [CarriedHTTPClient(fd: 22, acceptedAt: Instant(nanoseconds: now.nanoseconds - 300_000_000), unread: []),
+                             CarriedHTTPClient(fd: 23, acceptedAt: now, unread: Array("GET /liv".utf8))]
         return state
     }
 

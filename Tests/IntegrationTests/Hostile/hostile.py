@@ -14,9 +14,10 @@ import control_clients  # noqa: E402
 import local_users  # noqa: E402
 import round_two  # noqa: E402
 import round_three  # noqa: E402
+import round_four  # noqa: E402
 import support  # noqa: E402
 
-SCENARIOS = {name: getattr(module, name) for module in (backlog, control_clients, local_users, round_two, round_three)
+SCENARIOS = {name: getattr(module, name) for module in (backlog, control_clients, local_users, round_two, round_three, round_four)
              for name in dir(module) if not name.startswith("_") and callable(getattr(module, name))
              and getattr(getattr(module, name), "__module__", "") == module.__name__}
 
