@@ -191,11 +191,15 @@ final class WorkerCgroups {
     static func creator(ofSharedBase name: String) -> Int32? {
         guard name.hasPrefix("hyperglass-") else { return nil }
         let parts = name.dropFirst("hyperglass-".count).split(separator: "-", omittingEmptySubsequences: false)
+        let pid: Int32?
         switch parts.count {
-        case 1: return Int32(parts[0])
-        case 2: return parts[0] == Substring(pidNamespace) ? Int32(parts[1]) : nil
-        default: return nil
+        case 1: pid = Int32(parts[0])
+        case 2: pid = parts[0] == Substring(pidNamespace) ? Int32(parts[1]) : nil
+        default: pid = nil
         }
+        // No supervisor has pid 0 or less: such a name is nobody's to judge (Int32 reads "+5" too: not ours).
+        guard let pid, pid > 0, parts.last?.allSatisfy(\.isNumber) == true else { return nil }
+        return pid
     }
 
     /// The `hyperglass-NAMESPACE-PID` cgroups beside ours of supervisors that are gone (SIGKILLed: no exit
