@@ -18,7 +18,9 @@
 
 /// A unix listener's pending connections, from sock_diag (what `ss -xl` shows as Recv-Q): unix
 /// sockets have no TCP_INFO, and /proc/net/unix shows no queue. -1 when the kernel lacks unix_diag.
-static int unix_listen_queue(int fd, int *backlog) {
+/// Asks sock_diag about the unix listener `fd` (by its inode), showing `show`; the netlink socket to read
+/// the answer from, or -1 (a kernel without unix_diag).
+static int unix_diag_ask(int fd, unsigned show) {
     struct stat st;
     if (fstat(fd, &st) < 0) return -1;
     int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -31,15 +33,22 @@ static int unix_listen_queue(int fd, int *backlog) {
     msg.req.sdiag_family = AF_UNIX;
     msg.req.udiag_states = 1 << TCP_LISTEN;
     msg.req.udiag_ino = (unsigned)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+    msg.req.udiag_show = show;
     msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
     msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
     struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-    long answer[256];
-    ssize_t n = -1;
-    if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) == (ssize_t)sizeof msg) {
-        n = recv(nl, answer, sizeof answer, 0);
+    if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof msg) {
+        close(nl);
+        return -1;
     }
+    return nl;
+}
+
+static int unix_listen_queue(int fd, int *backlog) {
+    int nl = unix_diag_ask(fd, UDIAG_SHOW_RQLEN);
+    if (nl < 0) return -1;
+    long answer[256];
+    ssize_t n = recv(nl, answer, sizeof answer, 0);
     close(nl);
     if (n < 0) return -1;
     struct nlmsghdr *h = (struct nlmsghdr *)answer;
@@ -58,24 +67,9 @@ static int unix_listen_queue(int fd, int *backlog) {
 }
 
 int hg_unix_queued(int fd, uint64_t *ids, int capacity) {
-    struct stat st;
-    if (fstat(fd, &st) < 0) return -1;
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int nl = unix_diag_ask(fd, UDIAG_SHOW_ICONS);
     if (nl < 0) return -1;
-    struct { struct nlmsghdr nlh; struct unix_diag_req req; } msg;
-    memset(&msg, 0, sizeof msg);
-    msg.nlh.nlmsg_len = sizeof msg;
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1 << TCP_LISTEN;
-    msg.req.udiag_ino = (unsigned)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_ICONS;
-    msg.req.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
-    msg.req.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
     int count = -1;
-    if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof msg) goto done;
     // Four bytes per queued connection: the answer's size, peeked first, sizes the buffer.
     ssize_t size = recv(nl, NULL, 0, MSG_PEEK | MSG_TRUNC);
     if (size <= 0) goto done;
