@@ -58,9 +58,13 @@ extension Pool {
     /// hears `upgradePreparing` (nothing yet), then a refusal or the exec's own reply.
     mutating func prepareUpgrade(path: String?, wait: Bool, by requester: Requester, at now: Instant) -> [Action] {
         upgradePreparation = UpgradePreparation(path: path, wait: wait, requester: requester, since: now)
+        // A signal has no client to answer: the log says what it started.
+        let said: [Action] = if case .signal(let signal) = requester {
+            [.log(.notice, "\(signal.name): upgrading in place to the installed program (same pid and workers; there is no old master to stop afterwards)")]
+        } else { [] }
         // The reply first: a check the shell refuses at once answers `upgradeFailed` in the same dispatch, and
         // its refusal must be the last word to the client.
-        return answer(requester, .upgradePreparing) + [.checkUpgrade(path: path, for: requester)]
+        return said + answer(requester, .upgradePreparing) + [.checkUpgrade(path: path, for: requester)]
     }
 
     /// The preflight said yes. The pool may have changed while it ran (a worker crashed and is starting

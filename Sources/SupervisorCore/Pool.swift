@@ -203,9 +203,8 @@ public struct Pool: Sendable {
         case .upgrade:
             // Gunicorn's and nginx's USR2 starts a second master that the operator then stops the first of;
             // here the same pid runs the new program, so a SIGTERM "to the old master" would stop the service.
-            let actions = requested(.upgrade(path: nil, wait: false), by: .signal(signal), at: now)
-            guard actions.contains(where: { if case .checkUpgrade = $0 { true } else { false } }) else { return actions }
-            return [.log(.notice, "\(signal.name): upgrading in place to the installed program (same pid and workers; there is no old master to stop afterwards)")] + actions
+            // The admitted upgrade logs that (prepareUpgrade); a refused one, why.
+            return requested(.upgrade(path: nil, wait: false), by: .signal(signal), at: now)
         case .ignored(let reason):
             return [.log(.notice, "\(signal.name) ignored: \(reason)")]
         case .reap, nil:
