@@ -151,14 +151,7 @@ def metrics_probe_at_emfile_sends_late():
     try:
         if not wait_for(lambda: _probe(port, "/livez")[0] == 200, 10):
             fail("/livez did not answer at start", log=s.log_text())
-        for _ in range(80):  # control clients until the supervisor is out of fds
-            try:
-                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                c.settimeout(1)
-                c.connect(s.control)
-                held.append(c)
-            except OSError:
-                break
+        held += support.exhaust_fds(s)  # control clients until the supervisor is out of fds
         time.sleep(0.3)
         results = []
         for _ in range(5):

@@ -174,13 +174,7 @@ def metrics_emfile():
     try:
         if not wait_for(lambda: _probe(port, "/livez")[0] == 200, 10):
             fail("/livez did not answer at start", log=s.log_text())
-        for _ in range(80):  # control clients until the supervisor is out of fds
-            try:
-                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                c.connect(s.control)
-                held.append(c)
-            except OSError:
-                break
+        held += support.exhaust_fds(s)  # control clients until the supervisor is out of fds
         silent = socket.create_connection(("127.0.0.1", port))  # pending in the backlog at EMFILE
         time.sleep(0.5)
         before = s.cpu_seconds()

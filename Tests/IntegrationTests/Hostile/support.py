@@ -138,6 +138,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def exhaust_fds(supervisor, most=80):
+    """Control connections held open until the supervisor (started with a small `nofile`) is out of fds;
+    the caller closes them."""
+    held = []
+    for _ in range(most):
+        try:
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(1)
+            c.connect(supervisor.control)
+            held.append(c)
+        except OSError:
+            break
+    return held
+
+
 def wait_for(condition, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
